@@ -1,0 +1,64 @@
+"""`funchost start`: run a Python v2 Functions app without Core Tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .settings import ConfigError
+
+
+class _Formatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        moment = datetime.fromtimestamp(record.created, timezone.utc)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="funchost", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="run the app in the current or given directory")
+    start.add_argument("--app-dir", default=".", type=Path)
+    start.add_argument("--port", default=7071, type=int)
+    start.add_argument("--host", default="127.0.0.1")
+    start.add_argument("--grace-period", default=10.0, type=float,
+                       help="seconds in-flight invocations get to finish on shutdown")
+    start.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_Formatter("[%(asctime)s] %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    if not args.verbose:
+        for noisy in ("azure", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    from .host import Host
+
+    started = time.perf_counter()
+    host = Host(args.app_dir, args.host, args.port, args.grace_period)
+    try:
+        host.load()
+    except ConfigError as exc:
+        print(f"funchost: {exc}", file=sys.stderr)
+        return 2
+    except Exception:  # the app's own import failed: show it as the worker would
+        logging.getLogger("funchost").exception("funchost: the app failed to load")
+        return 2
+    try:
+        asyncio.run(host.serve(started))
+    except OSError as exc:
+        print(f"funchost: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

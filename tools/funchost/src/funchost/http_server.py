@@ -1,0 +1,82 @@
+"""The HTTP front: function routes, `/admin/host/status` and the durable webhooks."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import azure.functions as func
+from aiohttp import web
+
+from .indexing import FunctionSpec
+from .invoker import Invoker
+from .routes import RouteTable
+
+if TYPE_CHECKING:
+    from .durable.webhooks import DurableWebhooks
+
+log = logging.getLogger("funchost")
+
+DURABLE_PREFIX = "/runtime/webhooks/durabletask/"
+
+
+class HttpFront:
+    """Dispatches each request to its function and returns its HttpResponse as is."""
+
+    def __init__(self, routes: RouteTable[FunctionSpec], invoker: Invoker,
+                 inputs: Any, max_body_bytes: int = 100 * 1024 * 1024) -> None:
+        self.routes = routes
+        self.invoker = invoker
+        self.inputs = inputs  # callable(spec, request_url) -> dict of input binding values
+        self.durable: DurableWebhooks | None = None
+        self.state = "Running"
+        self.max_body_bytes = max_body_bytes
+
+    def build(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path.rstrip("/") == "/admin/host/status":
+            return web.json_response({"state": self.state, "processUptime": None,
+                                      "version": "funchost", "id": "funchost"})
+        if path.startswith(DURABLE_PREFIX) and self.durable is not None:
+            return await self.durable.handle(request, path[len(DURABLE_PREFIX):])
+        found = self.routes.find(request.method, path)
+        if isinstance(found, int):
+            return web.Response(status=found)
+        route, values = found
+        spec = route.target
+        body = await request.read()
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params={k: request.query.getone(k) for k in request.query.keys()},
+            route_params=values,
+            body=body,
+        )
+        outcome = await self.invoker.invoke(
+            spec, http_request, self.inputs(spec, str(request.url)),
+            reason=f"This function was programmatically called via the host APIs. {request.method} {path}",
+        )
+        if not outcome.ok:
+            return web.Response(status=500, text="Internal Server Error")
+        return _to_aiohttp(outcome.value)
+
+
+def _to_aiohttp(value: Any) -> web.Response:
+    if value is None:
+        return web.Response(status=204)
+    if isinstance(value, (str, bytes)):
+        value = func.HttpResponse(value)
+    if not isinstance(value, func.HttpResponse):
+        log.error("HTTP function returned %s, not an HttpResponse", type(value).__name__)
+        return web.Response(status=500, text="Internal Server Error")
+    headers = dict(value.headers)
+    if not any(k.lower() == "content-type" for k in headers):
+        mimetype = value.mimetype or "text/plain"
+        headers["Content-Type"] = f"{mimetype}; charset={value.charset or 'utf-8'}"
+    return web.Response(status=value.status_code, body=value.get_body(), headers=headers)
