@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .settings import ConfigError
@@ -15,7 +15,7 @@ from .settings import ConfigError
 
 class _Formatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        moment = datetime.fromtimestamp(record.created, timezone.utc)
+        moment = datetime.fromtimestamp(record.created, UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -26,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--app-dir", default=".", type=Path)
     start.add_argument("--port", default=7071, type=int)
     start.add_argument("--host", default="127.0.0.1")
-    start.add_argument("--grace-period", default=10.0, type=float,
-                       help="seconds in-flight invocations get to finish on shutdown")
+    start.add_argument(
+        "--grace-period",
+        default=10.0,
+        type=float,
+        help="seconds in-flight invocations get to finish on shutdown",
+    )
     start.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
 

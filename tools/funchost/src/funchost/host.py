@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -14,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from azure.functions import meta
 
-from .http_server import DURABLE_PREFIX, HttpFront
+from .http_server import HttpFront
 from .indexing import FunctionSpec, import_app, index_app
 from .invoker import Invoker, decode
 from .queues import QueueListener, QueueSink, QueueWakeups
@@ -30,8 +29,9 @@ DURABLE_TRIGGERS = ("orchestrationTrigger", "activityTrigger")
 class Host:
     """One running app. `load()` indexes and validates; `serve()` runs until stopped."""
 
-    def __init__(self, app_dir: Path, host: str = "127.0.0.1", port: int = 7071,
-                 grace_seconds: float = 10.0) -> None:
+    def __init__(
+        self, app_dir: Path, host: str = "127.0.0.1", port: int = 7071, grace_seconds: float = 10.0
+    ) -> None:
         self.app_dir = app_dir.resolve()
         self.bind_host = host
         self.port = port
@@ -39,6 +39,7 @@ class Host:
         self.stop_event = asyncio.Event()
         self.functions: list[FunctionSpec] = []
         self.base_url = f"http://{host}:{port}"
+        self.durable_client_json = ""
 
     def load(self) -> None:
         apply_local_settings(load_local_settings(self.app_dir))
@@ -76,41 +77,13 @@ class Host:
             lines.append("")
         return "\n".join(lines)
 
-    def durable_client_json(self) -> str:
-        base = f"{self.base_url}{DURABLE_PREFIX}"
-        hub = self.config.hub_name
-        query = f"taskHub={hub}&connection=Storage"
-        instance = f"{base}instances/INSTANCEID"
-        return json.dumps({
-            "taskHubName": hub,
-            "creationUrls": {
-                "createNewInstancePostUri": f"{base}orchestrators/{{functionName}}[/{{instanceId}}]?{query}",
-                "createAndWaitOnNewInstancePostUri": (
-                    f"{base}orchestrators/{{functionName}}[/{{instanceId}}]?timeout={{timeoutInSeconds}}"
-                    f"&pollingInterval={{intervalInSeconds}}&{query}"
-                ),
-            },
-            "managementUrls": {
-                "id": "INSTANCEID",
-                "statusQueryGetUri": f"{instance}?{query}",
-                "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
-                "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
-                "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
-                "purgeHistoryDeleteUri": f"{instance}?{query}",
-                "restartPostUri": f"{instance}/restart?{query}",
-                "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
-                "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
-            },
-            "rpcBaseUrl": base,
-            "requiredQueryStringParameters": "",
-        })
-
     def _inputs(self, spec: FunctionSpec, url: str) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for binding in spec.inputs:
             if binding.type == "durableClient":
-                values[binding.name] = decode("durableClient",
-                                              meta.Datum(self.durable_client_json(), "string"))
+                values[binding.name] = decode(
+                    "durableClient", meta.Datum(self.durable_client_json, "string")
+                )
         return values
 
     async def serve(self, started_at: float | None = None) -> None:
@@ -133,15 +106,18 @@ class Host:
             engine = DurableEngine(self.config, self.functions, invoker, self.base_url)
             await engine.start()
             front.durable = DurableWebhooks(engine, self.base_url)
+            self.durable_client_json = front.durable.client_binding_json()
         runner = web.AppRunner(front.build(), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.bind_host, self.port, reuse_address=True)
         await site.start()
         lease = float(os.environ.get("FUNCHOST_QUEUE_LEASE_SECONDS", "30"))
-        listeners = [QueueListener(s, self.config.queues, invoker, wakeups, lease)
-                     for s in self.queue_specs]
+        listeners = [
+            QueueListener(s, self.config.queues, invoker, wakeups, lease) for s in self.queue_specs
+        ]
         timers = [TimerRunner(s, invoker) for s in self.timer_specs]
-        background = [asyncio.create_task(x.run()) for x in (*listeners, *timers)]
+        components: list[QueueListener | TimerRunner] = [*listeners, *timers]
+        background = [asyncio.create_task(x.run()) for x in components]
         print(self.banner(), flush=True)
         elapsed = f" in {time.perf_counter() - started_at:.2f}s" if started_at else ""
         log.info("Host started%s; listening on %s", elapsed, self.base_url)
@@ -152,14 +128,17 @@ class Host:
                 log.error("host component failed: %r", task.exception())
         log.info("Stopping the host: no new work; in-flight invocations get %.0fs", self.grace)
         front.state = "Stopping"
-        for component in (*listeners, *timers):
+        for component in components:
             component.stopping.set()
         if engine is not None:
             engine.stopping.set()
         finished = await invoker.wait_idle(self.grace)
         if not finished:
-            log.warning("grace period over with %d invocations running; their queue messages "
-                        "reappear after their lease", invoker.in_flight)
+            log.warning(
+                "grace period over with %d invocations running; their queue messages "
+                "reappear after their lease",
+                invoker.in_flight,
+            )
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

@@ -23,8 +23,13 @@ DURABLE_PREFIX = "/runtime/webhooks/durabletask/"
 class HttpFront:
     """Dispatches each request to its function and returns its HttpResponse as is."""
 
-    def __init__(self, routes: RouteTable[FunctionSpec], invoker: Invoker,
-                 inputs: Any, max_body_bytes: int = 100 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        routes: RouteTable[FunctionSpec],
+        invoker: Invoker,
+        inputs: Any,
+        max_body_bytes: int = 100 * 1024 * 1024,
+    ) -> None:
         self.routes = routes
         self.invoker = invoker
         self.inputs = inputs  # callable(spec, request_url) -> dict of input binding values
@@ -40,10 +45,16 @@ class HttpFront:
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if path.rstrip("/") == "/admin/host/status":
-            return web.json_response({"state": self.state, "processUptime": None,
-                                      "version": "funchost", "id": "funchost"})
+            return web.json_response(
+                {
+                    "state": self.state,
+                    "processUptime": None,
+                    "version": "funchost",
+                    "id": "funchost",
+                }
+            )
         if path.startswith(DURABLE_PREFIX) and self.durable is not None:
-            return await self.durable.handle(request, path[len(DURABLE_PREFIX):])
+            return await self.durable.handle(request, path[len(DURABLE_PREFIX) :])
         found = self.routes.find(request.method, path)
         if isinstance(found, int):
             return web.Response(status=found)
@@ -59,8 +70,10 @@ class HttpFront:
             body=body,
         )
         outcome = await self.invoker.invoke(
-            spec, http_request, self.inputs(spec, str(request.url)),
-            reason=f"This function was programmatically called via the host APIs. {request.method} {path}",
+            spec,
+            http_request,
+            self.inputs(spec, str(request.url)),
+            reason=f"HTTP {request.method} {path}",
         )
         if not outcome.ok:
             return web.Response(status=500, text="Internal Server Error")

@@ -12,16 +12,23 @@ import inspect
 import json
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import azure.functions as func
 from azure.functions.decorators.function_app import FunctionRegister
 
 from .settings import ConfigError, resolve_setting_refs
 
-TRIGGERS = {"httpTrigger", "queueTrigger", "timerTrigger", "orchestrationTrigger", "activityTrigger"}
+TRIGGERS = {
+    "httpTrigger",
+    "queueTrigger",
+    "timerTrigger",
+    "orchestrationTrigger",
+    "activityTrigger",
+}
 INPUTS = {"durableClient"}
 OUTPUTS = {"http", "queue"}
 
@@ -100,7 +107,9 @@ def _load_function(function: Any) -> FunctionSpec:
     bindings = [_binding(name, json.loads(raw)) for raw in function.get_raw_bindings()]
     triggers = [b for b in bindings if b.type in TRIGGERS or b.type.endswith("Trigger")]
     if len(triggers) != 1:
-        raise FunctionLoadError(name, f"a function needs exactly one trigger, found {len(triggers)}")
+        raise FunctionLoadError(
+            name, f"a function needs exactly one trigger, found {len(triggers)}"
+        )
     trigger = triggers[0]
     for b in bindings:
         if b.type not in TRIGGERS | INPUTS | OUTPUTS:

@@ -16,7 +16,7 @@ import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import azure.functions as func
@@ -28,7 +28,9 @@ log = logging.getLogger("funchost")
 T = TypeVar("T")
 
 
-def decode(binding_type: str, datum: meta.Datum, metadata: dict[str, meta.Datum] | None = None) -> Any:
+def decode(
+    binding_type: str, datum: meta.Datum, metadata: dict[str, meta.Datum] | None = None
+) -> Any:
     """Decode a payload with the library's converter for that binding type."""
     converter = meta.get_binding_registry().get(binding_type)
     if converter is None:
@@ -120,8 +122,14 @@ class Invoker:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def invoke(self, spec: FunctionSpec, trigger_value: Any, inputs: dict[str, Any] | None = None,
-                     *, reason: str = "") -> Outcome:
+    async def invoke(
+        self,
+        spec: FunctionSpec,
+        trigger_value: Any,
+        inputs: dict[str, Any] | None = None,
+        *,
+        reason: str = "",
+    ) -> Outcome:
         """Invoke `spec` with its trigger parameter set to `trigger_value`.
 
         Never raises for the function's own errors: they come back in the Outcome.
@@ -158,14 +166,19 @@ class Invoker:
         status = "Succeeded" if outcome.ok else "Failed"
         log.info(
             "Executed 'Functions.%s' (%s, Id=%s, Duration=%.0fms)%s",
-            spec.name, status, invocation_id, outcome.duration_ms,
+            spec.name,
+            status,
+            invocation_id,
+            outcome.duration_ms,
             f" Reason='{reason}'" if reason else "",
         )
         if not outcome.ok:
             log.error("Function '%s' failed:\n%s", spec.name, outcome.error_text.rstrip())
         return outcome
 
-    async def _write_outputs(self, spec: FunctionSpec, outs: dict[str, _Out[Any]], value: Any) -> None:
+    async def _write_outputs(
+        self, spec: FunctionSpec, outs: dict[str, _Out[Any]], value: Any
+    ) -> None:
         pending: list[tuple[Binding, Any]] = [
             (b, outs[b.name].get()) for b in spec.outputs if outs[b.name].is_set
         ]
@@ -183,7 +196,7 @@ class Invoker:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     def shutdown(self) -> None:
@@ -191,4 +204,4 @@ class Invoker:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

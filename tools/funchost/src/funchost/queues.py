@@ -121,8 +121,14 @@ def _bodies(datum: meta.Datum) -> list[str | bytes]:
 class QueueListener:
     """Polls one trigger's queue and runs its function for each message."""
 
-    def __init__(self, spec: FunctionSpec, options: QueueOptions, invoker: Invoker,
-                 wakeups: QueueWakeups, lease_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        options: QueueOptions,
+        invoker: Invoker,
+        wakeups: QueueWakeups,
+        lease_seconds: float = 30.0,
+    ) -> None:
         self.spec = spec
         self.options = options
         self.invoker = invoker
@@ -147,7 +153,8 @@ class QueueListener:
                     continue
                 try:
                     messages = [
-                        m async for m in client.receive_messages(
+                        m
+                        async for m in client.receive_messages(
                             messages_per_page=self.options.batch_size,
                             max_messages=self.options.batch_size,
                             visibility_timeout=int(self.lease),
@@ -179,8 +186,9 @@ class QueueListener:
     async def _wait(self, event: asyncio.Event, timeout: float | None) -> None:
         stop = asyncio.create_task(self.stopping.wait())
         other = asyncio.create_task(event.wait())
-        done, pending = await asyncio.wait({stop, other}, timeout=timeout,
-                                           return_when=asyncio.FIRST_COMPLETED)
+        done, pending = await asyncio.wait(
+            {stop, other}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         for task in pending:
             task.cancel()
 
@@ -216,26 +224,36 @@ class QueueListener:
             if outcome.ok:
                 await client.delete_message(message.id, receipt["pop"])
             elif message.dequeue_count >= max_dequeue:
-                await self._to_poison(client, poison, message, "failed on its last delivery",
-                                      receipt["pop"])
+                await self._to_poison(
+                    client, poison, message, "failed on its last delivery", receipt["pop"]
+                )
             else:
-                await client.update_message(message.id, receipt["pop"],
-                                            visibility_timeout=int(self.options.visibility_timeout))
+                await client.update_message(
+                    message.id,
+                    receipt["pop"],
+                    visibility_timeout=int(self.options.visibility_timeout),
+                )
         except ResourceNotFoundError:
-            log.warning("queue %s: message %s lease was lost; it will be delivered again",
-                        self.queue, message.id)
+            log.warning(
+                "queue %s: message %s lease was lost; it will be delivered again",
+                self.queue,
+                message.id,
+            )
 
     async def _renew(self, client: Any, message: Any, receipt: dict[str, str]) -> None:
         while True:
             await asyncio.sleep(self.lease / 2)
-            updated = await client.update_message(message.id, receipt["pop"],
-                                                  visibility_timeout=int(self.lease))
+            updated = await client.update_message(
+                message.id, receipt["pop"], visibility_timeout=int(self.lease)
+            )
             receipt["pop"] = updated.pop_receipt
 
-    async def _to_poison(self, client: Any, poison: Any, message: Any, why: str,
-                         pop_receipt: str | None = None) -> None:
-        log.warning("queue %s: message %s moved to %s-poison (%s)", self.queue, message.id,
-                    self.queue, why)
+    async def _to_poison(
+        self, client: Any, poison: Any, message: Any, why: str, pop_receipt: str | None = None
+    ) -> None:
+        log.warning(
+            "queue %s: message %s moved to %s-poison (%s)", self.queue, message.id, self.queue, why
+        )
         try:
             await poison.send_message(message.content)
         except ResourceNotFoundError:

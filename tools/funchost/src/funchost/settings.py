@@ -47,12 +47,15 @@ class QueueOptions:
     def from_host_json(cls, section: dict[str, Any]) -> QueueOptions:
         batch_size = int(section.get("batchSize", 16))
         if not 1 <= batch_size <= 32:
-            raise ConfigError(f"host.json extensions.queues.batchSize must be 1..32, got {batch_size}")
+            raise ConfigError(
+                f"host.json extensions.queues.batchSize must be 1..32, got {batch_size}"
+            )
         threshold = int(section.get("newBatchThreshold", batch_size // 2))
         encoding = str(section.get("messageEncoding", "base64")).lower()
         if encoding not in ("base64", "none"):
             raise ConfigError(
-                f"host.json extensions.queues.messageEncoding must be base64 or none, got {encoding!r}"
+                "host.json extensions.queues.messageEncoding must be base64 or none, "
+                f"got {encoding!r}"
             )
         polling = section.get("maxPollingInterval")
         visibility = section.get("visibilityTimeout")

@@ -59,7 +59,9 @@ def _identity() -> Any:
     return DefaultAzureCredential()
 
 
-def resolve_account(connection: str | None, environ: dict[str, str] | None = None) -> StorageAccount:
+def resolve_account(
+    connection: str | None, environ: dict[str, str] | None = None
+) -> StorageAccount:
     """Find the account a binding's `connection` names (empty: AzureWebJobsStorage)."""
     env = os.environ if environ is None else environ
     name = connection or "AzureWebJobsStorage"
@@ -75,8 +77,10 @@ def resolve_account(connection: str | None, environ: dict[str, str] | None = Non
         if account or queue_uri or table_uri:
             return StorageAccount(
                 setting=candidate,
-                queue_uri=queue_uri or (f"https://{account}.queue.core.windows.net" if account else None),
-                table_uri=table_uri or (f"https://{account}.table.core.windows.net" if account else None),
+                queue_uri=queue_uri
+                or (f"https://{account}.queue.core.windows.net" if account else None),
+                table_uri=table_uri
+                or (f"https://{account}.table.core.windows.net" if account else None),
             )
     raise ConfigError(
         f"storage connection {name!r} is not configured: set {name} to a connection string "

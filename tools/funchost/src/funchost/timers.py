@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from azure.functions import meta
 from croniter import croniter
@@ -30,7 +30,9 @@ class Schedule:
                 raise ConfigError(f"timer schedule {expression!r} must be positive")
         elif len(fields) == 6:
             if not croniter.is_valid(self.expression, second_at_beginning=True):
-                raise ConfigError(f"timer schedule {expression!r} is not a valid NCRONTAB expression")
+                raise ConfigError(
+                    f"timer schedule {expression!r} is not a valid NCRONTAB expression"
+                )
         else:
             raise ConfigError(
                 f"timer schedule {expression!r}: expected six NCRONTAB fields "
@@ -40,7 +42,9 @@ class Schedule:
     def next_after(self, moment: datetime) -> datetime:
         if self.interval is not None:
             return moment + self.interval
-        nxt: datetime = croniter(self.expression, moment, second_at_beginning=True).get_next(datetime)
+        nxt: datetime = croniter(self.expression, moment, second_at_beginning=True).get_next(
+            datetime
+        )
         return nxt
 
 
@@ -59,18 +63,18 @@ class TimerRunner:
         if self.run_on_startup:
             await self._fire(None, past_due=False)
         while not self.stopping.is_set():
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             due = self.schedule.next_after(now)
             try:
                 await asyncio.wait_for(self.stopping.wait(), (due - now).total_seconds())
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
-            await self._fire(last, past_due=datetime.now(timezone.utc) - due > timedelta(seconds=1))
+            await self._fire(last, past_due=datetime.now(UTC) - due > timedelta(seconds=1))
             last = due
 
     async def _fire(self, last: datetime | None, past_due: bool) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         payload = {
             "Schedule": {"AdjustForDST": True},
             "ScheduleStatus": {

@@ -20,7 +20,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.functions import meta
@@ -98,10 +98,12 @@ def _loads(text: str | None) -> Any:
 class DurableEngine:
     """Runs the orchestrations of one app and one task hub."""
 
-    def __init__(self, config: HostConfig, functions: list[FunctionSpec], invoker: Invoker,
-                 base_url: str) -> None:
-        self.orchestrators = {f.name: f for f in functions
-                              if f.trigger_type == "orchestrationTrigger"}
+    def __init__(
+        self, config: HostConfig, functions: list[FunctionSpec], invoker: Invoker, base_url: str
+    ) -> None:
+        self.orchestrators = {
+            f.name: f for f in functions if f.trigger_type == "orchestrationTrigger"
+        }
         self.activities = {f.name: f for f in functions if f.trigger_type == "activityTrigger"}
         self.invoker = invoker
         self.store = DurableStore(resolve_account(config.durable_connection), config.hub_name)
@@ -141,16 +143,22 @@ class DurableEngine:
 
     # ---- the management API ----------------------------------------------------------
 
-    async def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> Instance:
+    async def start_new(
+        self, name: str, instance_id: str | None, input_json: str | None
+    ) -> Instance:
         if name not in self.orchestrators:
-            raise UnknownOrchestrator(f"The function '{name}' doesn't exist, is disabled, or is "
-                                      "not an orchestrator function.")
+            raise UnknownOrchestrator(
+                f"The function '{name}' doesn't exist, is disabled, or is "
+                "not an orchestrator function."
+            )
         instance_id = instance_id or uuid.uuid4().hex
         async with self.locks[instance_id]:
             existing = await self._state(instance_id)
             if existing is not None and not existing.instance.is_terminal:
-                raise InstanceConflict(f"An Orchestration instance with the status "
-                                       f"{existing.instance.status} already exists.")
+                raise InstanceConflict(
+                    f"An Orchestration instance with the status "
+                    f"{existing.instance.status} already exists."
+                )
             return await self._create(instance_id, name, input_json, None)
 
     async def status(self, instance_id: str) -> tuple[Instance, list[dict[str, Any]]] | None:
@@ -162,13 +170,16 @@ class DurableEngine:
             return None
         return instance, await self.store.load_history(instance_id, instance.history_length)
 
-    async def list(self, **filters: Any) -> list[Instance]:
+    async def query(self, **filters: Any) -> list[Instance]:
         return await self.store.query(**filters)
 
     async def raise_event(self, instance_id: str, name: str, data_json: str | None) -> None:
         instance = await self._require_running(instance_id)
-        await self._deliver(instance_id, instance.execution_id,
-                            event(EventType.EVENT_RAISED, Name=name, Input=data_json))
+        await self._deliver(
+            instance_id,
+            instance.execution_id,
+            event(EventType.EVENT_RAISED, Name=name, Input=data_json),
+        )
 
     async def terminate(self, instance_id: str, reason: str) -> None:
         async with self.locks[instance_id]:
@@ -222,15 +233,26 @@ class DurableEngine:
             self.states[instance_id] = state
         return state
 
-    async def _create(self, instance_id: str, name: str, input_json: str | None,
-                      parent: tuple[str, str, int] | None) -> Instance:
+    async def _create(
+        self,
+        instance_id: str,
+        name: str,
+        input_json: str | None,
+        parent: tuple[str, str, int] | None,
+    ) -> Instance:
         """Create (or overwrite a finished) instance; call under its lock."""
         self.states.pop(instance_id, None)
         self._cancel_timers(instance_id)
         await self.store.purge(instance_id)
         now = utc_iso()
-        inst = Instance(instance_id=instance_id, name=name, input=input_json, created=now,
-                        updated=now, execution_id=uuid.uuid4().hex)
+        inst = Instance(
+            instance_id=instance_id,
+            name=name,
+            input=input_json,
+            created=now,
+            updated=now,
+            execution_id=uuid.uuid4().hex,
+        )
         if parent is not None:
             inst.parent_instance_id, inst.parent_execution_id, inst.parent_task_id = parent
         started = event(EventType.EXECUTION_STARTED, Name=name, Input=input_json)
@@ -244,8 +266,11 @@ class DurableEngine:
         """Put an event in an instance's inbox, unless that execution has moved on."""
         async with self.locks[instance_id]:
             state = await self._state(instance_id)
-            if state is None or state.instance.is_terminal \
-                    or state.instance.execution_id != execution_id:
+            if (
+                state is None
+                or state.instance.is_terminal
+                or state.instance.execution_id != execution_id
+            ):
                 return
             task_id = task_id_of(new)
             if task_id is not None and task_id not in state.waiting_on():
@@ -275,8 +300,11 @@ class DurableEngine:
     def _is_retry_move(self, state: State, e: dict[str, Any]) -> bool:
         task_id = task_id_of(e)
         scheduled = state.scheduled.get(task_id) if task_id is not None else None
-        return bool(scheduled and "_retry" in scheduled
-                    and (e["EventType"] in FAILURES or e["EventType"] == EventType.TIMER_FIRED))
+        return bool(
+            scheduled
+            and "_retry" in scheduled
+            and (e["EventType"] in FAILURES or e["EventType"] == EventType.TIMER_FIRED)
+        )
 
     def _batch(self, state: State) -> list[tuple[str, dict[str, Any]]]:
         if not state.history:  # ExecutionStarted must be the first event of a new execution
@@ -305,7 +333,7 @@ class DurableEngine:
             if not error:
                 self._move_retry(state, new_events[0], appended, effects)
                 actions = [a for group in result.get("actions") or [] for a in group]
-                for action in actions[inst.actions_seen:]:
+                for action in actions[inst.actions_seen :]:
                     kind = action.get("actionType")
                     if kind == ActionType.CONTINUE_AS_NEW:
                         continue_input = (action.get("input"),)
@@ -320,7 +348,8 @@ class DurableEngine:
             if error:
                 inst.status = "Failed"
                 inst.output = json.dumps(
-                    f"Orchestrator function '{inst.name}' failed: {str(error).strip()}")
+                    f"Orchestrator function '{inst.name}' failed: {str(error).strip()}"
+                )
                 effects = []
             elif continue_input is not None:
                 await self._continue_as_new(state, batch, continue_input[0])
@@ -330,8 +359,13 @@ class DurableEngine:
             else:
                 inst.status = "Running"
             if inst.is_terminal:
-                appended.append(event(EventType.EXECUTION_COMPLETED,
-                                      OrchestrationStatus=inst.status, Result=inst.output))
+                appended.append(
+                    event(
+                        EventType.EXECUTION_COMPLETED,
+                        OrchestrationStatus=inst.status,
+                        Result=inst.output,
+                    )
+                )
             appended.append(event(EventType.ORCHESTRATOR_COMPLETED))
             await self.store.append_history(instance_id, inst.history_length, appended)
             inst.history_length += len(appended)
@@ -350,7 +384,9 @@ class DurableEngine:
             if state.inbox:
                 self.dirty.add(instance_id)
 
-    async def _call_orchestrator(self, state: State, new_events: list[dict[str, Any]]) -> dict[str, Any]:
+    async def _call_orchestrator(
+        self, state: State, new_events: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         inst = state.instance
         spec = self.orchestrators.get(inst.name)
         if spec is None:
@@ -364,8 +400,9 @@ class DurableEngine:
             "upperSchemaVersion": 0,
         }
         trigger = decode("orchestrationTrigger", meta.Datum(json.dumps(context), "string"))
-        outcome = await self.invoker.invoke(spec, trigger,
-                                            reason=f"orchestration {inst.instance_id}")
+        outcome = await self.invoker.invoke(
+            spec, trigger, reason=f"orchestration {inst.instance_id}"
+        )
         return _orchestrator_state(outcome)
 
     def _next_id(self, inst: Instance) -> int:
@@ -373,8 +410,13 @@ class DurableEngine:
         inst.next_seq += 1
         return task_id
 
-    def _move_retry(self, state: State, first: dict[str, Any], appended: list[dict[str, Any]],
-                    effects: list[tuple[Any, ...]]) -> None:
+    def _move_retry(
+        self,
+        state: State,
+        first: dict[str, Any],
+        appended: list[dict[str, Any]],
+        effects: list[tuple[Any, ...]],
+    ) -> None:
         """A retried task's failure schedules its timer; the timer schedules the next try."""
         if not self._is_retry_move(state, first):
             return
@@ -384,39 +426,73 @@ class DurableEngine:
             options = retry["options"]
             delay_ms = float(options.get("firstRetryIntervalInMilliseconds", 1000))
             delay_ms *= float(options.get("backoffCoefficient", 1)) ** (retry["attempt"] - 1)
-            fire_at = datetime.now(timezone.utc) + timedelta(milliseconds=delay_ms)
+            fire_at = datetime.now(UTC) + timedelta(milliseconds=delay_ms)
             timer_id = self._next_id(state.instance)
-            appended.append(event(EventType.TIMER_CREATED, timer_id, FireAt=utc_iso(fire_at),
-                                  _retry=retry))
+            appended.append(
+                event(EventType.TIMER_CREATED, timer_id, FireAt=utc_iso(fire_at), _retry=retry)
+            )
             effects.append(("timer", timer_id, fire_at))
         elif retry["attempt"] < int(retry["options"].get("maxNumberOfAttempts", 1)):
             again = {**retry, "attempt": retry["attempt"] + 1}
             self._schedule_task(state, again, appended, effects)
 
-    def _schedule_task(self, state: State, spec: dict[str, Any], appended: list[dict[str, Any]],
-                       effects: list[tuple[Any, ...]]) -> None:
+    def _schedule_task(
+        self,
+        state: State,
+        spec: dict[str, Any],
+        appended: list[dict[str, Any]],
+        effects: list[tuple[Any, ...]],
+    ) -> None:
         task_id = self._next_id(state.instance)
         retry = spec if spec.get("options") else None
         if spec["kind"] == "activity":
-            appended.append(event(EventType.TASK_SCHEDULED, task_id, Name=spec["name"],
-                                  Input=spec["input"], _retry=retry))
+            appended.append(
+                event(
+                    EventType.TASK_SCHEDULED,
+                    task_id,
+                    Name=spec["name"],
+                    Input=spec["input"],
+                    _retry=retry,
+                )
+            )
             effects.append(("activity", task_id, spec["name"], spec["input"]))
         else:
             child = spec.get("instanceId") or f"{state.instance.instance_id}:{task_id:04d}"
-            appended.append(event(EventType.SUB_ORCHESTRATION_CREATED, task_id, Name=spec["name"],
-                                  InstanceId=child, Input=spec["input"], _retry=retry))
+            appended.append(
+                event(
+                    EventType.SUB_ORCHESTRATION_CREATED,
+                    task_id,
+                    Name=spec["name"],
+                    InstanceId=child,
+                    Input=spec["input"],
+                    _retry=retry,
+                )
+            )
             effects.append(("suborchestration", task_id, spec["name"], child, spec["input"]))
 
-    def _schedule_action(self, state: State, action: dict[str, Any],
-                         appended: list[dict[str, Any]], effects: list[tuple[Any, ...]]) -> str | None:
+    def _schedule_action(
+        self,
+        state: State,
+        action: dict[str, Any],
+        appended: list[dict[str, Any]],
+        effects: list[tuple[Any, ...]],
+    ) -> str | None:
         """Turn one new action into events and work; a message if funchost cannot run it."""
         kind = action.get("actionType")
-        if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY,
-                    ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
+        if kind in (
+            ActionType.CALL_ACTIVITY,
+            ActionType.CALL_ACTIVITY_WITH_RETRY,
+            ActionType.CALL_SUB_ORCHESTRATOR,
+            ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY,
+        ):
             activity = kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY)
-            spec: dict[str, Any] = {"kind": "activity" if activity else "suborchestration",
-                                    "name": action["functionName"], "input": action.get("input"),
-                                    "instanceId": action.get("instanceId"), "attempt": 1}
+            spec: dict[str, Any] = {
+                "kind": "activity" if activity else "suborchestration",
+                "name": action["functionName"],
+                "input": action.get("input"),
+                "instanceId": action.get("instanceId"),
+                "attempt": 1,
+            }
             if action.get("retryOptions"):
                 spec["options"] = action["retryOptions"]
             self._schedule_task(state, spec, appended, effects)
@@ -424,8 +500,14 @@ class DurableEngine:
             timer_id = self._next_id(state.instance)
             fire_at = isoparse(action["fireAt"])
             canceled = bool(action.get("isCanceled"))
-            appended.append(event(EventType.TIMER_CREATED, timer_id, FireAt=utc_iso(fire_at),
-                                  _canceled=canceled or None))
+            appended.append(
+                event(
+                    EventType.TIMER_CREATED,
+                    timer_id,
+                    FireAt=utc_iso(fire_at),
+                    _canceled=canceled or None,
+                )
+            )
             if not canceled:
                 effects.append(("timer", timer_id, fire_at))
         elif kind == ActionType.WAIT_FOR_EXTERNAL_EVENT:
@@ -434,8 +516,9 @@ class DurableEngine:
             return f"funchost does not support durable action type {kind} (entities, call_http)"
         return None
 
-    async def _continue_as_new(self, state: State, batch: list[tuple[str, dict[str, Any]]],
-                               input_json: str | None) -> None:
+    async def _continue_as_new(
+        self, state: State, batch: list[tuple[str, dict[str, Any]]], input_json: str | None
+    ) -> None:
         inst = state.instance
         inst.input, inst.status, inst.updated = input_json, "Running", utc_iso()
         inst.history_length = inst.actions_seen = inst.next_seq = 0
@@ -447,7 +530,7 @@ class DurableEngine:
         self._cancel_timers(inst.instance_id)
         await self.store.delete_rows(inst.instance_id, [rk for rk, _ in batch])
         state.reset()
-        state.inbox = [item for item in state.inbox[len(batch):]] + [(row_key, started)]
+        state.inbox = [item for item in state.inbox[len(batch) :]] + [(row_key, started)]
         self.dirty.add(inst.instance_id)
 
     # ---- work ------------------------------------------------------------------------
@@ -455,20 +538,31 @@ class DurableEngine:
     def _start(self, inst: Instance, effect: tuple[Any, ...]) -> None:
         kind, task_id = effect[0], effect[1]
         if kind == "activity":
-            self._spawn(self._run_activity(inst.instance_id, inst.execution_id, task_id,
-                                           effect[2], effect[3]))
+            self._spawn(
+                self._run_activity(
+                    inst.instance_id, inst.execution_id, task_id, effect[2], effect[3]
+                )
+            )
         elif kind == "timer":
             self._arm_timer(inst.instance_id, inst.execution_id, task_id, effect[2])
         else:
-            self._spawn(self._start_child(inst.instance_id, inst.execution_id, task_id,
-                                          effect[2], effect[3], effect[4]))
+            self._spawn(
+                self._start_child(
+                    inst.instance_id, inst.execution_id, task_id, effect[2], effect[3], effect[4]
+                )
+            )
 
-    async def _run_activity(self, instance_id: str, execution_id: str, task_id: int, name: str,
-                            input_json: str | None) -> None:
+    async def _run_activity(
+        self, instance_id: str, execution_id: str, task_id: int, name: str, input_json: str | None
+    ) -> None:
         spec = self.activities.get(name)
         if spec is None:
-            done = event(EventType.TASK_FAILED, TaskScheduledId=task_id,
-                         Reason=f"The activity function '{name}' doesn't exist.", Details="")
+            done = event(
+                EventType.TASK_FAILED,
+                TaskScheduledId=task_id,
+                Reason=f"The activity function '{name}' doesn't exist.",
+                Details="",
+            )
         else:
             value = decode("activityTrigger", meta.Datum(input_json or "null", "string"))
             outcome = await self.invoker.invoke(spec, value, reason=f"activity of {instance_id}")
@@ -482,13 +576,18 @@ class DurableEngine:
                 done = event(EventType.TASK_COMPLETED, TaskScheduledId=task_id, Result=result)
             else:
                 error = outcome.error
-                done = event(EventType.TASK_FAILED, TaskScheduledId=task_id,
-                             Reason=f"Activity function '{name}' failed: {error}", Details="")
+                done = event(
+                    EventType.TASK_FAILED,
+                    TaskScheduledId=task_id,
+                    Reason=f"Activity function '{name}' failed: {error}",
+                    Details="",
+                )
         await self._deliver(instance_id, execution_id, done)
 
-    def _arm_timer(self, instance_id: str, execution_id: str, timer_id: int,
-                   fire_at: datetime) -> None:
-        delay = (fire_at - datetime.now(timezone.utc)).total_seconds()
+    def _arm_timer(
+        self, instance_id: str, execution_id: str, timer_id: int, fire_at: datetime
+    ) -> None:
+        delay = (fire_at - datetime.now(UTC)).total_seconds()
         fired = event(EventType.TIMER_FIRED, TimerId=timer_id, FireAt=utc_iso(fire_at))
 
         def fire() -> None:
@@ -502,14 +601,24 @@ class DurableEngine:
         for key in [k for k in self.timers if k[0] == instance_id]:
             self.timers.pop(key).cancel()
 
-    async def _start_child(self, parent_id: str, parent_execution: str, task_id: int, name: str,
-                           child_id: str, input_json: str | None) -> None:
+    async def _start_child(
+        self,
+        parent_id: str,
+        parent_execution: str,
+        task_id: int,
+        name: str,
+        child_id: str,
+        input_json: str | None,
+    ) -> None:
         failure: str | None = None
         async with self.locks[child_id]:
             existing = await self._state(child_id)
-            mine = existing is not None and existing.instance.parent_instance_id == parent_id \
-                and existing.instance.parent_execution_id == parent_execution \
+            mine = (
+                existing is not None
+                and existing.instance.parent_instance_id == parent_id
+                and existing.instance.parent_execution_id == parent_execution
                 and existing.instance.parent_task_id == task_id
+            )
             if mine and existing is not None and existing.instance.is_terminal:
                 self._notify_parent(existing.instance)
             elif mine:
@@ -519,12 +628,20 @@ class DurableEngine:
             elif existing is not None and not existing.instance.is_terminal:
                 failure = f"An orchestration instance with id '{child_id}' is already running."
             else:
-                await self._create(child_id, name, input_json,
-                                   (parent_id, parent_execution, task_id))
+                await self._create(
+                    child_id, name, input_json, (parent_id, parent_execution, task_id)
+                )
         if failure:
-            await self._deliver(parent_id, parent_execution,
-                                event(EventType.SUB_ORCHESTRATION_FAILED, TaskScheduledId=task_id,
-                                      Reason=failure, Details=""))
+            await self._deliver(
+                parent_id,
+                parent_execution,
+                event(
+                    EventType.SUB_ORCHESTRATION_FAILED,
+                    TaskScheduledId=task_id,
+                    Reason=failure,
+                    Details="",
+                ),
+            )
 
     def _finished(self, inst: Instance) -> None:
         self._cancel_timers(inst.instance_id)
@@ -535,12 +652,19 @@ class DurableEngine:
         if not inst.parent_instance_id or inst.parent_task_id is None:
             return
         if inst.status == "Completed":
-            done = event(EventType.SUB_ORCHESTRATION_COMPLETED, TaskScheduledId=inst.parent_task_id,
-                         Result=inst.output)
+            done = event(
+                EventType.SUB_ORCHESTRATION_COMPLETED,
+                TaskScheduledId=inst.parent_task_id,
+                Result=inst.output,
+            )
         else:
-            done = event(EventType.SUB_ORCHESTRATION_FAILED, TaskScheduledId=inst.parent_task_id,
-                         Reason=f"Sub-orchestration '{inst.name}' {inst.status.lower()}: "
-                                f"{_loads(inst.output)}", Details="")
+            done = event(
+                EventType.SUB_ORCHESTRATION_FAILED,
+                TaskScheduledId=inst.parent_task_id,
+                Reason=f"Sub-orchestration '{inst.name}' {inst.status.lower()}: "
+                f"{_loads(inst.output)}",
+                Details="",
+            )
         self._spawn(self._deliver(inst.parent_instance_id, inst.parent_execution_id or "", done))
 
     async def _recover(self, instance_id: str) -> None:
@@ -557,8 +681,10 @@ class DurableEngine:
                 elif e["EventType"] == EventType.TIMER_CREATED and not e.get("_canceled"):
                     self._start(inst, ("timer", task_id, isoparse(e["FireAt"])))
                 elif e["EventType"] == EventType.SUB_ORCHESTRATION_CREATED:
-                    self._start(inst, ("suborchestration", task_id, e["Name"], e["InstanceId"],
-                                       e.get("Input")))
+                    self._start(
+                        inst,
+                        ("suborchestration", task_id, e["Name"], e["InstanceId"], e.get("Input")),
+                    )
             if state.inbox:
                 self.dirty.add(instance_id)
         if instance_id in self.dirty:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
@@ -43,13 +43,17 @@ HOST_KEY = "_"
 
 
 def utc_iso(moment: datetime | None = None) -> str:
-    moment = moment or datetime.now(timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event(kind: EventType, event_id: int = -1, **fields: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"EventType": int(kind), "EventId": event_id, "IsPlayed": False,
-                            "Timestamp": utc_iso()}
+    data: dict[str, Any] = {
+        "EventType": int(kind),
+        "EventId": event_id,
+        "IsPlayed": False,
+        "Timestamp": utc_iso(),
+    }
     data.update({k: v for k, v in fields.items() if v is not None})
     if kind == EventType.EXECUTION_STARTED:
         data["Version"] = fields.get("Version")  # the SDK reads it, even when None
@@ -58,21 +62,30 @@ def event(kind: EventType, event_id: int = -1, **fields: Any) -> dict[str, Any]:
 
 def for_sdk(events: list[dict[str, Any]], played: bool) -> list[dict[str, Any]]:
     """Events as the SDK receives them: without host keys, with IsPlayed set."""
-    return [{**{k: v for k, v in e.items() if not k.startswith(HOST_KEY)}, "IsPlayed": played}
-            for e in events]
+    return [
+        {**{k: v for k, v in e.items() if not k.startswith(HOST_KEY)}, "IsPlayed": played}
+        for e in events
+    ]
 
 
 def task_id_of(e: dict[str, Any]) -> int | None:
     """The id of the task a completion event resolves, None for other events."""
     kind = e["EventType"]
-    if kind in (EventType.TASK_COMPLETED, EventType.TASK_FAILED,
-                EventType.SUB_ORCHESTRATION_COMPLETED, EventType.SUB_ORCHESTRATION_FAILED):
+    if kind in (
+        EventType.TASK_COMPLETED,
+        EventType.TASK_FAILED,
+        EventType.SUB_ORCHESTRATION_COMPLETED,
+        EventType.SUB_ORCHESTRATION_FAILED,
+    ):
         return int(e["TaskScheduledId"])
     if kind == EventType.TIMER_FIRED:
         return int(e["TimerId"])
     return None
 
 
-SCHEDULING = (EventType.TASK_SCHEDULED, EventType.SUB_ORCHESTRATION_CREATED,
-              EventType.TIMER_CREATED)
+SCHEDULING = (
+    EventType.TASK_SCHEDULED,
+    EventType.SUB_ORCHESTRATION_CREATED,
+    EventType.TIMER_CREATED,
+)
 FAILURES = (EventType.TASK_FAILED, EventType.SUB_ORCHESTRATION_FAILED)

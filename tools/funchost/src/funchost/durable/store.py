@@ -34,8 +34,9 @@ def _split(prefix: str, text: str | None) -> dict[str, Any]:
         return {}
     parts = [text[i : i + CHUNK] for i in range(0, len(text), CHUNK)] or [""]
     if len(parts) > MAX_CHUNKS:
-        raise PayloadTooLarge(f"{prefix} is {len(text)} characters; funchost stores at most "
-                              f"{CHUNK * MAX_CHUNKS}")
+        raise PayloadTooLarge(
+            f"{prefix} is {len(text)} characters; funchost stores at most {CHUNK * MAX_CHUNKS}"
+        )
     return {f"{prefix}{i}": part for i, part in enumerate(parts)}
 
 
@@ -74,11 +75,17 @@ class Instance:
 
     def to_entity(self) -> dict[str, Any]:
         entity: dict[str, Any] = {
-            "PartitionKey": self.instance_id, "RowKey": "", "Name": self.name,
-            "RuntimeStatus": self.status, "CreatedTime": self.created,
-            "LastUpdatedTime": self.updated, "ExecutionId": self.execution_id,
-            "HistoryLength": self.history_length, "InboxConsumed": self.inbox_consumed,
-            "ActionsSeen": self.actions_seen, "NextSeq": self.next_seq,
+            "PartitionKey": self.instance_id,
+            "RowKey": "",
+            "Name": self.name,
+            "RuntimeStatus": self.status,
+            "CreatedTime": self.created,
+            "LastUpdatedTime": self.updated,
+            "ExecutionId": self.execution_id,
+            "HistoryLength": self.history_length,
+            "InboxConsumed": self.inbox_consumed,
+            "ActionsSeen": self.actions_seen,
+            "NextSeq": self.next_seq,
             "ParentInstanceId": self.parent_instance_id or "",
             "ParentExecutionId": self.parent_execution_id or "",
             "ParentTaskId": -1 if self.parent_task_id is None else self.parent_task_id,
@@ -92,12 +99,19 @@ class Instance:
     def from_entity(cls, e: dict[str, Any]) -> Instance:
         parent_task = int(e.get("ParentTaskId", -1))
         return cls(
-            instance_id=e["PartitionKey"], name=e["Name"], status=e["RuntimeStatus"],
-            input=_join("Input", e), output=_join("Output", e),
-            custom_status=_join("CustomStatus", e), created=e["CreatedTime"],
-            updated=e["LastUpdatedTime"], execution_id=e.get("ExecutionId", ""),
-            history_length=int(e["HistoryLength"]), inbox_consumed=e.get("InboxConsumed", ""),
-            actions_seen=int(e.get("ActionsSeen", 0)), next_seq=int(e.get("NextSeq", 0)),
+            instance_id=e["PartitionKey"],
+            name=e["Name"],
+            status=e["RuntimeStatus"],
+            input=_join("Input", e),
+            output=_join("Output", e),
+            custom_status=_join("CustomStatus", e),
+            created=e["CreatedTime"],
+            updated=e["LastUpdatedTime"],
+            execution_id=e.get("ExecutionId", ""),
+            history_length=int(e["HistoryLength"]),
+            inbox_consumed=e.get("InboxConsumed", ""),
+            actions_seen=int(e.get("ActionsSeen", 0)),
+            next_seq=int(e.get("NextSeq", 0)),
             parent_instance_id=e.get("ParentInstanceId") or None,
             parent_execution_id=e.get("ParentExecutionId") or None,
             parent_task_id=None if parent_task < 0 else parent_task,
@@ -113,8 +127,9 @@ class DurableStore:
 
     def __init__(self, account: StorageAccount, hub: str) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,44}", hub):
-            raise ValueError(f"task hub name {hub!r} must be 3-45 letters and digits, "
-                             "starting with a letter")
+            raise ValueError(
+                f"task hub name {hub!r} must be 3-45 letters and digits, starting with a letter"
+            )
         self.account = account
         self.hub = hub
         self._counter = 0
@@ -144,8 +159,13 @@ class DurableStore:
     async def put(self, instance: Instance) -> None:
         await self.instances.upsert_entity(instance.to_entity(), mode="replace")
 
-    async def query(self, statuses: set[str] | None = None, prefix: str | None = None,
-                    created_from: str | None = None, created_to: str | None = None) -> list[Instance]:
+    async def query(
+        self,
+        statuses: set[str] | None = None,
+        prefix: str | None = None,
+        created_from: str | None = None,
+        created_to: str | None = None,
+    ) -> list[Instance]:
         found = []
         async for entity in self.instances.list_entities():
             inst = Instance.from_entity(dict(entity))
@@ -169,11 +189,19 @@ class DurableStore:
                 rows[index] = json.loads(_join("Event", dict(entity)) or "{}")
         return [rows[i] for i in range(length)]
 
-    async def append_history(self, instance_id: str, start: int,
-                             events: list[dict[str, Any]]) -> None:
+    async def append_history(
+        self, instance_id: str, start: int, events: list[dict[str, Any]]
+    ) -> None:
         operations = [
-            ("upsert", {"PartitionKey": instance_id, "RowKey": f"h-{start + i:08d}",
-                        **_split("Event", json.dumps(event))}, {"mode": "replace"})
+            (
+                "upsert",
+                {
+                    "PartitionKey": instance_id,
+                    "RowKey": f"h-{start + i:08d}",
+                    **_split("Event", json.dumps(event)),
+                },
+                {"mode": "replace"},
+            )
             for i, event in enumerate(events)
         ]
         for i in range(0, len(operations), 100):  # a transaction holds at most 100 operations
@@ -182,15 +210,20 @@ class DurableStore:
     async def add_inbox(self, instance_id: str, event: dict[str, Any]) -> str:
         self._counter += 1
         row_key = f"i-{time.time_ns():020d}-{self._counter:08d}"
-        await self.history.upsert_entity({"PartitionKey": instance_id, "RowKey": row_key,
-                                          **_split("Event", json.dumps(event))})
+        await self.history.upsert_entity(
+            {"PartitionKey": instance_id, "RowKey": row_key, **_split("Event", json.dumps(event))}
+        )
         return row_key
 
     async def load_inbox(self, instance_id: str, after: str) -> list[tuple[str, dict[str, Any]]]:
-        query = f"PartitionKey eq '{_key(instance_id)}' and RowKey gt '{_key(after or 'i-')}' " \
-                "and RowKey lt 'i.'"
-        rows = [(e["RowKey"], json.loads(_join("Event", dict(e)) or "{}"))
-                async for e in self.history.query_entities(query)]
+        query = (
+            f"PartitionKey eq '{_key(instance_id)}' and RowKey gt '{_key(after or 'i-')}' "
+            "and RowKey lt 'i.'"
+        )
+        rows = [
+            (e["RowKey"], json.loads(_join("Event", dict(e)) or "{}"))
+            async for e in self.history.query_entities(query)
+        ]
         return sorted(rows, key=lambda r: r[0])
 
     async def delete_rows(self, instance_id: str, row_keys: list[str]) -> None:

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from ..http_server import DURABLE_PREFIX as PREFIX
 from .engine import (
     DurableEngine,
     InstanceConflict,
@@ -23,15 +24,14 @@ from .engine import (
 from .history import for_sdk
 from .store import Instance
 
-PREFIX = "/runtime/webhooks/durabletask/"
-
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def status_json(inst: Instance, history: list[dict[str, Any]] | None = None,
-                show_input: bool = True) -> dict[str, Any]:
+def status_json(
+    inst: Instance, history: list[dict[str, Any]] | None = None, show_input: bool = True
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": inst.name,
         "instanceId": inst.instance_id,
@@ -59,16 +59,41 @@ class DurableWebhooks:
         self.engine = engine
         self.base = f"{base_url}{PREFIX}"
 
-    def management_urls(self, instance_id: str) -> dict[str, str]:
-        instance = f"{self.base}instances/{quote(instance_id, safe='')}"
-        hub = f"taskHub={self.engine.store.hub}&connection=Storage"
+    def _templates(self) -> dict[str, str]:
+        """Management URLs with the INSTANCEID placeholder, as the real host gives them."""
+        query = f"taskHub={self.engine.store.hub}&connection=Storage"
+        instance = f"{self.base}instances/INSTANCEID"
         return {
-            "id": instance_id,
-            "statusQueryGetUri": f"{instance}?{hub}",
-            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{hub}",
-            "terminatePostUri": f"{instance}/terminate?reason={{text}}&{hub}",
-            "purgeHistoryDeleteUri": f"{instance}?{hub}",
+            "id": "INSTANCEID",
+            "statusQueryGetUri": f"{instance}?{query}",
+            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
+            "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
+            "purgeHistoryDeleteUri": f"{instance}?{query}",
         }
+
+    def management_urls(self, instance_id: str) -> dict[str, str]:
+        quoted = quote(instance_id, safe="")
+        urls = {k: v.replace("INSTANCEID", quoted) for k, v in self._templates().items()}
+        urls["id"] = instance_id
+        return urls
+
+    def client_binding_json(self) -> str:
+        """The durable client binding's value: what DurableOrchestrationClient is built from."""
+        query = f"taskHub={self.engine.store.hub}&connection=Storage"
+        create = f"{self.base}orchestrators/{{functionName}}[/{{instanceId}}]"
+        return json.dumps(
+            {
+                "taskHubName": self.engine.store.hub,
+                "creationUrls": {
+                    "createNewInstancePostUri": f"{create}?{query}",
+                    "createAndWaitOnNewInstancePostUri": f"{create}?timeout={{timeoutInSeconds}}"
+                    f"&pollingInterval={{intervalInSeconds}}&{query}",
+                },
+                "managementUrls": self._templates(),
+                "rpcBaseUrl": self.base,
+                "requiredQueryStringParameters": "",
+            }
+        )
 
     async def handle(self, request: web.Request, tail: str) -> web.StreamResponse:
         method = request.method
@@ -86,36 +111,45 @@ class DurableWebhooks:
             return await self._status(request, match.group(1))
         if match and method == "DELETE":
             deleted = await self.engine.purge(match.group(1))
-            return web.json_response({"instancesDeleted": 1}, status=200) if deleted \
+            return (
+                web.json_response({"instancesDeleted": 1}, status=200)
+                if deleted
                 else web.Response(status=404)
+            )
         if re.fullmatch(r"instances/?", tail) and method in ("GET", "DELETE"):
             return await self._query(request, purge=method == "DELETE")
-        return web.json_response({"error": f"no durable API at {method} {PREFIX}{tail}"},
-                                 status=404)
+        return web.json_response(
+            {"error": f"no durable API at {method} {PREFIX}{tail}"}, status=404
+        )
 
-    async def _start(self, request: web.Request, name: str, instance_id: str | None) -> web.Response:
+    async def _start(
+        self, request: web.Request, name: str, instance_id: str | None
+    ) -> web.Response:
         body = (await request.read()).decode("utf-8").strip()
         if body:
             try:
                 json.loads(body)
             except json.JSONDecodeError:
-                return web.json_response({"ExceptionMessage": "The input must be JSON."},
-                                         status=400)
+                return web.json_response(
+                    {"ExceptionMessage": "The input must be JSON."}, status=400
+                )
         try:
             inst = await self.engine.start_new(name, instance_id, body or None)
         except (UnknownOrchestrator, InstanceConflict) as exc:
             return web.json_response({"ExceptionMessage": str(exc)}, status=400)
         urls = self.management_urls(inst.instance_id)
-        return web.json_response(urls, status=202,
-                                 headers={"Location": urls["statusQueryGetUri"]})
+        return web.json_response(urls, status=202, headers={"Location": urls["statusQueryGetUri"]})
 
     async def _status(self, request: web.Request, instance_id: str) -> web.Response:
         found = await self.engine.status(instance_id)
         if found is None:
             return web.Response(status=404)
         inst, history = found
-        body = status_json(inst, history if _flag(request, "showHistory") else None,
-                           _flag(request, "showInput", True))
+        body = status_json(
+            inst,
+            history if _flag(request, "showHistory") else None,
+            _flag(request, "showInput", True),
+        )
         code = 202 if inst.status in ("Pending", "Running") else 200
         return web.json_response(body, status=code)
 
@@ -140,7 +174,7 @@ class DurableWebhooks:
 
     async def _query(self, request: web.Request, purge: bool) -> web.Response:
         statuses = request.query.get("runtimeStatus")
-        found = await self.engine.list(
+        found = await self.engine.query(
             statuses=set(statuses.split(",")) if statuses else None,
             prefix=request.query.get("instanceIdPrefix"),
             created_from=request.query.get("createdTimeFrom"),
@@ -155,5 +189,6 @@ class DurableWebhooks:
         items = sorted(found, key=lambda i: i.created)
         if top:
             items = items[:top]
-        return web.json_response([status_json(i, show_input=_flag(request, "showInput", True))
-                                  for i in items])
+        return web.json_response(
+            [status_json(i, show_input=_flag(request, "showInput", True)) for i in items]
+        )
