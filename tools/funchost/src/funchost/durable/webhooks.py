@@ -47,6 +47,25 @@ def status_json(
     return body
 
 
+def json_text(body: bytes) -> str | None:
+    """The JSON text of an input or event posted to the API; raises ValueError if not JSON.
+
+    The SDK's client posts the already-serialized input as a JSON string (so the body is
+    a string literal holding JSON); curl users post the JSON itself. Both give the same.
+    """
+    text = body.decode("utf-8").strip()
+    if not text:
+        return None
+    value = json.loads(text)
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+            return value
+        except json.JSONDecodeError:
+            pass
+    return json.dumps(value)
+
+
 def _flag(request: web.Request, name: str, default: bool = False) -> bool:
     value = request.query.get(name)
     return default if value is None else value.lower() == "true"
@@ -125,16 +144,12 @@ class DurableWebhooks:
     async def _start(
         self, request: web.Request, name: str, instance_id: str | None
     ) -> web.Response:
-        body = (await request.read()).decode("utf-8").strip()
-        if body:
-            try:
-                json.loads(body)
-            except json.JSONDecodeError:
-                return web.json_response(
-                    {"ExceptionMessage": "The input must be JSON."}, status=400
-                )
         try:
-            inst = await self.engine.start_new(name, instance_id, body or None)
+            input_json = json_text(await request.read())
+        except ValueError:
+            return web.json_response({"ExceptionMessage": "The input must be JSON."}, status=400)
+        try:
+            inst = await self.engine.start_new(name, instance_id, input_json)
         except (UnknownOrchestrator, InstanceConflict) as exc:
             return web.json_response({"ExceptionMessage": str(exc)}, status=400)
         urls = self.management_urls(inst.instance_id)
@@ -154,9 +169,12 @@ class DurableWebhooks:
         return web.json_response(body, status=code)
 
     async def _raise(self, request: web.Request, instance_id: str, name: str) -> web.Response:
-        body = (await request.read()).decode("utf-8").strip()
         try:
-            await self.engine.raise_event(instance_id, name, body or None)
+            data = json_text(await request.read())
+        except ValueError:
+            return web.Response(status=400, text="Only JSON request content is supported")
+        try:
+            await self.engine.raise_event(instance_id, name, data)
         except InstanceNotFound:
             return web.Response(status=404)
         except InstanceGone:
