@@ -1,0 +1,1 @@
+"""QCOS gateway application package (Azure Functions' convention for shared code)."""

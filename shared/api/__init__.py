@@ -1,0 +1,1 @@
+"""HTTP and trigger blueprints: parse -> call a service -> map. No logic here."""
