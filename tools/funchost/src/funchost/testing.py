@@ -154,8 +154,13 @@ class Azurite:
     idempotent. Data lives only as long as the process.
     """
 
-    def __init__(self, binary: str | None = None, *, startup_timeout: float = 30.0,
-                 extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        binary: str | None = None,
+        *,
+        startup_timeout: float = 30.0,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.binary = binary
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args)
@@ -203,19 +208,34 @@ class Azurite:
             self.blob_port, self.queue_port, self.table_port = _free_ports(3)
             args = [
                 binary,
-                "--blobHost", LOCALHOST, "--blobPort", str(self.blob_port),
-                "--queueHost", LOCALHOST, "--queuePort", str(self.queue_port),
-                "--tableHost", LOCALHOST, "--tablePort", str(self.table_port),
-                "--location", self._workspace.name,
-                "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent",
+                "--blobHost",
+                LOCALHOST,
+                "--blobPort",
+                str(self.blob_port),
+                "--queueHost",
+                LOCALHOST,
+                "--queuePort",
+                str(self.queue_port),
+                "--tableHost",
+                LOCALHOST,
+                "--tablePort",
+                str(self.table_port),
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
                 "--disableTelemetry",
                 *self.extra_args,
             ]
             with open(self._output_path, "ab") as out:
                 try:
                     self._process = subprocess.Popen(
-                        args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                        cwd=self._workspace.name, start_new_session=True,
+                        args,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        cwd=self._workspace.name,
+                        start_new_session=True,
                     )
                 except OSError as exc:
                     self._cleanup_workspace()
@@ -246,7 +266,9 @@ class Azurite:
             if all(_port_open(p) for p in ports):
                 return None
             time.sleep(0.1)
-        return f"Azurite did not accept connections on ports {ports} within {self.startup_timeout:g}s"
+        return (
+            f"Azurite did not accept connections on ports {ports} within {self.startup_timeout:g}s"
+        )
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop Azurite (SIGTERM, then SIGKILL after `grace` s); safe to call twice."""
@@ -263,8 +285,12 @@ class Azurite:
     def __enter__(self) -> Azurite:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -285,10 +311,17 @@ class FuncHost:
       SIGKILL at once (a crash). Both return the exit status and are idempotent.
     """
 
-    def __init__(self, app_dir: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
-                 port: int | None = None, log_path: str | os.PathLike[str] | None = None,
-                 startup_timeout: float = 60.0, extra_args: Sequence[str] = (),
-                 python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        app_dir: str | os.PathLike[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 60.0,
+        extra_args: Sequence[str] = (),
+        python: str = sys.executable,
+    ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.env = dict(env or {})
         self.port = port or free_port()
@@ -321,8 +354,19 @@ class FuncHost:
 
     def command(self) -> list[str]:
         """The command line `start()` runs."""
-        return [self.python, "-m", "funchost", "start", "--app-dir", str(self.app_dir),
-                "--port", str(self.port), "--host", LOCALHOST, *self.extra_args]
+        return [
+            self.python,
+            "-m",
+            "funchost",
+            "start",
+            "--app-dir",
+            str(self.app_dir),
+            "--port",
+            str(self.port),
+            "--host",
+            LOCALHOST,
+            *self.extra_args,
+        ]
 
     def child_env(self) -> dict[str, str]:
         """The environment the child gets: os.environ, then `env`, then PYTHONPATH."""
@@ -342,8 +386,13 @@ class FuncHost:
         self.returncode = None
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.app_dir, env=self.child_env(), start_new_session=True,
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.app_dir,
+                env=self.child_env(),
+                start_new_session=True,
             )
         deadline = time.monotonic() + self.startup_timeout
         status_url = f"{self.url}/admin/host/status"
@@ -355,7 +404,10 @@ class FuncHost:
                 log_text = self.log_text()
                 raise FuncHostError(
                     f"funchost exited with status {code} before it was ready "
-                    f"(app {self.app_dir}):\n{_tail(log_text)}", code, log_text)
+                    f"(app {self.app_dir}):\n{_tail(log_text)}",
+                    code,
+                    log_text,
+                )
             try:
                 with urllib.request.urlopen(status_url, timeout=1.0) as response:
                     if response.status == 200:
@@ -367,7 +419,10 @@ class FuncHost:
         log_text = self.log_text()
         raise FuncHostError(
             f"funchost did not answer {status_url} within {self.startup_timeout:g}s "
-            f"(app {self.app_dir}):\n{_tail(log_text)}", None, log_text)
+            f"(app {self.app_dir}):\n{_tail(log_text)}",
+            None,
+            log_text,
+        )
 
     def log_text(self) -> str:
         """Everything funchost wrote so far (all runs of this object)."""
@@ -388,7 +443,8 @@ class FuncHost:
                 return text
             if time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"{substring!r} not in the funchost log within {timeout:g}s:\n{_tail(text)}")
+                    f"{substring!r} not in the funchost log within {timeout:g}s:\n{_tail(text)}"
+                )
             time.sleep(0.05)
 
     def stop(self, grace: float = 10.0) -> int | None:
@@ -400,7 +456,11 @@ class FuncHost:
 
     def kill(self) -> int | None:
         """SIGKILL at once, as a crash would; the exit status (None if never started)."""
-        return self.stop(grace=0.0)
+        process, self._process = self._process, None
+        if process is not None:
+            _kill_group(process, signal.SIGKILL)
+            self.returncode = process.wait()
+        return self.returncode
 
     def restart(self, grace: float = 10.0) -> FuncHost:
         """Stop (gracefully) if running, then start again on the same port."""
@@ -417,6 +477,10 @@ class FuncHost:
     def __enter__(self) -> FuncHost:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

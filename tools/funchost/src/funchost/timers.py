@@ -64,7 +64,7 @@ class TimerRunner:
             await self._fire(None, past_due=False)
         while not self.stopping.is_set():
             now = datetime.now(UTC)
-            due = self.schedule.next_after(now)
+            due = self.schedule.next_after(max(now, last) if last else now)  # never twice per due
             try:
                 await asyncio.wait_for(self.stopping.wait(), (due - now).total_seconds())
                 return

@@ -369,7 +369,7 @@ class DurableEngine:
             appended.append(event(EventType.ORCHESTRATOR_COMPLETED))
             await self.store.append_history(instance_id, inst.history_length, appended)
             inst.history_length += len(appended)
-            inst.inbox_consumed, inst.updated = batch[-1][0], utc_iso()
+            inst.inbox_consumed, inst.updated = max(rk for rk, _ in batch), utc_iso()
             await self.store.put(inst)  # the commit point
             state.history.extend(appended)
             state.index(appended)
@@ -523,14 +523,18 @@ class DurableEngine:
         inst.input, inst.status, inst.updated = input_json, "Running", utc_iso()
         inst.history_length = inst.actions_seen = inst.next_seq = 0
         inst.execution_id = uuid.uuid4().hex
-        inst.inbox_consumed = batch[-1][0]
+        inst.inbox_consumed = max(rk for rk, _ in batch)
         started = event(EventType.EXECUTION_STARTED, Name=inst.name, Input=input_json)
         row_key = await self.store.add_inbox(inst.instance_id, started)
         await self.store.put(inst)
         self._cancel_timers(inst.instance_id)
         await self.store.delete_rows(inst.instance_id, [rk for rk, _ in batch])
+        # Only raised events carry over; results of the old execution's tasks are stale.
+        leftovers = state.inbox[len(batch) :]
+        stale = [rk for rk, e in leftovers if e["EventType"] != EventType.EVENT_RAISED]
+        await self.store.delete_rows(inst.instance_id, stale)
         state.reset()
-        state.inbox = [item for item in state.inbox[len(batch) :]] + [(row_key, started)]
+        state.inbox = [item for item in leftovers if item[0] not in stale] + [(row_key, started)]
         self.dirty.add(inst.instance_id)
 
     # ---- work ------------------------------------------------------------------------

@@ -59,8 +59,7 @@ def json_text(body: bytes) -> str | None:
     value = json.loads(text)
     if isinstance(value, str):
         try:
-            json.loads(value)
-            return value
+            return json.dumps(json.loads(value))  # ASCII: every character fits a table property
         except json.JSONDecodeError:
             pass
     return json.dumps(value)
