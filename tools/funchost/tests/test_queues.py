@@ -129,6 +129,7 @@ def test_a_malformed_base64_message_goes_to_poison_without_invoking_the_function
     assert storage.wait_for_messages(f"{queue}-poison") == ["{not base64!}"]
     records = app.wait_for_records(lambda r: len(r) >= 1, function="echo")
     assert [r["body"] for r in records] == ["well formed"]
+    app.host.wait_for_log("Executed 'Functions.echo' (Succeeded")
     log = app.host.wait_for_log("-poison (message is not valid base64")
     assert log.count("Executed 'Functions.echo'") == 1
     assert storage.peek(queue) == []

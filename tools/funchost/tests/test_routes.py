@@ -101,6 +101,19 @@ def test_a_catch_all_comes_after_a_more_specific_route() -> None:
     assert target(routes.find("GET", "/other/path")) == ("{*anything}", {"anything": "other/path"})
 
 
+def test_a_route_that_ends_with_the_path_beats_one_whose_optional_parameter_is_left_out() -> None:
+    # given items and items/{id?}, registered in either order (ASP.NET: 1.1 before 1.14)
+    for order in (
+        (("items/{id?}", None), ("items", None)),
+        (("items", None), ("items/{id?}", None)),
+    ):
+        routes = table(*order)
+        # when the path is items, then the route without the parameter answers
+        assert target(routes.find("GET", "/api/items")) == ("items", {})
+        # and a path with an id still goes to the optional route
+        assert target(routes.find("GET", "/api/items/3")) == ("items/{id?}", {"id": "3"})
+
+
 def test_an_unknown_path_is_404_and_a_known_path_with_a_wrong_method_is_405() -> None:
     # given a route that only takes POST
     routes = table(("jobs", ["POST"]))

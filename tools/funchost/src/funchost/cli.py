@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -61,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"funchost: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
+    if host.abandoned:  # sync functions still running past the grace period: do not wait
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -40,6 +40,7 @@ class Host:
         self.functions: list[FunctionSpec] = []
         self.base_url = f"http://{host}:{port}"
         self.durable_client_json = ""
+        self.abandoned = 0
 
     def load(self) -> None:
         apply_local_settings(load_local_settings(self.app_dir))
@@ -133,6 +134,7 @@ class Host:
         if engine is not None:
             engine.stopping.set()
         finished = await invoker.wait_idle(self.grace)
+        self.abandoned = 0 if finished else invoker.in_flight
         if not finished:
             log.warning(
                 "grace period over with %d invocations running; their queue messages "

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 from datetime import datetime
 from typing import Any
 
@@ -136,6 +137,7 @@ class QueueListener:
         self.account = resolve_account(str(spec.trigger.get("connection") or ""))
         self.wake = wakeups.event(self.queue)
         self.lease = lease_seconds
+        self.lease_whole = max(1, math.ceil(lease_seconds))  # the service takes whole seconds
         self.stopping = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self._slot = asyncio.Event()
@@ -157,7 +159,7 @@ class QueueListener:
                         async for m in client.receive_messages(
                             messages_per_page=self.options.batch_size,
                             max_messages=self.options.batch_size,
-                            visibility_timeout=int(self.lease),
+                            visibility_timeout=self.lease_whole,
                         )
                     ]
                 except Exception as exc:  # storage down: keep polling, as the host does
@@ -174,10 +176,12 @@ class QueueListener:
                     self.tasks.add(task)
                     task.add_done_callback(self._done)
         finally:
-            if self.tasks:
-                await asyncio.gather(*self.tasks, return_exceptions=True)
-            await client.close()
-            await poison.close()
+            try:
+                if self.tasks:
+                    await asyncio.gather(*self.tasks, return_exceptions=True)
+            finally:
+                await client.close()
+                await poison.close()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -210,7 +214,11 @@ class QueueListener:
             "NextVisibleTime": meta.Datum(_iso(message.next_visible_on), "string"),
             "PopReceipt": meta.Datum(message.pop_receipt, "string"),
         }
-        value = decode(self.spec.trigger_type, meta.Datum(body, "string"), metadata)
+        try:
+            value = decode(self.spec.trigger_type, meta.Datum(body, "string"), metadata)
+        except Exception as exc:  # a payload the converter cannot read is a poison pill
+            await self._to_poison(client, poison, message, f"cannot decode the message: {exc}")
+            return
         receipt = {"pop": message.pop_receipt}
         renew = asyncio.create_task(self._renew(client, message, receipt))
         try:
@@ -244,7 +252,7 @@ class QueueListener:
         while True:
             await asyncio.sleep(self.lease / 2)
             updated = await client.update_message(
-                message.id, receipt["pop"], visibility_timeout=int(self.lease)
+                message.id, receipt["pop"], visibility_timeout=self.lease_whole
             )
             receipt["pop"] = updated.pop_receipt
 

@@ -152,7 +152,7 @@ class RouteTable(Generic[T]):
         allowed = frozenset(m.upper() for m in methods) if methods else frozenset()
         route = Route(full, parse_template(full), allowed, target)
         self.routes.append(route)
-        self.routes.sort(key=lambda r: tuple(s.rank for s in r.segments) + (9,))
+        self.routes.sort(key=lambda r: tuple(s.rank for s in r.segments) + (-1,))
         return route
 
     def find(self, method: str, path: str) -> tuple[Route[T], dict[str, str]] | int:

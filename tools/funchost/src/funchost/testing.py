@@ -81,17 +81,14 @@ def _tail(text: str, lines: int = 60) -> str:
 
 
 def _kill_group(process: subprocess.Popen[bytes], sig: int) -> None:
-    """Send `sig` to the process group led by `process` (it was started in a new session)."""
-    if process.poll() is not None:
-        # The leader is gone; children of it may remain in the group.
-        try:
-            os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        return
+    """Send `sig` to the process group led by `process` (it was started in a new session).
+
+    The group is signalled even when the leader has exited, so children it left behind
+    go too.
+    """
     try:
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
 
 
@@ -136,12 +133,14 @@ class AzuriteError(RuntimeError):
 
 class FuncHostError(RuntimeError):
     """funchost did not come up. `returncode` is its exit status if it exited
-    (None if it was still running at the deadline); `log` is its whole output."""
+    (None if it was still running at the deadline); `log` is its whole log file and
+    `log[log_offset:]` the part this start wrote."""
 
-    def __init__(self, message: str, returncode: int | None, log: str) -> None:
+    def __init__(self, message: str, returncode: int | None, log: str, log_offset: int = 0) -> None:
         super().__init__(message)
         self.returncode = returncode
         self.log = log
+        self.log_offset = log_offset
 
 
 class Azurite:
@@ -324,6 +323,8 @@ class FuncHost:
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.env = dict(env or {})
+        self._port_is_ours = port is None
+        self._started_once = False
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args)
@@ -371,7 +372,9 @@ class FuncHost:
     def child_env(self) -> dict[str, str]:
         """The environment the child gets: os.environ, then `env`, then PYTHONPATH."""
         merged = {**os.environ, **self.env}
-        paths = [str(_SRC_DIR)]
+        # A source checkout (src/funchost) runs without being installed; an installed
+        # funchost is importable already (and site-packages must not precede the stdlib).
+        paths = [str(_SRC_DIR)] if _SRC_DIR.name not in ("site-packages", "dist-packages") else []
         if merged.get("PYTHONPATH"):
             paths += [str(Path(p).resolve()) for p in merged["PYTHONPATH"].split(os.pathsep) if p]
         merged["PYTHONPATH"] = os.pathsep.join(paths)
@@ -379,13 +382,35 @@ class FuncHost:
         return merged
 
     def start(self) -> FuncHost:
-        """Start funchost and wait for /admin/host/status to answer 200; returns self."""
+        """Start funchost and wait for /admin/host/status to answer 200; returns self.
+
+        On the first start with a port funchost chose itself, a port taken in the
+        meantime ("cannot serve on") is retried with another free port.
+        """
         if self.running:
             return self
+        attempts = 3 if self._port_is_ours and not self._started_once else 1
+        for attempt in range(attempts):
+            error = self._start_once()
+            if error is None:
+                self._started_once = True
+                return self
+            retry = (
+                attempt + 1 < attempts
+                and error.returncode is not None
+                and "cannot serve on" in error.log[error.log_offset :]
+            )
+            if not retry:
+                raise error
+            self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> FuncHostError | None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.returncode = None
+        offset = len(self.log_text())
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
+            process = subprocess.Popen(
                 self.command(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -394,34 +419,38 @@ class FuncHost:
                 env=self.child_env(),
                 start_new_session=True,
             )
+        self._process = process
         deadline = time.monotonic() + self.startup_timeout
         status_url = f"{self.url}/admin/host/status"
         while time.monotonic() < deadline:
-            code = self._process.poll()
+            code = process.poll()
             if code is not None:
+                _kill_group(process, signal.SIGKILL)  # anything it left behind
                 self.returncode = code
                 self._process = None
                 log_text = self.log_text()
-                raise FuncHostError(
+                return FuncHostError(
                     f"funchost exited with status {code} before it was ready "
-                    f"(app {self.app_dir}):\n{_tail(log_text)}",
+                    f"(app {self.app_dir}):\n{_tail(log_text[offset:])}",
                     code,
                     log_text,
+                    offset,
                 )
             try:
                 with urllib.request.urlopen(status_url, timeout=1.0) as response:
-                    if response.status == 200:
-                        return self
+                    if response.status == 200 and process.poll() is None:
+                        return None
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
         self.stop(grace=2.0)
         log_text = self.log_text()
-        raise FuncHostError(
+        return FuncHostError(
             f"funchost did not answer {status_url} within {self.startup_timeout:g}s "
-            f"(app {self.app_dir}):\n{_tail(log_text)}",
+            f"(app {self.app_dir}):\n{_tail(log_text[offset:])}",
             None,
             log_text,
+            offset,
         )
 
     def log_text(self) -> str:
