@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import quote
 
@@ -63,6 +64,17 @@ def json_text(body: bytes) -> str | None:
         except json.JSONDecodeError:
             pass
     return json.dumps(value)
+
+
+async def _accepted(action: Awaitable[None]) -> web.Response:
+    """202 once `action` is done; 404 for an unknown instance, 410 for a finished one."""
+    try:
+        await action
+    except InstanceNotFound:
+        return web.Response(status=404)
+    except InstanceGone:
+        return web.Response(status=410)
+    return web.Response(status=202)
 
 
 def _flag(request: web.Request, name: str, default: bool = False) -> bool:
@@ -172,22 +184,11 @@ class DurableWebhooks:
             data = json_text(await request.read())
         except ValueError:
             return web.Response(status=400, text="Only JSON request content is supported")
-        try:
-            await self.engine.raise_event(instance_id, name, data)
-        except InstanceNotFound:
-            return web.Response(status=404)
-        except InstanceGone:
-            return web.Response(status=410)
-        return web.Response(status=202)
+        return await _accepted(self.engine.raise_event(instance_id, name, data))
 
     async def _terminate(self, request: web.Request, instance_id: str) -> web.Response:
-        try:
-            await self.engine.terminate(instance_id, request.query.get("reason", ""))
-        except InstanceNotFound:
-            return web.Response(status=404)
-        except InstanceGone:
-            return web.Response(status=410)
-        return web.Response(status=202)
+        reason = request.query.get("reason", "")
+        return await _accepted(self.engine.terminate(instance_id, reason))
 
     async def _query(self, request: web.Request, purge: bool) -> web.Response:
         statuses = request.query.get("runtimeStatus")
