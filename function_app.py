@@ -1,9 +1,10 @@
-"""Composition only: build the FunctionApp and register the blueprints of shared/api/."""
+"""Azure Functions entry point: composition only."""
 
 import azure.functions as func
 
-from shared.api import health
+from shared.api import accounts, health, jobs, openapi, worker
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)  # API keys: shared.http
 
-app.register_functions(health.bp)
+for blueprint in (health.bp, jobs.bp, accounts.bp, openapi.bp, worker.bp):
+    app.register_functions(blueprint)

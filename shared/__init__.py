@@ -1,1 +1,3 @@
-"""QCOS gateway application package (Azure Functions' convention for shared code)."""
+"""QCOS gateway: the application package (Azure Functions convention for shared code)."""
+
+__version__ = "0.2.0"

@@ -1,1 +1,1 @@
-"""HTTP and trigger blueprints: parse -> call a service -> map. No logic here."""
+"""HTTP, queue and timer functions as blueprints: parse, call a service, map. No logic here."""

@@ -158,10 +158,38 @@ def test_a_trailing_slash_does_not_change_the_match() -> None:
     assert target(routes.find("GET", "/api/jobs/7/")) == ("jobs/{id}", {"id": "7"})
 
 
+def test_the_site_root_is_served_by_an_optional_parameter_of_length_zero() -> None:
+    # given the root route the docs suggest beside a literal route, with no prefix
+    routes = table(("{ignored:maxlength(0)?}", ["GET"]), ("health", ["GET"]), prefix="")
+    # then "/" reaches the root route, "/health" its own, and any other segment nothing
+    assert target(routes.find("GET", "/"))[0] == "{ignored:maxlength(0)?}"
+    assert target(routes.find("GET", "/health"))[0] == "health"
+    assert routes.find("GET", "/other") == 404
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "found"),
+    [
+        ("c/{code:length(3)}", "/c/abc", True),
+        ("c/{code:length(3)}", "/c/abcd", False),
+        ("c/{code:minlength(2)}", "/c/a", False),
+        ("n/{n:min(5)}", "/n/5", True),
+        ("n/{n:max(5)}", "/n/6", False),
+        ("n/{n:max(5)}", "/n/x", False),
+    ],
+)
+def test_a_constraint_with_an_argument_bounds_the_value(
+    template: str, path: str, found: bool
+) -> None:
+    routes = table((template, None), prefix="")
+    assert (routes.find("GET", path) != 404) is found
+
+
 @pytest.mark.parametrize(
     ("template", "message"),
     [
         ("items/{id:number}", "unknown constraint 'number'"),
+        ("items/{id:int(3)}", "unknown constraint 'int'"),
         ("files/{*path}/tail", "a catch-all must be the last segment"),
         ("greet/{name?}/tail", "only trailing parameters can be optional"),
         ("items/pre{id}", "is not supported"),

@@ -1,8 +1,9 @@
 """HTTP route templates as the Functions host reads them.
 
 `items/{id:int}/{name?}`, catch-all `{*rest}`, constraints int, long, bool, alpha,
-guid, float, double, decimal, datetime. Literal segments match case-insensitively and
-win over parameters, as in ASP.NET routing.
+guid, float, double, decimal, datetime, and minlength(n), maxlength(n), length(n), min(n),
+max(n) (`{ignored:maxlength(0)?}` is how an app serves the site root). Literal segments
+match case-insensitively and win over parameters, as in ASP.NET routing.
 """
 
 from __future__ import annotations
@@ -58,7 +59,20 @@ CONSTRAINTS: dict[str, Callable[[str], bool]] = {
     "datetime": _is_datetime,
 }
 
-_PARAM = re.compile(r"^\{(\*)?([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+))?(\?)?\}$")
+
+def _is_int(value: str) -> bool:
+    return re.fullmatch(r"-?\d+", value) is not None
+
+
+ARG_CONSTRAINTS: dict[str, Callable[[str, int], bool]] = {
+    "minlength": lambda v, n: len(v) >= n,
+    "maxlength": lambda v, n: len(v) <= n,
+    "length": lambda v, n: len(v) == n,
+    "min": lambda v, n: _is_int(v) and int(v) >= n,
+    "max": lambda v, n: _is_int(v) and int(v) <= n,
+}
+
+_PARAM = re.compile(r"^\{(\*)?([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+)(?:\((-?\d+)\))?)?(\?)?\}$")
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ class Segment:
     literal: str | None = None
     param: str | None = None
     constraint: str | None = None
+    constraint_arg: int | None = None
     optional: bool = False
     catch_all: bool = False
 
@@ -79,6 +94,13 @@ class Segment:
         if self.optional:
             return 3
         return 1 if self.constraint else 2
+
+    def allows(self, value: str) -> bool:
+        if self.constraint is None:
+            return True
+        if self.constraint_arg is not None:
+            return ARG_CONSTRAINTS[self.constraint](value, self.constraint_arg)
+        return CONSTRAINTS[self.constraint](value)
 
 
 @dataclass(frozen=True)
@@ -104,7 +126,7 @@ class Route(Generic[T]):
                 if part.lower() != seg.literal.lower():
                     return None
                 continue
-            if seg.constraint and not CONSTRAINTS[seg.constraint](part):
+            if seg.constraint and not seg.allows(part):
                 return None
             values[seg.param or ""] = part
         return values if len(parts) == len(self.segments) else None
@@ -121,8 +143,9 @@ def parse_template(template: str) -> tuple[Segment, ...]:
         match = _PARAM.match(part)
         if not match:
             raise ConfigError(f"route {template!r}: segment {part!r} is not supported")
-        star, name, constraint, optional = match.groups()
-        if constraint and constraint.lower() not in CONSTRAINTS:
+        star, name, constraint, arg, optional = match.groups()
+        known = ARG_CONSTRAINTS if arg is not None else CONSTRAINTS
+        if constraint and constraint.lower() not in known:
             raise ConfigError(f"route {template!r}: unknown constraint {constraint!r}")
         if star and index != len(raw_parts) - 1:
             raise ConfigError(f"route {template!r}: a catch-all must be the last segment")
@@ -130,6 +153,7 @@ def parse_template(template: str) -> tuple[Segment, ...]:
             Segment(
                 param=name,
                 constraint=constraint.lower() if constraint else None,
+                constraint_arg=int(arg) if arg is not None else None,
                 optional=bool(optional),
                 catch_all=bool(star),
             )

@@ -1,0 +1,106 @@
+"""The v1 job API: execute, status, results, cancel, execute-sync."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.http import Operation, Reply, RequestContext, handle
+from shared.jobs.schemas import (
+    ExecuteRequest,
+    JobAccepted,
+    JobCancelled,
+    JobResults,
+    JobStatusResponse,
+    SyncResult,
+)
+from shared.services import services
+
+bp = func.Blueprint()
+
+EXECUTE = Operation(
+    "POST",
+    "/api/v1/execute",
+    "Queue a circuit",
+    JobAccepted,
+    body=ExecuteRequest,
+    status=202,
+    errors=(400, 401, 403, 409, 413, 422, 503),
+    description="Validates the circuit against your tier's limits, stores it and queues it for "
+    "the Aer simulator. Poll `Location` (`/api/v1/status/{job_id}`).",
+)
+STATUS = Operation(
+    "GET",
+    "/api/v1/status/{job_id}",
+    "A job's status",
+    JobStatusResponse,
+    errors=(401, 404, 503),
+    description="Status, timestamps, the counts once completed and the error once failed.",
+)
+RESULTS = Operation(
+    "GET",
+    "/api/v1/results/{job_id}",
+    "A completed job's results",
+    JobResults,
+    errors=(401, 404, 409, 503),
+    description="Counts and execution metadata; 409 JOB_NOT_COMPLETE until the job completes.",
+)
+CANCEL = Operation(
+    "DELETE",
+    "/api/v1/jobs/{job_id}",
+    "Cancel a queued job",
+    JobCancelled,
+    errors=(401, 404, 409, 503),
+    description="A cancelled job never runs and is never charged. A job that is running or "
+    "finished answers 409 JOB_NOT_CANCELLABLE.",
+)
+EXECUTE_SYNC = Operation(
+    "POST",
+    "/execute-sync",
+    "Run a circuit and wait for its counts",
+    SyncResult,
+    body=ExecuteRequest,
+    errors=(400, 401, 403, 409, 413, 422, 503),
+    description="Runs the circuit in the request and answers with its counts (the run is also "
+    "recorded as a job). Past the sync bound it answers 202 with the job to poll.",
+)
+
+
+@EXECUTE.route(bp)
+def execute(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, EXECUTE, _submit)
+
+
+@STATUS.route(bp)
+def job_status(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, STATUS, lambda ctx: services().jobs.status(ctx.user, ctx.params["job_id"]))
+
+
+@RESULTS.route(bp)
+def job_results(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, RESULTS, lambda ctx: services().jobs.results(ctx.user, ctx.params["job_id"]))
+
+
+@CANCEL.route(bp)
+def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, CANCEL, lambda ctx: services().jobs.cancel(ctx.user, ctx.params["job_id"]))
+
+
+@EXECUTE_SYNC.route(bp)
+def execute_sync(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, EXECUTE_SYNC, _run_sync)
+
+
+def _location(job_id: str) -> dict[str, str]:
+    return {"Location": f"/api/v1/status/{job_id}"}
+
+
+def _submit(ctx: RequestContext[ExecuteRequest]) -> Reply:
+    accepted = services().jobs.submit(ctx.user, ctx.body)
+    return Reply(accepted, headers=_location(accepted.job_id))
+
+
+def _run_sync(ctx: RequestContext[ExecuteRequest]) -> SyncResult | Reply:
+    outcome = services().jobs.execute_sync(ctx.user, ctx.body)
+    if isinstance(outcome, JobAccepted):
+        return Reply(outcome, status=202, headers=_location(outcome.job_id))
+    return outcome

@@ -1,0 +1,31 @@
+"""The queue worker (`jobs` queue) and the recovery timer."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.jobs.messages import Delivery
+from shared.services import services
+from shared.storage.clients import JOBS_QUEUE
+
+bp = func.Blueprint()
+logger = logging.getLogger(__name__)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=JOBS_QUEUE, connection="AzureWebJobsStorage")
+def run_job(msg: func.QueueMessage) -> None:
+    """Run one job; raising leaves the message for a retry (then `jobs-poison`)."""
+    body = msg.get_body().decode("utf-8", errors="replace")
+    services().jobs.run(
+        body, Delivery(message_id=msg.id or "", dequeue_count=msg.dequeue_count or 1)
+    )
+
+
+# Every minute: enqueue jobs accepted but never enqueued, and jobs whose worker died for good.
+@bp.timer_trigger(arg_name="timer", schedule="0 * * * * *", run_on_startup=False)
+def recover_jobs(timer: func.TimerRequest) -> None:
+    recovered = services().jobs.recover()
+    if recovered:
+        logger.warning("recovery timer re-enqueued %d job(s)", recovered)

@@ -1,0 +1,116 @@
+"""Typed settings, read once from the environment (app settings in Azure, `local.settings.json`
+`Values` locally). Nothing else in the app reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from shared import __version__
+
+
+class SettingsError(ValueError):
+    """A setting has a value the app cannot use; the message names the setting."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """How to reach the storage account: a connection string, or an account name and an identity."""
+
+    connection_string: str | None = None
+    account_name: str | None = None
+    credential: str | None = None  # "managedidentity" (the default in Azure) or unset
+    client_id: str | None = None  # a user-assigned identity's client id
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
+        conn = env.get("AzureWebJobsStorage", "").strip()
+        if conn:
+            return cls(connection_string=conn)
+        account = env.get("AzureWebJobsStorage__accountName", "").strip()
+        if account:
+            return cls(
+                account_name=account,
+                credential=env.get("AzureWebJobsStorage__credential") or None,
+                client_id=env.get("AzureWebJobsStorage__clientId") or None,
+            )
+        return cls()
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.connection_string or self.account_name)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on every input, checked before the work they would cost."""
+
+    max_body_bytes: int = 1_048_576
+    max_qasm_bytes: int = 262_144
+    max_clbits: int = 1024
+    max_operations: int = 1_000_000
+    max_depth: int = 100_000
+    statevector_max_qubits: int = 24
+
+
+@dataclass(frozen=True)
+class Settings:
+    version: str = __version__
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    admin_api_key: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    # The queue trigger's maxDequeueCount in host.json: the delivery that is the last one.
+    max_dequeue_count: int = 5
+    # POST /execute-sync answers 202 with the job id after this long (Azure cuts HTTP at 230 s).
+    sync_timeout_seconds: int = 60
+    # A job accepted but not enqueued for this long is enqueued by the recovery timer.
+    recover_after_seconds: int = 60
+    # A `processing` claim older than this is taken over (the functionTimeout plus a margin).
+    stale_claim_seconds: int = 900
+    # How many jobs one instance runs at once (host.json queues.batchSize), for estimates.
+    worker_parallelism: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        limits = Limits(
+            max_body_bytes=_int(env, "QCOS_MAX_BODY_BYTES", Limits.max_body_bytes, minimum=1024),
+            max_qasm_bytes=_int(env, "QCOS_MAX_QASM_BYTES", Limits.max_qasm_bytes, minimum=64),
+            max_clbits=_int(env, "QCOS_MAX_CLBITS", Limits.max_clbits, minimum=1),
+            max_operations=_int(env, "QCOS_MAX_OPERATIONS", Limits.max_operations, minimum=1),
+            max_depth=_int(env, "QCOS_MAX_DEPTH", Limits.max_depth, minimum=1),
+            statevector_max_qubits=_int(
+                env, "QCOS_STATEVECTOR_MAX_QUBITS", Limits.statevector_max_qubits, minimum=1
+            ),
+        )
+        return cls(
+            storage=StorageSettings.from_env(env),
+            admin_api_key=env.get("QCOS_ADMIN_API_KEY", "").strip() or None,
+            limits=limits,
+            max_dequeue_count=_int(env, "QCOS_MAX_DEQUEUE_COUNT", 5, minimum=1),
+            sync_timeout_seconds=_int(env, "QCOS_SYNC_TIMEOUT_SECONDS", 60, minimum=1),
+            recover_after_seconds=_int(env, "QCOS_RECOVER_AFTER_SECONDS", 60, minimum=1),
+            stale_claim_seconds=_int(env, "QCOS_STALE_CLAIM_SECONDS", 900, minimum=1),
+            worker_parallelism=_int(env, "QCOS_WORKER_PARALLELISM", 16, minimum=1),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read on first use."""
+    return Settings.from_env(os.environ)

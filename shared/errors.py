@@ -1,0 +1,139 @@
+"""One error hierarchy and one mapping to HTTP.
+
+Every error a user can see is an `ApiError`: it carries its HTTP status and a stable
+`error_code`, and its message is safe to show (it never echoes secrets, keys or input).
+`to_api_error` turns anything raised below the API into one of these, in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Base of every error answered with the standard body `{detail, error_code, request_id}`."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        error_code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.error_code = error_code or self.code
+        self.headers = dict(headers or {})
+
+
+class BadRequest(ApiError):
+    status = 400
+    code = "BAD_REQUEST"
+
+
+class InvalidJson(BadRequest):
+    code = "INVALID_JSON"
+
+
+class InvalidQasm(BadRequest):
+    code = "INVALID_QASM"
+
+
+class LimitExceeded(BadRequest):
+    """Over a limit; `error_code` names the limit (e.g. QUBIT_LIMIT_EXCEEDED)."""
+
+    code = "LIMIT_EXCEEDED"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+    def __init__(self, detail: str = "A valid API key is required") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="qcos"'})
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "CONFLICT"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class ValidationFailed(ApiError):
+    status = 422
+    code = "VALIDATION_ERROR"
+
+
+class RateLimited(ApiError):
+    status = 429
+    code = "RATE_LIMITED"
+
+
+class InternalError(ApiError):
+    status = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, detail: str = "Internal server error") -> None:
+        super().__init__(detail)
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, detail: str, *, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """Storage did not answer; the request changed nothing and may be retried."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+    def __init__(self, detail: str = "Storage is unavailable; retry shortly") -> None:
+        super().__init__(detail)
+
+
+def is_storage_outage(exc: BaseException) -> bool:
+    """True for a transport failure or a 5xx from Azure Storage (the request may be retried)."""
+    from azure.core.exceptions import (
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(exc, HttpResponseError) and status is not None and status >= 500
+
+
+def to_api_error(exc: BaseException) -> ApiError:
+    """The `ApiError` to answer for `exc`: itself, 503 for a storage outage, else a generic 500."""
+    if isinstance(exc, ApiError):
+        return exc
+    if is_storage_outage(exc):
+        logger.warning("storage unavailable: %s", type(exc).__name__)
+        return StorageUnavailable()
+    logger.exception("unhandled error", exc_info=exc)
+    return InternalError()

@@ -1,0 +1,202 @@
+"""The request pipeline every HTTP function goes through.
+
+An `Operation` describes one endpoint once: its route, its request and response models, its
+auth. `Operation.route(bp)` registers the function (the handler keeps the exact signature the
+worker checks against its bindings) and records the operation for `/openapi.json`.
+`handle(req, op, call)` then owns, in order: the request id, the body-size cap, authentication,
+validation, the call, the mapping of errors to the standard body, and the headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared.accounts.service import Principal
+from shared.errors import ApiError, InvalidJson, PayloadTooLarge, ValidationFailed, to_api_error
+
+logger = logging.getLogger(__name__)
+
+B = TypeVar("B", bound=BaseModel | None)
+F = TypeVar("F", bound=Callable[..., Any])
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+JSON = "application/json"
+
+
+class Auth(Enum):
+    PUBLIC = "public"
+    USER = "user"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint: what it takes, what it answers, who may call it."""
+
+    method: str
+    path: str  # the full path, `{name}` for parameters
+    summary: str
+    response: type[BaseModel] | None
+    body: type[BaseModel] | None = None
+    status: int = 200
+    auth: Auth = Auth.USER
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    tag: str = "jobs"
+    route_template: str | None = None  # when the host needs another template for `path`
+
+    def route(self, bp: func.Blueprint) -> Callable[[F], F]:
+        """Register the decorated function on `bp` for this operation's method and path."""
+        register(self)
+        decorator: Callable[[F], F] = bp.route(
+            route=self.route_template or self.path.lstrip("/"),
+            methods=[self.method],
+            auth_level=func.AuthLevel.ANONYMOUS,  # API keys are checked in handle()
+        )
+        return decorator
+
+
+OPERATIONS: dict[tuple[str, str], Operation] = {}
+
+
+def register(op: Operation) -> None:
+    OPERATIONS[(op.method, op.path)] = op
+
+
+@dataclass
+class RequestContext(Generic[B]):
+    request: func.HttpRequest
+    request_id: str
+    principal: Principal | None
+    body: B
+    params: Mapping[str, str]
+
+    @property
+    def user(self) -> Principal:
+        """The authenticated caller (only on USER and ADMIN operations)."""
+        assert self.principal is not None
+        return self.principal
+
+
+@dataclass
+class Reply:
+    """A result with a status or headers other than the operation's defaults."""
+
+    body: BaseModel | Mapping[str, Any]
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def handle(
+    req: func.HttpRequest,
+    op: Operation,
+    call: Callable[[RequestContext[Any]], BaseModel | Reply | Mapping[str, Any]],
+) -> func.HttpResponse:
+    """Run `call` for `req` under `op`'s contract; never raises."""
+    request_id = _request_id(req)
+    try:
+        raw = _capped_body(req)
+        principal = _authenticate(req, op)
+        body = _parse_body(raw, op)
+        result = call(
+            RequestContext(
+                request=req,
+                request_id=request_id,
+                principal=principal,
+                body=body,
+                params=req.route_params,
+            )
+        )
+    except Exception as exc:  # every failure leaves as the standard body
+        return error_response(to_api_error(exc), request_id)
+    if isinstance(result, Reply):
+        return json_response(result.body, result.status or op.status, request_id, result.headers)
+    return json_response(result, op.status, request_id)
+
+
+def json_response(
+    body: BaseModel | Mapping[str, Any],
+    status: int,
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> func.HttpResponse:
+    data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    return func.HttpResponse(
+        json.dumps(data, separators=(",", ":")),
+        status_code=status,
+        mimetype=JSON,
+        headers={**(headers or {}), "X-Request-ID": request_id},
+    )
+
+
+def error_response(error: ApiError, request_id: str) -> func.HttpResponse:
+    body = {"detail": error.detail, "error_code": error.error_code, "request_id": request_id}
+    return json_response(body, error.status, request_id, error.headers)
+
+
+def _request_id(req: func.HttpRequest) -> str:
+    given = req.headers.get("x-request-id", "")
+    return given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+
+
+def presented_key(req: func.HttpRequest) -> str | None:
+    """The API key from `X-API-Key` or `Authorization: Bearer`."""
+    key = req.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    scheme, _, token = (req.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _authenticate(req: func.HttpRequest, op: Operation) -> Principal | None:
+    if op.auth is Auth.PUBLIC:
+        return None
+    from shared.services import services
+
+    return services().accounts.authenticate(presented_key(req), admin=op.auth is Auth.ADMIN)
+
+
+def _capped_body(req: func.HttpRequest) -> bytes:
+    from shared.config import get_settings
+
+    raw = req.get_body() or b""
+    limit = get_settings().limits.max_body_bytes
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"Request body is {len(raw)} bytes; the limit is {limit}")
+    return raw
+
+
+def _parse_body(raw: bytes, op: Operation) -> BaseModel | None:
+    if op.body is None:
+        return None
+    if not raw.strip():
+        raise InvalidJson("Request body must be a JSON object")
+    try:
+        return op.body.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def _validation_error(exc: ValidationError) -> ApiError:
+    errors = exc.errors(include_input=False, include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return InvalidJson("Request body is not valid JSON")
+    if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+        return InvalidJson("Request body must be a JSON object")
+    parts = []
+    for e in errors[:10]:
+        loc = ".".join(str(p) for p in e["loc"]) or "body"
+        parts.append(f"{loc}: {e['msg']} ({e['type']})")
+    return ValidationFailed("; ".join(parts))

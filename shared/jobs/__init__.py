@@ -1,0 +1,1 @@
+"""Jobs: model, repository, queue messages, estimates and the service that moves them."""

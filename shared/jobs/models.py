@@ -1,0 +1,73 @@
+"""The job as the service sees it, and its row in the `jobs` table.
+
+PartitionKey = owner's user id, RowKey = job id: a lookup with another user's key cannot find
+the row. Terminal states never change. A `processing` job names the queue delivery that claimed
+it (message id and dequeue count), so a redelivery of that same message can tell that its
+previous holder died, while a duplicate message for the same job leaves the holder alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+BACKEND_AER = "qiskit_aer"
+
+
+@dataclass
+class Job:
+    user_id: str
+    job_id: str
+    status: JobStatus
+    shots: int
+    created_at: str
+    backend: str = BACKEND_AER
+    num_qubits: int = 0
+    qasm_hash: str = ""
+    circuit_blob: str = ""
+    enqueued: bool = False
+    started_at: str | None = None
+    completed_at: str | None = None
+    claim_message_id: str | None = None
+    claim_dequeue_count: int | None = None
+    claimed_at: str | None = None
+    error_code: str | None = None
+    error_detail: str | None = None
+    execution_time_ms: float | None = None
+    method: str | None = None
+    etag: str | None = field(default=None, compare=False)
+
+    def to_entity(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("etag")
+        entity = {k: v for k, v in data.items() if v is not None}
+        entity["PartitionKey"] = entity.pop("user_id")
+        entity["RowKey"] = entity.pop("job_id")
+        entity["status"] = self.status.value
+        return entity
+
+    @classmethod
+    def from_entity(cls, entity: Any) -> Job:
+        names = {f.name for f in fields(cls)} - {"user_id", "job_id", "status", "etag"}
+        values = {k: entity[k] for k in names if k in entity}
+        return cls(
+            user_id=str(entity["PartitionKey"]),
+            job_id=str(entity["RowKey"]),
+            status=JobStatus(str(entity["status"])),
+            etag=getattr(entity, "metadata", {}).get("etag"),
+            **values,
+        )

@@ -1,0 +1,138 @@
+"""Where jobs live: rows in `jobs`, circuits and results in blobs, ids on queue `jobs`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.jobs.messages import JobMessage
+from shared.jobs.models import Job, JobStatus
+from shared.storage import Storage, get_or_none, insert_new, merge, merge_if_match
+from shared.storage.clients import (
+    CIRCUITS_CONTAINER,
+    JOBS_POISON_QUEUE,
+    JOBS_QUEUE,
+    JOBS_TABLE,
+    RESULTS_CONTAINER,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _odata(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class JobRepository:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    def insert(self, job: Job) -> bool:
+        """Insert a new job row (setting `job.etag`); False when the owner already has a job
+        with this id."""
+        job.etag = insert_new(self._jobs, job.to_entity())
+        return job.etag is not None
+
+    def get(self, user_id: str, job_id: str) -> Job | None:
+        row = get_or_none(self._jobs, user_id, job_id)
+        return Job.from_entity(row) if row is not None else None
+
+    def update(self, job: Job, changes: Mapping[str, Any]) -> bool:
+        """Apply `changes` if the row is still at `job.etag`; False when someone else wrote first.
+
+        On success `job` holds the changes and its new etag.
+        """
+        assert job.etag is not None, "update needs a job read from storage"
+        entity = {"PartitionKey": job.user_id, "RowKey": job.job_id, **_stored(changes)}
+        etag = merge_if_match(self._jobs, entity, job.etag)
+        if etag is None:
+            return False
+        for name, value in changes.items():
+            setattr(job, name, value)
+        job.etag = etag
+        return True
+
+    def update_unchecked(self, user_id: str, job_id: str, changes: Mapping[str, Any]) -> None:
+        """Merge `changes` whatever the row's state (only for fields no transition reads)."""
+        merge(self._jobs, {"PartitionKey": user_id, "RowKey": job_id, **_stored(changes)})
+
+    def count(self, user_id: str, created_since: str | None = None) -> int:
+        """How many jobs `user_id` has (created at or after `created_since`, when given)."""
+        query = f"PartitionKey eq {_odata(user_id)}"
+        if created_since:
+            query += f" and created_at ge {_odata(created_since)}"
+        return sum(1 for _ in self._jobs.query_entities(query, select=["RowKey"]))
+
+    def find(self, status: JobStatus, **filters: Any) -> Iterator[Job]:
+        """Jobs of every owner in `status`; `filters`: `created_at__lt="..."`, `enqueued=False`."""
+        parts = [f"status eq {_odata(status.value)}"]
+        for key, value in filters.items():
+            name, _, op = key.partition("__")
+            literal = _odata(value) if isinstance(value, str) else str(value).lower()
+            parts.append(f"{name} {op or 'eq'} {literal}")
+        for row in self._jobs.query_entities(" and ".join(parts)):
+            yield Job.from_entity(row)
+
+    # -- blobs ----------------------------------------------------------------------------------
+
+    def put_circuit(self, blob_name: str, qasm: str) -> None:
+        self._circuits.upload_blob(blob_name, qasm.encode("utf-8"), overwrite=True)
+
+    def get_circuit(self, blob_name: str) -> str | None:
+        return _download(self._circuits, blob_name)
+
+    def delete_circuit_quietly(self, blob_name: str) -> None:
+        """Remove a circuit no job refers to; an outage leaves an orphan blob, nothing worse."""
+        try:
+            self._circuits.delete_blob(blob_name)
+        except Exception as exc:
+            logger.warning("could not delete circuit %s: %s", blob_name, type(exc).__name__)
+
+    def put_result(self, user_id: str, job_id: str, result: Mapping[str, Any]) -> None:
+        data = json.dumps(result, separators=(",", ":")).encode("utf-8")
+        self._results.upload_blob(f"{user_id}/{job_id}.json", data, overwrite=True)
+
+    def get_result(self, user_id: str, job_id: str) -> dict[str, Any] | None:
+        text = _download(self._results, f"{user_id}/{job_id}.json")
+        return json.loads(text) if text is not None else None
+
+    # -- queue ----------------------------------------------------------------------------------
+
+    def enqueue(self, message: JobMessage) -> None:
+        self._storage.queue(JOBS_QUEUE).send_message(message.encode())
+
+    def to_poison(self, body: str) -> None:
+        self._storage.queue(JOBS_POISON_QUEUE).send_message(body)
+
+    def queue_depth(self) -> int:
+        props = self._storage.queue(JOBS_QUEUE).get_queue_properties()
+        return int(props.approximate_message_count or 0)
+
+    @property
+    def _jobs(self) -> Any:
+        return self._storage.table(JOBS_TABLE)
+
+    @property
+    def _circuits(self) -> Any:
+        return self._storage.container(CIRCUITS_CONTAINER)
+
+    @property
+    def _results(self) -> Any:
+        return self._storage.container(RESULTS_CONTAINER)
+
+
+def _stored(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.value if isinstance(v, JobStatus) else v) for k, v in changes.items()}
+
+
+def _download(container: Any, name: str) -> str | None:
+    try:
+        return str(container.download_blob(name).readall().decode("utf-8"))
+    except ResourceNotFoundError:
+        return None

@@ -1,0 +1,98 @@
+"""Request and response models of the v1 job API (the OpenAPI spec is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+BELL_QASM = (
+    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
+    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
+)
+
+
+def _if_none(value: Any) -> bool:
+    return value is None
+
+
+class ExecuteRequest(BaseModel):
+    """A circuit to run on the local Aer simulator."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"qasm": BELL_QASM}]})
+
+    qasm: str = Field(
+        min_length=1,
+        description='OpenQASM 2.0 (`include "qelib1.inc";`) or OpenQASM 3 '
+        '(`include "stdgates.inc";`) source',
+    )
+    shots: int = Field(1024, ge=1, le=100_000, description="Shots (at most your tier's max_shots)")
+    job_id: str | None = Field(
+        None,
+        pattern=JOB_ID_PATTERN,
+        description="Your own id for the job, unique among your jobs; generated when omitted",
+    )
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str = Field(examples=["queued"])
+    message: str = Field(examples=["Job queued for processing"])
+    estimated_time_seconds: int = Field(
+        description="From recent jobs' measured execution times and the queue's depth"
+    )
+
+
+class JobError(BaseModel):
+    error_code: str
+    detail: str
+
+
+class JobCounts(BaseModel):
+    counts: dict[str, int]
+
+
+class JobStatusResponse(BaseModel):
+    job_id: str
+    status: str = Field(description="queued, processing, completed, failed or cancelled")
+    result: JobCounts | None = Field(None, exclude_if=_if_none, description="When completed")
+    error: JobError | None = Field(None, exclude_if=_if_none, description="When failed")
+    created_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+
+
+class ResultMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    shots: int
+    backend: str = Field(examples=["qiskit_aer"])
+    execution_time_ms: float
+    num_qubits: int
+    num_clbits: int
+    method: str = Field(description="Aer method: stabilizer, statevector or matrix_product_state")
+    measured_all: bool = Field(
+        description="True when the circuit measured nothing and all qubits were measured at the end"
+    )
+    qasm_version: int
+    depth: int
+    operations: int
+
+
+class JobResults(BaseModel):
+    job_id: str
+    counts: dict[str, int] = Field(description="Bitstrings in Qiskit's order (last bit first)")
+    metadata: ResultMetadata
+
+
+class JobCancelled(BaseModel):
+    job_id: str
+    status: str = Field(examples=["cancelled"])
+
+
+class SyncResult(BaseModel):
+    job_id: str
+    status: str = Field(examples=["completed"])
+    counts: dict[str, int]
+    metadata: ResultMetadata

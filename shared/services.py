@@ -1,0 +1,39 @@
+"""The process's services, built once from the settings (tests build their own)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from shared.accounts.service import Accounts
+from shared.config import Settings, get_settings
+from shared.jobs.estimates import Estimator
+from shared.jobs.repository import JobRepository
+from shared.jobs.service import JobService
+from shared.storage import Storage
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    storage: Storage
+    accounts: Accounts
+    jobs: JobService
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        storage = Storage(settings.storage)
+        repo = JobRepository(storage)
+        estimator = Estimator(storage, repo, settings.worker_parallelism)
+        return cls(
+            settings=settings,
+            storage=storage,
+            accounts=Accounts(storage, settings.admin_api_key),
+            jobs=JobService(settings, repo, estimator),
+        )
+
+
+@lru_cache(maxsize=1)
+def services() -> Services:
+    """The services of this process (settings read on first use)."""
+    return Services.build(get_settings())

@@ -1,0 +1,13 @@
+"""Table, Queue and Blob access: one owner of the clients, and the conditional-write helpers."""
+
+from shared.storage.clients import Storage, StorageNotConfigured
+from shared.storage.etag import get_or_none, insert_new, merge, merge_if_match
+
+__all__ = [
+    "Storage",
+    "StorageNotConfigured",
+    "get_or_none",
+    "insert_new",
+    "merge",
+    "merge_if_match",
+]

@@ -1,0 +1,149 @@
+"""End to end: the real app under funchost, over HTTP, on Azurite."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from funchost.testing import Azurite, FuncHost
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_KEY = "qcos_admin_" + "e" * 40
+BELL = (
+    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
+    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
+)
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="module")
+def host(azurite: Azurite) -> Iterator[FuncHost]:
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "QCOS_ADMIN_API_KEY": ADMIN_KEY,
+        # a killed host's messages come back after 3 s instead of 30
+        "FUNCHOST_QUEUE_LEASE_SECONDS": "3",
+    }
+    with FuncHost(ROOT, env=env) as running:
+        yield running
+
+
+def new_user(host: FuncHost, tier: str = "professional") -> dict[str, str]:
+    answer = requests.post(
+        f"{host.url}/admin/users",
+        json={"email": f"e2e-{uuid.uuid4().hex[:10]}@example.com", "tier": tier},
+        headers={"X-API-Key": ADMIN_KEY},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return {"X-API-Key": answer.json()["api_key"]}
+
+
+def wait_terminal(host: FuncHost, headers: dict[str, str], job_id: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = requests.get(f"{host.url}/api/v1/status/{job_id}", headers=headers, timeout=30)
+        body = status.json()
+        if body["status"] in TERMINAL or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+def test_a_bell_circuit_goes_through_the_queue_and_comes_back_half_00_half_11(
+    host: FuncHost,
+) -> None:
+    headers = new_user(host)
+    accepted = requests.post(
+        f"{host.url}/api/v1/execute", json={"qasm": BELL}, headers=headers, timeout=30
+    )
+    assert accepted.status_code == 202
+    assert accepted.headers["Location"].startswith("/api/v1/status/")
+    assert accepted.headers["X-Request-ID"]
+    job_id = accepted.json()["job_id"]
+
+    status = wait_terminal(host, headers, job_id)
+
+    assert status["status"] == "completed", status
+    counts = status["result"]["counts"]
+    assert set(counts) == {"00", "11"} and 400 < counts["00"] < 624
+    assert status["started_at"] <= status["completed_at"]
+    results = requests.get(f"{host.url}/api/v1/results/{job_id}", headers=headers, timeout=30)
+    assert results.json()["metadata"]["backend"] == "qiskit_aer"
+
+
+def test_execute_sync_answers_the_counts_in_one_request(host: FuncHost) -> None:
+    headers = new_user(host)
+    answer = requests.post(
+        f"{host.url}/execute-sync", json={"qasm": BELL, "shots": 100}, headers=headers, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    assert sum(answer.json()["counts"].values()) == 100
+
+
+def test_the_public_probes_and_the_spec_need_no_key(host: FuncHost) -> None:
+    root = requests.get(f"{host.url}/", timeout=30).json()
+    assert root["status"] == "healthy" and root["queue_connected"] is True and root["version"]
+    assert requests.get(f"{host.url}/health", timeout=30).json() == {"status": "ok"}
+    ready = requests.get(f"{host.url}/ready", timeout=30)
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"tables": "ok", "queues": "ok", "blobs": "ok"}
+    spec = requests.get(f"{host.url}/openapi.json", timeout=30).json()
+    assert "/api/v1/execute" in spec["paths"]
+    unknown = requests.get(f"{host.url}/nothing-here", timeout=30)
+    assert unknown.status_code == 404
+
+
+def test_a_malformed_queue_message_lands_in_poison_without_retries(
+    host: FuncHost, azurite: Azurite
+) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.queue import (
+        QueueClient,
+        TextBase64DecodePolicy,
+        TextBase64EncodePolicy,
+    )
+
+    marker = f"garbage-{uuid.uuid4().hex}"
+    jobs = QueueClient.from_connection_string(
+        azurite.connection_string, "jobs", message_encode_policy=TextBase64EncodePolicy()
+    )
+    jobs.send_message(marker)
+    poison = QueueClient.from_connection_string(
+        azurite.connection_string, "jobs-poison", message_decode_policy=TextBase64DecodePolicy()
+    )
+    deadline = time.monotonic() + 30
+    found = False
+    while not found and time.monotonic() < deadline:
+        try:
+            found = any(marker in m.content for m in poison.peek_messages(max_messages=32))
+        except ResourceNotFoundError:  # not created until the first poison message
+            pass
+        time.sleep(0.2)
+    assert found
+
+
+def test_every_job_of_a_burst_ends_terminal_across_a_host_kill(host: FuncHost) -> None:
+    # given a burst of jobs
+    headers = new_user(host, "enterprise")
+    job_ids = []
+    for _ in range(24):
+        answer = requests.post(
+            f"{host.url}/api/v1/execute",
+            json={"qasm": BELL, "shots": 64},
+            headers=headers,
+            timeout=30,
+        )
+        assert answer.status_code == 202
+        job_ids.append(answer.json()["job_id"])
+    # when the host is killed mid-burst and started again
+    host.kill()
+    host.start()
+    # then every job ends completed (none lost, none stuck)
+    finals = [wait_terminal(host, headers, job_id, timeout=90)["status"] for job_id in job_ids]
+    assert finals == ["completed"] * len(job_ids)

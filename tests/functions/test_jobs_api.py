@@ -1,0 +1,215 @@
+"""The v1 job API, calling the registered functions directly against Azurite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions.queue as fq
+
+from shared.api import jobs, worker
+from shared.jobs.messages import JobMessage
+from shared.services import Services
+
+BELL = (
+    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
+    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
+)
+BELL3 = (
+    'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\n'
+    "h q[0];\ncx q[0], q[1];\nc = measure q;\n"
+)
+
+
+def deliver(user_id: str, job_id: str, *, dequeue_count: int = 1, message_id: str = "") -> None:
+    """Hand the worker function one delivery of the job's queue message."""
+    msg = fq.QueueMessage(
+        id=message_id or uuid.uuid4().hex,
+        body=JobMessage(user_id, job_id).encode().encode(),
+        dequeue_count=dequeue_count,
+    )
+    worker.run_job(msg)
+
+
+def queued_job_ids(svc: Services) -> list[str]:
+    """Job ids of the messages on `jobs` right now (peeked, not taken)."""
+    from shared.storage.clients import JOBS_QUEUE
+
+    peeked = svc.storage.queue(JOBS_QUEUE).peek_messages(max_messages=32)
+    return [JobMessage.decode(m.content).job_id for m in peeked]
+
+
+def test_a_bell_circuit_is_queued_then_run_by_the_worker_into_half_00_half_11(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    # given a user
+    user = make_user()
+    # when they submit a Bell circuit
+    accepted = http(
+        jobs.execute, "POST", "/api/v1/execute", body={"qasm": BELL}, headers=user.headers
+    )
+    # then it is accepted, queued and pollable
+    assert accepted.status == 202
+    job_id = accepted.body["job_id"]
+    assert accepted.body["status"] == "queued"
+    assert accepted.body["message"] == "Job queued for processing"
+    assert isinstance(accepted.body["estimated_time_seconds"], int)
+    assert accepted.headers["Location"] == f"/api/v1/status/{job_id}"
+    assert accepted.headers["X-Request-ID"]
+    status = http(
+        jobs.job_status,
+        "GET",
+        f"/api/v1/status/{job_id}",
+        headers=user.headers,
+        route_params={"job_id": job_id},
+    )
+    assert status.body["status"] == "queued"
+    assert status.body["created_at"].endswith("Z")
+    assert status.body["started_at"] is None and "result" not in status.body
+
+    # when the worker gets the message
+    deliver(user.user_id, job_id)
+
+    # then the job is completed with Bell counts
+    status = http(
+        jobs.job_status,
+        "GET",
+        f"/api/v1/status/{job_id}",
+        headers=user.headers,
+        route_params={"job_id": job_id},
+    )
+    assert status.body["status"] == "completed"
+    counts = status.body["result"]["counts"]
+    assert set(counts) == {"00", "11"} and sum(counts.values()) == 1024
+    assert 400 < counts["00"] < 624
+    results = http(
+        jobs.job_results,
+        "GET",
+        f"/api/v1/results/{job_id}",
+        headers=user.headers,
+        route_params={"job_id": job_id},
+    )
+    assert results.status == 200
+    meta = results.body["metadata"]
+    assert meta["backend"] == "qiskit_aer" and meta["shots"] == 1024
+    assert meta["num_qubits"] == 2 and meta["method"] == "stabilizer"
+    assert meta["execution_time_ms"] > 0
+
+
+def test_submit_puts_exactly_one_message_with_ids_only_on_the_jobs_queue(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    job_id = f"mine-{uuid.uuid4().hex[:8]}"
+    http(
+        jobs.execute,
+        "POST",
+        "/api/v1/execute",
+        body={"qasm": BELL3, "shots": 10, "job_id": job_id},
+        headers=user.headers,
+    )
+    assert queued_job_ids(services_env).count(job_id) <= 1  # peek sees at most 32
+    job = services_env.jobs._repo.get(user.user_id, job_id)  # noqa: SLF001
+    assert job is not None and job.enqueued and job.status == "queued"
+
+
+def test_execute_sync_answers_with_counts_and_records_a_completed_job(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    answer = http(
+        jobs.execute_sync, "POST", "/execute-sync", body={"qasm": BELL3}, headers=user.headers
+    )
+    assert answer.status == 200
+    assert answer.body["status"] == "completed"
+    assert set(answer.body["counts"]) == {"00", "11"}
+    assert answer.body["metadata"]["qasm_version"] == 3
+    job_id = answer.body["job_id"]
+    results = http(
+        jobs.job_results,
+        "GET",
+        f"/api/v1/results/{job_id}",
+        headers=user.headers,
+        route_params={"job_id": job_id},
+    )
+    assert results.body["counts"] == answer.body["counts"]
+
+
+def test_a_custom_job_id_is_unique_per_user_but_free_for_another_user(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    alice, bob = make_user(), make_user()
+    body = {"qasm": BELL, "job_id": "same-id"}
+    first = http(jobs.execute, "POST", "/api/v1/execute", body=body, headers=alice.headers)
+    again = http(jobs.execute, "POST", "/api/v1/execute", body=body, headers=alice.headers)
+    other = http(jobs.execute, "POST", "/api/v1/execute", body=body, headers=bob.headers)
+    assert first.status == 202 and other.status == 202
+    assert again.status == 409 and again.body["error_code"] == "DUPLICATE_JOB_ID"
+    assert set(again.body) == {"detail", "error_code", "request_id"}
+
+
+def test_another_users_job_status_results_and_cancel_are_404(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    alice, mallory = make_user(), make_user()
+    job_id = http(
+        jobs.execute, "POST", "/api/v1/execute", body={"qasm": BELL}, headers=alice.headers
+    ).body["job_id"]
+    for fn, method, path in [
+        (jobs.job_status, "GET", f"/api/v1/status/{job_id}"),
+        (jobs.job_results, "GET", f"/api/v1/results/{job_id}"),
+        (jobs.cancel_job, "DELETE", f"/api/v1/jobs/{job_id}"),
+    ]:
+        answer = http(fn, method, path, headers=mallory.headers, route_params={"job_id": job_id})
+        assert answer.status == 404, path
+        assert answer.body["error_code"] == "JOB_NOT_FOUND"
+
+
+def test_a_cancelled_job_never_runs_even_when_its_message_is_delivered(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    job_id = http(
+        jobs.execute, "POST", "/api/v1/execute", body={"qasm": BELL}, headers=user.headers
+    ).body["job_id"]
+    params = {"job_id": job_id}
+    cancelled = http(jobs.cancel_job, "DELETE", "/", headers=user.headers, route_params=params)
+    assert cancelled.status == 200
+    assert cancelled.body == {"job_id": job_id, "status": "cancelled"}
+
+    deliver(user.user_id, job_id)
+
+    status = http(jobs.job_status, "GET", "/", headers=user.headers, route_params=params)
+    assert status.body["status"] == "cancelled" and status.body["started_at"] is None
+    results = http(jobs.job_results, "GET", "/", headers=user.headers, route_params=params)
+    assert results.status == 409 and results.body["error_code"] == "JOB_NOT_COMPLETE"
+    assert services_env.jobs._repo.get_result(user.user_id, job_id) is None  # noqa: SLF001
+
+
+def test_a_finished_job_is_not_cancellable(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    job_id = http(
+        jobs.execute_sync, "POST", "/execute-sync", body={"qasm": BELL}, headers=user.headers
+    ).body["job_id"]
+    answer = http(
+        jobs.cancel_job, "DELETE", "/", headers=user.headers, route_params={"job_id": job_id}
+    )
+    assert answer.status == 409 and answer.body["error_code"] == "JOB_NOT_CANCELLABLE"
+    assert "completed" in answer.body["detail"]
+
+
+def test_results_of_a_queued_job_are_409_naming_its_status(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    job_id = http(
+        jobs.execute, "POST", "/api/v1/execute", body={"qasm": BELL}, headers=user.headers
+    ).body["job_id"]
+    answer = http(
+        jobs.job_results, "GET", "/", headers=user.headers, route_params={"job_id": job_id}
+    )
+    assert answer.status == 409
+    assert answer.body["error_code"] == "JOB_NOT_COMPLETE" and "queued" in answer.body["detail"]

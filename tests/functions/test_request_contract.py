@@ -1,0 +1,219 @@
+"""What every request meets first: keys, the error body, request ids, sizes and unknown fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from shared.api import accounts, jobs
+from shared.services import Services
+
+BELL = (
+    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
+    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
+)
+ADMIN = {"X-API-Key": "qcos_admin_" + "t" * 40}
+ERROR_KEYS = {"detail", "error_code", "request_id"}
+
+
+def assert_error(answer: Any, status: int, code: str) -> None:
+    assert answer.status == status, answer.body
+    assert set(answer.body) == ERROR_KEYS
+    assert answer.body["error_code"] == code
+    assert answer.body["request_id"] == answer.headers["X-Request-ID"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-API-Key": ""},
+        {"X-API-Key": "not-a-key"},
+        {"X-API-Key": "qcos_0123456789abcdef_" + "A" * 43},  # well formed, unknown
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer qcos_0123456789abcdef_" + "A" * 43},
+    ],
+)
+def test_missing_malformed_and_unknown_keys_all_get_the_same_401(
+    services_env: Services, http: Callable[..., Any], headers: dict[str, str]
+) -> None:
+    answer = http(jobs.execute, "POST", "/api/v1/execute", body={"qasm": BELL}, headers=headers)
+    assert_error(answer, 401, "UNAUTHORIZED")
+    assert answer.body["detail"] == "A valid API key is required"
+
+
+def test_a_key_with_a_known_public_id_but_a_wrong_secret_is_401(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    forged = user.api_key[:-4] + ("AAAA" if not user.api_key.endswith("AAAA") else "BBBB")
+    answer = http(jobs.execute, "POST", "/", body={"qasm": BELL}, headers={"X-API-Key": forged})
+    assert_error(answer, 401, "UNAUTHORIZED")
+
+
+def test_a_bearer_token_works_like_the_api_key_header(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    answer = http(
+        jobs.execute,
+        "POST",
+        "/",
+        body={"qasm": BELL},
+        headers={"Authorization": f"Bearer {user.api_key}"},
+    )
+    assert answer.status == 202
+
+
+def test_unknown_fields_are_rejected_so_nobody_sets_status_or_owner(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    body = {"qasm": BELL, "status": "completed", "user_id": "someone-else"}
+    answer = http(jobs.execute, "POST", "/", body=body, headers=user.headers)
+    assert_error(answer, 422, "VALIDATION_ERROR")
+    assert "status" in answer.body["detail"] and "extra_forbidden" in answer.body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (b"", 400, "INVALID_JSON"),
+        (b"{not json", 400, "INVALID_JSON"),
+        (b"[1, 2]", 400, "INVALID_JSON"),
+        (b'{"shots": 5}', 422, "VALIDATION_ERROR"),
+        (b'{"qasm": "x", "shots": 0}', 422, "VALIDATION_ERROR"),
+        (b'{"qasm": "x", "shots": 100001}', 422, "VALIDATION_ERROR"),
+        (b'{"qasm": "x", "job_id": "has space"}', 422, "VALIDATION_ERROR"),
+        (b'{"qasm": "x", "job_id": "' + b"a" * 65 + b'"}', 422, "VALIDATION_ERROR"),
+    ],
+)
+def test_bad_bodies_get_the_standard_error(
+    services_env: Services,
+    make_user: Callable[..., Any],
+    http: Callable[..., Any],
+    raw: bytes,
+    status: int,
+    code: str,
+) -> None:
+    user = make_user()
+    answer = http(jobs.execute, "POST", "/", raw=raw, headers=user.headers)
+    assert_error(answer, status, code)
+
+
+def test_a_body_over_the_cap_is_413_before_anything_else(
+    services_env: Services, http: Callable[..., Any]
+) -> None:
+    # no key at all: the size is checked first
+    raw = b'{"qasm": "' + b"x" * (1024 * 1024 + 10) + b'"}'
+    answer = http(jobs.execute, "POST", "/", raw=raw, headers={})
+    assert_error(answer, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_shots_over_the_tier_limit_are_400_naming_the_limit(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user("free")  # 1024 shots
+    answer = http(
+        jobs.execute, "POST", "/", body={"qasm": BELL, "shots": 1025}, headers=user.headers
+    )
+    assert_error(answer, 400, "SHOT_LIMIT_EXCEEDED")
+
+
+def test_qubits_over_the_tier_limit_are_400_naming_the_limit(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user("free")  # 20 qubits
+    qasm = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[21];\nh q[0];\n'
+    answer = http(jobs.execute, "POST", "/", body={"qasm": qasm}, headers=user.headers)
+    assert_error(answer, 400, "QUBIT_LIMIT_EXCEEDED")
+
+
+def test_an_include_of_a_server_file_is_refused(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    qasm = 'OPENQASM 2.0;\ninclude "/etc/passwd";\nqreg q[1];\n'
+    answer = http(jobs.execute, "POST", "/", body={"qasm": qasm}, headers=user.headers)
+    assert_error(answer, 400, "INCLUDE_NOT_ALLOWED")
+    assert "root:" not in answer.body["detail"]
+
+
+def test_invalid_qasm_names_line_and_column(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    qasm = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nh q[0]\ncx q[0],q[1];\n'
+    answer = http(jobs.execute, "POST", "/", body={"qasm": qasm}, headers=user.headers)
+    assert_error(answer, 400, "INVALID_QASM")
+    assert "line 5" in answer.body["detail"] and "column" in answer.body["detail"]
+
+
+def test_a_sensible_incoming_request_id_is_kept_and_a_new_one_made_otherwise(
+    services_env: Services, http: Callable[..., Any]
+) -> None:
+    kept = http(jobs.execute, "POST", "/", body={}, headers={"X-Request-ID": "trace-12345678"})
+    assert kept.headers["X-Request-ID"] == "trace-12345678"
+    made = http(jobs.execute, "POST", "/", body={}, headers={"X-Request-ID": "<script>"})
+    assert made.headers["X-Request-ID"] != "<script>" and len(made.headers["X-Request-ID"]) == 32
+
+
+def test_the_admin_creates_a_user_whose_key_is_shown_once_and_never_again(
+    services_env: Services, http: Callable[..., Any]
+) -> None:
+    created = http(
+        accounts.create_user,
+        "POST",
+        "/admin/users",
+        body={"email": "grace@example.com", "tier": "enterprise"},
+        headers=ADMIN,
+    )
+    assert created.status == 201
+    assert created.body["tier"] == "enterprise"
+    key = created.body["api_key"]
+    assert key.startswith("qcos_") and len(key) >= 60
+    user_id = created.body["user_id"]
+    shown = http(accounts.get_user, "GET", "/", headers=ADMIN, route_params={"user_id": user_id})
+    assert shown.status == 200 and shown.body["email"] == "grace@example.com"
+    assert key not in str(shown.body) and "key" not in " ".join(shown.body)
+    # the key is stored only as a hash
+    rows = list(services_env.storage.table("apikeys").list_entities())
+    assert all(key not in str(dict(row)) for row in rows)
+    me = http(accounts.me, "GET", "/user/me", headers={"X-API-Key": key})
+    assert me.status == 200
+    assert me.body["user_id"] == user_id
+    assert me.body["daily_job_limit"] is None and me.body["max_qubits"] == 127
+    assert me.body["max_shots"] == 100_000 and me.body["jobs_today"] == 0
+
+
+def test_an_email_is_one_user(services_env: Services, http: Callable[..., Any]) -> None:
+    body = {"email": "twice@example.com"}
+    http(accounts.create_user, "POST", "/admin/users", body=body, headers=ADMIN)
+    again = http(accounts.create_user, "POST", "/admin/users", body=body, headers=ADMIN)
+    assert_error(again, 409, "EMAIL_EXISTS")
+
+
+def test_admin_routes_with_a_user_key_are_403_and_user_routes_with_the_admin_key_too(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    answer = http(
+        accounts.create_user, "POST", "/", body={"email": "x@example.com"}, headers=user.headers
+    )
+    assert_error(answer, 403, "FORBIDDEN")
+    answer = http(jobs.execute, "POST", "/", body={"qasm": BELL}, headers=ADMIN)
+    assert_error(answer, 403, "FORBIDDEN")
+
+
+def test_user_me_counts_jobs_today_and_in_total(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user("free")
+    for _ in range(2):
+        http(jobs.execute, "POST", "/", body={"qasm": BELL}, headers=user.headers)
+    me = http(accounts.me, "GET", "/user/me", headers=user.headers)
+    assert me.body["tier"] == "free" and me.body["daily_job_limit"] == 10
+    assert me.body["max_qubits"] == 20 and me.body["max_shots"] == 1024
+    assert me.body["jobs_today"] == 2 and me.body["jobs_total"] == 2
