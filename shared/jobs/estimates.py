@@ -28,8 +28,16 @@ _WRITE_EVERY_S = 2.0
 
 
 class Estimator:
-    def __init__(self, storage: Storage, repo: JobRepository, parallelism: int) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        repo: JobRepository,
+        parallelism: int,
+        *,
+        write_every_s: float = _WRITE_EVERY_S,
+    ) -> None:
         self._storage = storage
+        self._write_every_s = write_every_s
         self._repo = repo
         self._parallelism = parallelism
         self._lock = threading.Lock()
@@ -50,7 +58,7 @@ class Estimator:
         with self._lock:
             prev = self._local_ms if self._local_ms is not None else self._avg_ms
             self._local_ms = (1 - _ALPHA) * prev + _ALPHA * execution_ms
-            due = time.monotonic() - self._written_at >= _WRITE_EVERY_S
+            due = time.monotonic() - self._written_at >= self._write_every_s
             if due:
                 self._written_at = time.monotonic()
             value = self._local_ms

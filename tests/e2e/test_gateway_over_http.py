@@ -128,22 +128,35 @@ def test_a_malformed_queue_message_lands_in_poison_without_retries(
     assert found
 
 
+def slow_circuit(qubits: int = 20, layers: int = 6) -> str:
+    """Non-Clifford, so it runs on statevector: a few hundred ms each on 2 cores."""
+    lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', f"qreg q[{qubits}];", f"creg c[{qubits}];"]
+    for layer in range(layers):
+        lines += [f"ry({0.1 * (layer + 1) + i / 10}) q[{i}];" for i in range(qubits)]
+        lines += [f"cx q[{i}],q[{i + 1}];" for i in range(qubits - 1)]
+    lines.append("measure q -> c;")
+    return "\n".join(lines)
+
+
 def test_every_job_of_a_burst_ends_terminal_across_a_host_kill(host: FuncHost) -> None:
-    # given a burst of jobs
+    # given a burst of jobs that take a while
     headers = new_user(host, "enterprise")
+    qasm = slow_circuit()
     job_ids = []
-    for _ in range(24):
+    for _ in range(16):
         answer = requests.post(
             f"{host.url}/api/v1/execute",
-            json={"qasm": BELL, "shots": 64},
+            json={"qasm": qasm, "shots": 64},
             headers=headers,
             timeout=30,
         )
         assert answer.status_code == 202
         job_ids.append(answer.json()["job_id"])
-    # when the host is killed mid-burst and started again
+    last = requests.get(f"{host.url}/api/v1/status/{job_ids[-1]}", headers=headers, timeout=30)
+    assert last.json()["status"] not in TERMINAL  # the kill lands mid-burst
+    # when the host is killed and started again
     host.kill()
     host.start()
-    # then every job ends completed (none lost, none stuck)
-    finals = [wait_terminal(host, headers, job_id, timeout=90)["status"] for job_id in job_ids]
+    # then every job ends completed (none lost, none stuck, none failed)
+    finals = [wait_terminal(host, headers, job_id, timeout=120)["status"] for job_id in job_ids]
     assert finals == ["completed"] * len(job_ids)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import azure.functions.queue as fq
+import pytest
 
 from shared.api import jobs, worker
 from shared.jobs.messages import JobMessage
@@ -213,3 +214,48 @@ def test_results_of_a_queued_job_are_409_naming_its_status(
     )
     assert answer.status == 409
     assert answer.body["error_code"] == "JOB_NOT_COMPLETE" and "queued" in answer.body["detail"]
+
+
+def test_execute_sync_past_its_bound_answers_202_and_the_job_still_completes(
+    services_env: Services,
+    make_user: Callable[..., Any],
+    http: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from shared.config import get_settings
+    from shared.services import services
+    from shared.suppliers import aer
+
+    # given a sync bound of 1 s and a circuit that takes 1.5 s
+    user = make_user()
+    monkeypatch.setenv("QCOS_SYNC_TIMEOUT_SECONDS", "1")
+    get_settings.cache_clear()  # the services are rebuilt with the new bound on next use
+    services.cache_clear()
+    real = aer.run
+
+    def slow(parsed: Any, shots: int, **kwargs: Any) -> Any:
+        time.sleep(1.5)
+        return real(parsed, shots, **kwargs)
+
+    monkeypatch.setattr(aer, "run", slow)
+    # when it is run in the request
+    answer = http(
+        jobs.execute_sync, "POST", "/execute-sync", body={"qasm": BELL}, headers=user.headers
+    )
+    # then the request ends at the bound with the job to poll
+    assert answer.status == 202
+    job_id = answer.body["job_id"]
+    assert answer.body["status"] == "processing"
+    assert answer.headers["Location"] == f"/api/v1/status/{job_id}"
+    # and the job completes in the background
+    params = {"job_id": job_id}
+    deadline = time.monotonic() + 10
+    status = None
+    while time.monotonic() < deadline:
+        status = http(jobs.job_status, "GET", "/", headers=user.headers, route_params=params)
+        if status.body["status"] == "completed":
+            break
+        time.sleep(0.1)
+    assert status is not None and status.body["status"] == "completed"

@@ -217,3 +217,50 @@ def test_user_me_counts_jobs_today_and_in_total(
     assert me.body["tier"] == "free" and me.body["daily_job_limit"] == 10
     assert me.body["max_qubits"] == 20 and me.body["max_shots"] == 1024
     assert me.body["jobs_today"] == 2 and me.body["jobs_total"] == 2
+
+
+def test_a_revoked_key_gets_the_same_401_as_an_unknown_one(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    from shared.accounts import keys
+
+    user = make_user()
+    key_id = keys.public_id(user.api_key)
+    table = services_env.storage.table("apikeys")
+    row = table.get_entity(key_id, "key")
+    row["revoked"] = True
+    table.update_entity(row)
+    answer = http(jobs.execute, "POST", "/", body={"qasm": BELL}, headers=user.headers)
+    assert_error(answer, 401, "UNAUTHORIZED")
+    assert answer.body["detail"] == "A valid API key is required"
+
+
+def test_a_circuit_over_the_byte_limit_is_413_before_it_is_parsed(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    qasm = BELL + "// padding\n" * 30_000  # about 330 KB, over the 256 KiB default
+    answer = http(jobs.execute, "POST", "/", body={"qasm": qasm}, headers=user.headers)
+    assert_error(answer, 413, "CIRCUIT_TOO_LARGE")
+
+
+def test_a_huge_register_is_refused_from_the_source_without_parsing(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user("enterprise")
+    qasm = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[10000000];\n'
+    answer = http(jobs.execute, "POST", "/", body={"qasm": qasm}, headers=user.headers)
+    assert_error(answer, 400, "QUBIT_LIMIT_EXCEEDED")
+
+
+def test_nested_gate_definitions_that_expand_too_far_are_refused(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user("enterprise")
+    lines = ['OPENQASM 2.0;', 'include "qelib1.inc";', "gate g0 a { x a; x a; x a; x a; }"]
+    for level in range(1, 20):
+        body = " ".join(f"g{level - 1} a;" for _ in range(4))
+        lines.append(f"gate g{level} a {{ {body} }}")
+    lines += ["qreg q[1];", "g19 q[0];"]
+    answer = http(jobs.execute, "POST", "/", body={"qasm": "\n".join(lines)}, headers=user.headers)
+    assert_error(answer, 400, "OPERATION_LIMIT_EXCEEDED")

@@ -1,0 +1,341 @@
+"""`shared.suppliers.aer`: the local Aer simulator, its method choice and its transpile cache."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
+from shared.errors import BadRequest
+from shared.suppliers import aer
+from shared.suppliers.aer import AerRun, SimulationError, choose_method
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+V2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
+BELL = V2 + "qreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
+
+
+def parsed(qasm: str) -> ParsedCircuit:
+    bounds = CircuitLimits(
+        max_qasm_bytes=262_144,
+        max_qubits=127,
+        max_clbits=1024,
+        max_operations=1_000_000,
+        max_depth=100_000,
+    )
+    return parse_circuit(qasm, bounds)
+
+
+def ghz(qubits: int, *, measure: bool = True) -> str:
+    lines = [f"qreg q[{qubits}];", f"creg c[{qubits}];", "h q[0];"]
+    lines += [f"cx q[{i}],q[{i + 1}];" for i in range(qubits - 1)]
+    if measure:
+        lines.append("measure q -> c;")
+    return V2 + "\n".join(lines) + "\n"
+
+
+def rotation_chain(qubits: int) -> str:
+    """Non-Clifford (ry), entangled only along a chain: cheap for matrix product state."""
+    lines = [f"qreg q[{qubits}];", f"creg c[{qubits}];"]
+    lines += [f"ry({0.1 * (i + 1):.3f}) q[{i}];" for i in range(qubits)]
+    lines += [f"cx q[{i}],q[{i + 1}];" for i in range(qubits - 1)]
+    lines.append("measure q -> c;")
+    return V2 + "\n".join(lines) + "\n"
+
+
+def summary(qubits: int, *, clifford: bool) -> ParsedCircuit:
+    return ParsedCircuit(
+        circuit=None,
+        qasm_hash="0" * 64,
+        qasm_version=2,
+        num_qubits=qubits,
+        num_clbits=qubits,
+        operations=1,
+        depth=1,
+        is_clifford=clifford,
+    )
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    aer.clear_transpile_cache()
+    yield
+    aer.clear_transpile_cache()
+
+
+# --- method choice ---------------------------------------------------------------------------
+
+
+def test_clifford_circuit_of_any_width_goes_to_the_stabilizer_method() -> None:
+    # given / when / then
+    assert choose_method(summary(2, clifford=True), statevector_max_qubits=24) == "stabilizer"
+    assert choose_method(summary(100, clifford=True), statevector_max_qubits=24) == "stabilizer"
+
+
+def test_non_clifford_circuit_within_the_statevector_limit_goes_to_statevector() -> None:
+    # given / when / then
+    assert choose_method(summary(24, clifford=False), statevector_max_qubits=24) == "statevector"
+
+
+def test_non_clifford_circuit_over_the_statevector_limit_goes_to_mps() -> None:
+    # given / when
+    method = choose_method(summary(25, clifford=False), statevector_max_qubits=24)
+
+    # then
+    assert method == "matrix_product_state"
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def test_bell_pair_with_1024_shots_gives_00_and_11_about_half_each() -> None:
+    # given
+    circuit = parsed(BELL)
+
+    # when
+    result = aer.run(circuit, 1024, statevector_max_qubits=24)
+
+    # then
+    assert isinstance(result, AerRun)
+    assert set(result.counts) == {"00", "11"}
+    assert sum(result.counts.values()) == 1024
+    assert 400 < result.counts["00"] < 624
+    assert result.method == "stabilizer"
+    assert (result.num_qubits, result.shots, result.measured_all) == (2, 1024, False)
+    assert result.execution_time_ms > 0
+
+
+def test_ghz_of_12_qubits_gives_only_all_zeros_and_all_ones() -> None:
+    # given
+    circuit = parsed(ghz(12))
+
+    # when
+    result = aer.run(circuit, 1000, statevector_max_qubits=24, seed=7)
+
+    # then
+    assert set(result.counts) == {"0" * 12, "1" * 12}
+
+
+def test_non_clifford_circuit_runs_on_statevector_in_qiskit_bit_order() -> None:
+    # given: only qubit 0 flipped; qiskit writes clbit 0 rightmost
+    circuit = parsed(V2 + "qreg q[3];\ncreg c[3];\nrx(pi) q[0];\nt q[1];\nmeasure q -> c;\n")
+
+    # when
+    result = aer.run(circuit, 100, statevector_max_qubits=24)
+
+    # then
+    assert result.method == "statevector"
+    assert result.counts == {"001": 100}
+
+
+def test_60_qubit_clifford_ghz_runs_on_the_stabilizer_method() -> None:
+    # given
+    circuit = parsed(ghz(60))
+
+    # when
+    result = aer.run(circuit, 1024, statevector_max_qubits=24, seed=11)
+
+    # then
+    assert result.method == "stabilizer"
+    assert set(result.counts) == {"0" * 60, "1" * 60}
+    assert result.num_qubits == 60
+
+
+def test_30_qubit_non_clifford_chain_runs_on_mps_past_the_statevector_limit() -> None:
+    # given
+    circuit = parsed(rotation_chain(30))
+
+    # when
+    result = aer.run(circuit, 256, statevector_max_qubits=24, seed=5)
+
+    # then
+    assert result.method == "matrix_product_state"
+    assert sum(result.counts.values()) == 256
+    assert all(len(key) == 30 for key in result.counts)
+
+
+def test_circuit_without_measurements_is_measured_in_full_on_a_copy() -> None:
+    # given
+    circuit = parsed(V2 + "qreg q[2];\nx q[1];\n")
+    instructions_before = len(circuit.circuit.data)
+
+    # when
+    result = aer.run(circuit, 50, statevector_max_qubits=24)
+
+    # then
+    assert result.measured_all is True
+    assert result.counts == {"10": 50}
+    assert len(circuit.circuit.data) == instructions_before  # the parsed circuit is untouched
+
+
+def test_same_seed_gives_the_same_counts() -> None:
+    # given
+    circuit = parsed(V2 + "qreg q[3];\ncreg c[3];\nh q;\nt q[0];\nmeasure q -> c;\n")
+
+    # when
+    first = aer.run(circuit, 500, statevector_max_qubits=24, seed=42)
+    second = aer.run(circuit, 500, statevector_max_qubits=24, seed=42)
+
+    # then
+    assert first.counts == second.counts
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+def test_instruction_aer_does_not_know_is_a_simulation_error_without_traceback() -> None:
+    # given: an opaque gate has no definition to run
+    circuit = parsed(V2 + "opaque mystery a;\nqreg q[1];\nmystery q[0];\n")
+
+    # when
+    with pytest.raises(SimulationError) as caught:
+        aer.run(circuit, 10, statevector_max_qubits=24)
+
+    # then
+    assert isinstance(caught.value, BadRequest)
+    assert caught.value.status == 400
+    assert caught.value.error_code == "SIMULATION_FAILED"
+    assert "Traceback" not in caught.value.detail
+    assert caught.value.detail.startswith("The statevector simulator cannot run the circuit")
+
+
+def test_circuit_wider_than_its_method_allows_is_a_simulation_error() -> None:
+    # given: 70 non-Clifford qubits; matrix product state runs at most 63
+    circuit = parsed(V2 + "qreg q[70];\nrx(0.1) q;\n")
+
+    # when
+    with pytest.raises(SimulationError) as caught:
+        aer.run(circuit, 10, statevector_max_qubits=24)
+
+    # then
+    assert caught.value.detail == (
+        "The circuit has 70 qubits; the matrix_product_state simulator runs at most 63"
+    )
+
+
+def test_fewer_than_one_shot_is_a_programming_error() -> None:
+    # given
+    circuit = parsed(BELL)
+
+    # when / then
+    with pytest.raises(ValueError):
+        aer.run(circuit, 0, statevector_max_qubits=24)
+
+
+# --- the transpile cache ---------------------------------------------------------------------
+
+
+def test_second_run_of_the_same_circuit_does_not_transpile_again() -> None:
+    # given
+    circuit = parsed(BELL)
+    aer.run(circuit, 10, statevector_max_qubits=24)
+
+    # when
+    aer.run(parsed(BELL), 10, statevector_max_qubits=24)
+
+    # then: one pass-manager run (the miss), then a hit
+    info = aer.transpile_cache_info()
+    assert (info.misses, info.hits, info.size) == (1, 1, 1)
+
+
+def test_the_same_circuit_on_another_method_is_transpiled_for_that_method() -> None:
+    # given
+    circuit = parsed(rotation_chain(4))
+    aer.run(circuit, 10, statevector_max_qubits=24)
+
+    # when: a statevector limit below 4 qubits sends it to matrix product state
+    result = aer.run(circuit, 10, statevector_max_qubits=3)
+
+    # then
+    assert result.method == "matrix_product_state"
+    assert aer.transpile_cache_info().misses == 2
+
+
+def test_cache_keeps_only_the_most_recent_circuits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given
+    monkeypatch.setattr(aer, "TRANSPILE_CACHE_SIZE", 2)
+    circuits = [parsed(ghz(n)) for n in (2, 3, 4)]
+
+    # when
+    for circuit in circuits:
+        aer.run(circuit, 10, statevector_max_qubits=24)
+    aer.run(circuits[0], 10, statevector_max_qubits=24)
+
+    # then: the first was evicted by the third, so running it again missed
+    info = aer.transpile_cache_info()
+    assert (info.size, info.maxsize, info.misses, info.hits) == (2, 2, 4, 0)
+
+
+def test_pass_managers_are_built_once_per_method_not_per_run() -> None:
+    # given
+    aer.run(parsed(ghz(3)), 10, statevector_max_qubits=24)
+    built = aer.transpile_cache_info().pass_managers_built
+
+    # when
+    for qubits in (4, 5, 6):
+        aer.run(parsed(ghz(qubits)), 10, statevector_max_qubits=24)
+
+    # then
+    assert aer.transpile_cache_info().pass_managers_built == built
+
+
+def test_sixteen_threads_running_at_once_each_get_their_own_correct_counts() -> None:
+    # given: a mix of methods, each circuit run by several threads
+    circuits = [parsed(ghz(n)) for n in (2, 3, 5, 8)] + [
+        parsed(V2 + f"qreg q[{n}];\ncreg c[{n}];\nx q[0];\nt q[0];\nmeasure q -> c;\n")
+        for n in (2, 3, 4, 6)
+    ]
+    results: dict[int, AerRun] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(16)
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = aer.run(circuits[index % 8], 64, statevector_max_qubits=24)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+
+    # when
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then
+    assert errors == []
+    assert len(results) == 16
+    for index, result in results.items():
+        qubits = circuits[index % 8].num_qubits
+        if index % 8 < 4:
+            assert set(result.counts) <= {"0" * qubits, "1" * qubits}
+            assert result.method == "stabilizer"
+        else:
+            assert result.counts == {"0" * (qubits - 1) + "1": 64}
+            assert result.method == "statevector"
+    info = aer.transpile_cache_info()
+    assert info.hits + info.misses == 16
+    assert info.size == 8
+
+
+def test_importing_the_aer_module_imports_neither_qiskit_nor_aer() -> None:
+    # given
+    code = (
+        "import shared.suppliers.aer, sys; "
+        "assert not {'qiskit', 'qiskit_aer'} & set(sys.modules), 'imported eagerly'"
+    )
+
+    # when
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    # then
+    assert completed.returncode == 0, completed.stderr
