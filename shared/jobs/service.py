@@ -181,9 +181,13 @@ class JobService:
             if circuit is None:
                 self._fail(job, "CIRCUIT_MISSING", "The job's circuit was not found")
                 return
-            parsed = parse_circuit(circuit, self._worker_limits)
+            try:
+                parsed = parse_circuit(circuit, self._worker_limits)
+            except ApiError as exc:  # accepted under other limits: settings changed since
+                self._fail(job, exc.error_code, exc.detail)
+                return
             self._execute(job, parsed)
-        except ApiError as exc:  # permanent: the job's own fault, already recorded if possible
+        except ApiError as exc:  # permanent: _execute recorded it on the job
             logger.info("job %s failed: %s", message.job_id, exc.error_code)
         except Exception as exc:
             if delivery.dequeue_count >= self._settings.max_dequeue_count:

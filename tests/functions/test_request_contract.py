@@ -257,7 +257,7 @@ def test_nested_gate_definitions_that_expand_too_far_are_refused(
     services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
 ) -> None:
     user = make_user("enterprise")
-    lines = ['OPENQASM 2.0;', 'include "qelib1.inc";', "gate g0 a { x a; x a; x a; x a; }"]
+    lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', "gate g0 a { x a; x a; x a; x a; }"]
     for level in range(1, 20):
         body = " ".join(f"g{level - 1} a;" for _ in range(4))
         lines.append(f"gate g{level} a {{ {body} }}")

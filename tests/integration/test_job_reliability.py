@@ -315,3 +315,19 @@ def test_storage_unreachable_answers_503_in_the_standard_body(
     assert ready.status == 503 and ready.body["status"] == "not_ready"
     assert set(ready.body["checks"]) == {"tables", "queues", "blobs"}
     assert http(health.health, "GET", "/health").status == 200
+
+
+def test_a_circuit_the_worker_cannot_accept_fails_the_job_instead_of_leaving_it_claimed(
+    svc: Services, principal: Any, azurite: Azurite
+) -> None:
+    # given a job accepted under a larger operation limit than the worker now has
+    job_id = svc.jobs.submit(principal, ExecuteRequest(qasm=BELL)).job_id
+    from shared.config import Limits
+
+    strict = build(azurite.connection_string, limits=Limits(max_operations=1))
+    # when the worker gets it
+    strict.jobs.run(message_for(principal, job_id), Delivery("m", 1))
+    # then the job is failed with the limit's code, not left processing
+    status = svc.jobs.status(principal, job_id)
+    assert status.status == "failed" and status.error is not None
+    assert status.error.error_code == "OPERATION_LIMIT_EXCEEDED"
