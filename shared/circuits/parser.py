@@ -181,6 +181,7 @@ _LET = re.compile(rf"\blet\s+({_IDENT})")
 _GATE_DEFINITION = re.compile(rf"\bgate\s+({_IDENT})")
 _IDENTIFIER = re.compile(_IDENT)
 _STATEMENT_END = re.compile(r"[;{}]")
+_BRACKET = re.compile(r"[()\[\]{}]")
 _INTEGER = {2: re.compile(r"\d+"), 3: re.compile(r"\d+(?:_\d+)*")}
 _MODIFIER_POW = re.compile(r"\bpow\b")
 _MODIFIER_CTRL = re.compile(r"\b(?:ctrl|negctrl)\b")
@@ -264,6 +265,7 @@ def _scan_source(code: str, version: int, limits: CircuitLimits) -> _Scan:
             raise InvalidQasm(
                 _at(code, calibration.start(), "calibration blocks are not supported")
             )
+    _check_nesting(code)
     scan = _scan_registers(code, version)
     if scan.qubits > limits.max_qubits:
         raise _qubit_limit(scan.qubits, limits.max_qubits)
@@ -272,6 +274,22 @@ def _scan_source(code: str, version: int, limits: CircuitLimits) -> _Scan:
     if _instruction_bound(code, version, scan, limits.max_operations) > limits.max_operations:
         raise _operation_limit(limits.max_operations)
     return scan
+
+
+def _check_nesting(code: str) -> None:
+    """Refuse brackets nested more than `MAX_NESTING` deep: the OpenQASM 3 parser's time grows
+    with the square of the nesting (20,000 nested parentheses, 40 KB, take it 15 s), and no real
+    circuit nests this deep."""
+    depth = 0
+    for bracket in _BRACKET.finditer(code):
+        if bracket.group() in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise InvalidQasm(
+                    _at(code, bracket.start(), f"brackets nest more than {MAX_NESTING} deep")
+                )
+        else:
+            depth = max(depth - 1, 0)
 
 
 def _register_size(code: str, designator: str | None, offset: int, version: int) -> int:

@@ -593,6 +593,24 @@ def test_pow_combined_with_ctrl_is_refused(parser_must_not_run: None) -> None:
         parse_circuit(source, limits())
 
 
+@pytest.mark.parametrize("header", [V2, V3])
+def test_brackets_nested_absurdly_deep_are_refused_before_parsing(
+    header: str, parser_must_not_run: None
+) -> None:
+    # given: 20,000 nested parentheses (40 KB) keep the OpenQASM 3 parser busy for 15 s
+    declaration = "qreg q[1];\n" if header == V2 else "qubit[1] q;\n"
+    source = header + declaration + "rx(" + "(" * 20_000 + "1" + ")" * 20_000 + ") q[0];\n"
+    started = time.perf_counter()
+
+    # when
+    with pytest.raises(InvalidQasm) as caught:
+        parse_circuit(source, limits())
+
+    # then
+    assert time.perf_counter() - started < 0.5
+    assert caught.value.detail == "line 4, column 66: brackets nest more than 64 deep"
+
+
 def test_calibration_blocks_are_refused(parser_must_not_run: None) -> None:
     # given
     source = V3 + "qubit[1] q;\ncal { qubit[1000] z; }\n"
