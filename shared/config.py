@@ -85,6 +85,8 @@ class Settings:
     stale_claim_seconds: int = 900
     # How many jobs one instance runs at once (host.json queues.batchSize), for estimates.
     worker_parallelism: int = 16
+    # How long an instance trusts a valid API key without reading storage (0: never).
+    auth_cache_seconds: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -107,6 +109,7 @@ class Settings:
             recover_after_seconds=_int(env, "QCOS_RECOVER_AFTER_SECONDS", 60, minimum=1),
             stale_claim_seconds=_int(env, "QCOS_STALE_CLAIM_SECONDS", 900, minimum=1),
             worker_parallelism=_int(env, "QCOS_WORKER_PARALLELISM", 16, minimum=1),
+            auth_cache_seconds=_int(env, "QCOS_AUTH_CACHE_SECONDS", 30),
         )
 
 

@@ -28,7 +28,9 @@ class Services:
         return cls(
             settings=settings,
             storage=storage,
-            accounts=Accounts(storage, settings.admin_api_key),
+            accounts=Accounts(
+                storage, settings.admin_api_key, cache_seconds=settings.auth_cache_seconds
+            ),
             jobs=JobService(settings, repo, estimator),
         )
 

@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 _PROFILE = "profile"
 _KEY_ROW = "key"
 # Hashed when a key's public id is unknown, so that case costs what a wrong secret costs.
+_CACHE_MAX = 10_000
 _DUMMY_HASH = keys.hash_key("qcos_0000000000000000_" + "0" * 43)
 
 
@@ -64,9 +67,16 @@ def _email_partition(email: str) -> str:
 
 
 class Accounts:
-    def __init__(self, storage: Storage, admin_api_key: str | None) -> None:
+    def __init__(
+        self, storage: Storage, admin_api_key: str | None, *, cache_seconds: float = 0.0
+    ) -> None:
         self._storage = storage
         self._admin_hash = keys.hash_key(admin_api_key) if admin_api_key else None
+        # Valid keys seen lately (by hash): a request then costs no storage read. A revoked
+        # key keeps working for at most `cache_seconds` in each instance that cached it.
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._cache_lock = threading.Lock()
 
     def authenticate(self, presented: str | None, *, admin: bool = False) -> Principal:
         """The principal for `presented`.
@@ -83,6 +93,22 @@ class Accounts:
             if admin:
                 return ADMIN
             raise Forbidden("The admin key is for /admin routes; use a user's API key here")
+        principal = self._cached(presented)
+        if principal is None:
+            principal = self._lookup(presented)
+        if admin:
+            raise Forbidden("This route needs the admin key")
+        return principal
+
+    def _cached(self, presented: str) -> Principal | None:
+        if self._cache_seconds <= 0:
+            return None
+        entry = self._cache.get(keys.hash_key(presented))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def _lookup(self, presented: str) -> Principal:
         key_id = keys.public_id(presented)
         row = get_or_none(self._table(API_KEYS_TABLE), key_id, _KEY_ROW) if key_id else None
         if key_id is None or row is None or row.get("revoked"):
@@ -90,9 +116,18 @@ class Accounts:
             raise Unauthorized()
         if not keys.matches(presented, str(row["key_hash"])):
             raise Unauthorized()
-        if admin:
-            raise Forbidden("This route needs the admin key")
-        return Principal(user_id=str(row["user_id"]), tier=tier(str(row["tier"])), key_id=key_id)
+        principal = Principal(
+            user_id=str(row["user_id"]), tier=tier(str(row["tier"])), key_id=key_id
+        )
+        if self._cache_seconds > 0:
+            with self._cache_lock:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[str(row["key_hash"])] = (
+                    time.monotonic() + self._cache_seconds,
+                    principal,
+                )
+        return principal
 
     def create_user(self, email: str, tier_name: TierName) -> CreatedUser:
         """Create a user and their first API key.

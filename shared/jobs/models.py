@@ -39,7 +39,9 @@ class Job:
     num_qubits: int = 0
     qasm_hash: str = ""
     circuit_blob: str = ""
+    result_blob: str = ""
     enqueued: bool = False
+    enqueued_at: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
     claim_message_id: str | None = None

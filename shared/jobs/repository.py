@@ -82,7 +82,7 @@ class JobRepository:
     # -- blobs ----------------------------------------------------------------------------------
 
     def put_circuit(self, blob_name: str, qasm: str) -> None:
-        self._circuits.upload_blob(blob_name, qasm.encode("utf-8"), overwrite=True)
+        self._circuits.get_blob_client(blob_name).upload_blob(qasm.encode("utf-8"), overwrite=True)
 
     def get_circuit(self, blob_name: str) -> str | None:
         return _download(self._circuits, blob_name)
@@ -94,13 +94,27 @@ class JobRepository:
         except Exception as exc:
             logger.warning("could not delete circuit %s: %s", blob_name, type(exc).__name__)
 
-    def put_result(self, user_id: str, job_id: str, result: Mapping[str, Any]) -> None:
+    def put_result(self, blob_name: str, result: Mapping[str, Any]) -> None:
         data = json.dumps(result, separators=(",", ":")).encode("utf-8")
-        self._results.upload_blob(f"{user_id}/{job_id}.json", data, overwrite=True)
+        self._results.get_blob_client(blob_name).upload_blob(data, overwrite=True)
 
-    def get_result(self, user_id: str, job_id: str) -> dict[str, Any] | None:
-        text = _download(self._results, f"{user_id}/{job_id}.json")
+    def get_result(self, blob_name: str) -> dict[str, Any] | None:
+        text = _download(self._results, blob_name)
         return json.loads(text) if text is not None else None
+
+    def delete_result_quietly(self, blob_name: str) -> None:
+        """Remove a result no job refers to (a duplicate job id's)."""
+        try:
+            self._results.delete_blob(blob_name)
+        except Exception as exc:
+            logger.warning("could not delete result %s: %s", blob_name, type(exc).__name__)
+
+    def delete_quietly(self, user_id: str, job_id: str) -> None:
+        """Remove a job row whose circuit could not be stored (best effort)."""
+        try:
+            self._jobs.delete_entity(partition_key=user_id, row_key=job_id)
+        except Exception as exc:
+            logger.warning("could not delete job %s: %s", job_id, type(exc).__name__)
 
     # -- queue ----------------------------------------------------------------------------------
 

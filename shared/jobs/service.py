@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from shared import clock
 from shared.accounts.service import Principal
@@ -52,6 +54,26 @@ _SYNC_CLAIM = "sync"
 
 
 @dataclass(frozen=True)
+class _Outcome:
+    """A finished simulation, before it is recorded."""
+
+    counts: dict[str, int]
+    method: str
+    metadata: ResultMetadata
+
+    def stored(self) -> dict[str, Any]:
+        return {"counts": self.counts, "metadata": self.metadata.model_dump()}
+
+    def response(self, job: Job) -> SyncResult:
+        return SyncResult(
+            job_id=job.job_id,
+            status=JobStatus.COMPLETED.value,
+            counts=self.counts,
+            metadata=self.metadata,
+        )
+
+
+@dataclass(frozen=True)
 class Usage:
     jobs_today: int
     jobs_total: int
@@ -72,20 +94,23 @@ class JobService:
     # -- submit ---------------------------------------------------------------------------------
 
     def submit(self, principal: Principal, req: ExecuteRequest) -> JobAccepted:
-        """Accept a job for the queue.
+        """Accept a job for the queue: circuit blob, then the row, then the message.
 
         Raises `LimitExceeded`/`InvalidQasm`/`PayloadTooLarge` for a circuit or shot count
         over the caller's limits, `Conflict(DUPLICATE_JOB_ID)`, and lets storage outages
-        through (503) when nothing was accepted.
+        through (503) when nothing was accepted. Once the row exists the job is accepted: if
+        the message cannot be sent, the row says so and the recovery timer sends it.
         """
         parsed = self._check(principal, req)
-        job = self._accept(principal, req, parsed, JobStatus.QUEUED)
-        message = JobMessage(job.user_id, job.job_id)
+        job = self._new_job(principal, req, parsed)
+        job.enqueued, job.enqueued_at = True, job.created_at  # one write fewer than flagging later
+        self._repo.put_circuit(job.circuit_blob, req.qasm)
+        self._insert(job, on_failure=lambda: self._repo.delete_circuit_quietly(job.circuit_blob))
         try:
-            self._repo.enqueue(message)
-            self._repo.update_unchecked(job.user_id, job.job_id, {"enqueued": True})
+            self._repo.enqueue(JobMessage(job.user_id, job.job_id))
         except Exception as exc:  # accepted: the recovery timer enqueues it
             logger.warning("job %s accepted but not enqueued: %s", job.job_id, type(exc).__name__)
+            self._mark_not_enqueued(job)
         return JobAccepted(
             job_id=job.job_id,
             status=JobStatus.QUEUED.value,
@@ -94,23 +119,48 @@ class JobService:
         )
 
     def execute_sync(self, principal: Principal, req: ExecuteRequest) -> SyncResult | JobAccepted:
-        """Run a job in the request, bounded by `sync_timeout_seconds`.
+        """Run a job in the request, bounded by `sync_timeout_seconds`, and record it.
 
-        Returns the completed result, or (past the bound) the job to poll while it finishes in
-        the background. A circuit Aer refuses fails the job and raises its error.
+        The circuit runs first; a run that ends within the bound is recorded as a completed
+        job in one row and one result blob (its circuit is kept as a hash only). Past the bound
+        the job is recorded as running, with its circuit, and the job to poll is returned; the
+        run completes it in the background (or, if this process dies, the stale-claim sweep
+        hands it to the queue worker). A circuit Aer refuses is recorded as failed and its
+        error raised. A duplicate job id is found when the job is recorded (409).
         """
         parsed = self._check(principal, req)
-        job = self._accept(principal, req, parsed, JobStatus.PROCESSING)
-        future = self._sync_pool.submit(self._execute, job, parsed)
+        job = self._new_job(principal, req, parsed)
+        job.status = JobStatus.PROCESSING
+        job.started_at = job.claimed_at = job.created_at
+        job.claim_message_id, job.claim_dequeue_count = _SYNC_CLAIM, 0
+        job.enqueued, job.enqueued_at = True, job.created_at  # no message: it runs right here
+        future = self._sync_pool.submit(self._simulate, job, parsed)
         try:
-            return future.result(timeout=self._settings.sync_timeout_seconds)
+            outcome = future.result(timeout=self._settings.sync_timeout_seconds)
         except FutureTimeout:
+            self._repo.put_circuit(job.circuit_blob, req.qasm)
+            self._insert(
+                job, on_failure=lambda: self._repo.delete_circuit_quietly(job.circuit_blob)
+            )
+            future.add_done_callback(lambda done: self._finish_in_background(job, done))
             return JobAccepted(
                 job_id=job.job_id,
                 status=JobStatus.PROCESSING.value,
                 message="Job is still running; poll its status",
                 estimated_time_seconds=self._estimator.seconds(),
             )
+        except ApiError as exc:
+            job.status = JobStatus.FAILED
+            job.completed_at = clock.now_iso()
+            job.error_code, job.error_detail = exc.error_code, exc.detail[:_DETAIL_MAX]
+            self._insert(job)
+            raise
+        self._repo.put_result(job.result_blob, outcome.stored())
+        job.status = JobStatus.COMPLETED
+        job.completed_at = clock.now_iso()
+        job.execution_time_ms, job.method = outcome.metadata.execution_time_ms, outcome.method
+        self._insert(job, on_failure=lambda: self._repo.delete_result_quietly(job.result_blob))
+        return outcome.response(job)
 
     def _check(self, principal: Principal, req: ExecuteRequest) -> ParsedCircuit:
         tier = principal.tier
@@ -123,39 +173,52 @@ class JobService:
             req.qasm, CircuitLimits.from_limits(self._settings.limits, tier.max_qubits)
         )
 
-    def _accept(
-        self, principal: Principal, req: ExecuteRequest, parsed: ParsedCircuit, status: JobStatus
-    ) -> Job:
-        now = clock.now_iso()
+    def _new_job(self, principal: Principal, req: ExecuteRequest, parsed: ParsedCircuit) -> Job:
         job_id = req.job_id or str(uuid.uuid4())
-        job = Job(
+        # Blob names of their own, so a duplicate job id never overwrites another job's blobs.
+        stem = f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}"
+        return Job(
             user_id=principal.user_id,
             job_id=job_id,
-            status=status,
+            status=JobStatus.QUEUED,
             shots=req.shots,
-            created_at=now,
+            created_at=clock.now_iso(),
             num_qubits=parsed.num_qubits,
             qasm_hash=parsed.qasm_hash,
-            circuit_blob=f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}.qasm",
+            circuit_blob=f"{stem}.qasm",
+            result_blob=f"{stem}.json",
         )
-        if status is JobStatus.PROCESSING:  # claimed by this request
-            job.enqueued = True
-            job.started_at = job.claimed_at = now
-            job.claim_message_id = _SYNC_CLAIM
-            job.claim_dequeue_count = 0
-        self._repo.put_circuit(job.circuit_blob, req.qasm)
+
+    def _insert(self, job: Job, on_failure: Callable[[], None] | None = None) -> None:
+        """Write a new job row; `on_failure` undoes what was written before it."""
         try:
             inserted = self._repo.insert(job)
         except Exception:
-            self._repo.delete_circuit_quietly(job.circuit_blob)
+            if on_failure:
+                on_failure()
             raise
         if not inserted:
-            self._repo.delete_circuit_quietly(job.circuit_blob)
+            if on_failure:
+                on_failure()
             raise Conflict(
-                f"You already have a job with id {job_id}", error_code="DUPLICATE_JOB_ID"
+                f"You already have a job with id {job.job_id}", error_code="DUPLICATE_JOB_ID"
             )
-        logger.info("job %s accepted for %s (key %s)", job_id, job.user_id, principal.key_id)
-        return job
+        logger.info("job %s recorded for %s (%s)", job.job_id, job.user_id, job.status.value)
+
+    def _mark_not_enqueued(self, job: Job) -> None:
+        try:
+            self._repo.update_unchecked(job.user_id, job.job_id, {"enqueued": False})
+        except Exception as exc:  # the backstop sweep of old queued jobs still finds it
+            logger.warning("job %s: could not flag it for re-enqueue: %s", job.job_id, exc)
+
+    def _finish_in_background(self, job: Job, done: Future[_Outcome]) -> None:
+        try:
+            self._complete(job, done.result())
+        except ApiError as exc:
+            self._fail(job, exc.error_code, exc.detail)
+        except Exception:
+            logger.exception("job %s: could not record its result; the sweep will rerun it",
+                             job.job_id)
 
     # -- the worker -----------------------------------------------------------------------------
 
@@ -234,50 +297,51 @@ class JobService:
         age = clock.utcnow() - clock.parse_iso(job.claimed_at or job.created_at)
         return age > timedelta(seconds=self._settings.stale_claim_seconds)
 
-    def _execute(self, job: Job, parsed: ParsedCircuit) -> SyncResult:
-        """Run a claimed job on Aer, store its result and complete it."""
-        try:
-            outcome = aer.run(
-                parsed,
-                job.shots,
-                statevector_max_qubits=self._settings.limits.statevector_max_qubits,
-            )
-        except ApiError as exc:
-            self._fail(job, exc.error_code, exc.detail)
-            raise
+    def _simulate(self, job: Job, parsed: ParsedCircuit) -> _Outcome:
+        """Run the circuit on Aer; raises `SimulationError` (permanent) for a refused circuit."""
+        run = aer.run(
+            parsed,
+            job.shots,
+            statevector_max_qubits=self._settings.limits.statevector_max_qubits,
+        )
+        self._estimator.record(run.execution_time_ms)
         metadata = ResultMetadata(
             shots=job.shots,
             backend=job.backend,
-            execution_time_ms=round(outcome.execution_time_ms, 3),
-            num_qubits=outcome.num_qubits,
+            execution_time_ms=round(run.execution_time_ms, 3),
+            num_qubits=run.num_qubits,
             num_clbits=parsed.num_clbits,
-            method=outcome.method,
-            measured_all=outcome.measured_all,
+            method=run.method,
+            measured_all=run.measured_all,
             qasm_version=parsed.qasm_version,
             depth=parsed.depth,
             operations=parsed.operations,
         )
-        self._repo.put_result(
-            job.user_id, job.job_id, {"counts": outcome.counts, "metadata": metadata.model_dump()}
-        )
+        return _Outcome(counts=run.counts, method=run.method, metadata=metadata)
+
+    def _execute(self, job: Job, parsed: ParsedCircuit) -> None:
+        """Run a claimed job and complete it; a refused circuit fails it (and raises)."""
+        try:
+            outcome = self._simulate(job, parsed)
+        except ApiError as exc:
+            self._fail(job, exc.error_code, exc.detail)
+            raise
+        self._complete(job, outcome)
+
+    def _complete(self, job: Job, outcome: _Outcome) -> None:
+        """Store the result, then mark the claimed row completed (results exist first)."""
+        self._repo.put_result(job.result_blob, outcome.stored())
         done = self._repo.update(
             job,
             {
                 "status": JobStatus.COMPLETED,
                 "completed_at": clock.now_iso(),
-                "execution_time_ms": metadata.execution_time_ms,
+                "execution_time_ms": outcome.metadata.execution_time_ms,
                 "method": outcome.method,
             },
         )
         if not done:
             logger.warning("job %s changed while running; its first completion stands", job.job_id)
-        self._estimator.record(outcome.execution_time_ms)
-        return SyncResult(
-            job_id=job.job_id,
-            status=JobStatus.COMPLETED.value,
-            counts=outcome.counts,
-            metadata=metadata,
-        )
 
     def _fail(self, job: Job, code: str, detail: str) -> None:
         changes = {
@@ -318,7 +382,7 @@ class JobService:
         job = self._get(principal, job_id)
         result = None
         if job.status is JobStatus.COMPLETED:
-            stored = self._repo.get_result(job.user_id, job.job_id)
+            stored = self._repo.get_result(job.result_blob)
             result = JobCounts(counts=stored["counts"]) if stored else None
         error = None
         if job.status is JobStatus.FAILED:
@@ -336,7 +400,7 @@ class JobService:
     def results(self, principal: Principal, job_id: str) -> JobResults:
         job = self._get(principal, job_id)
         stored = (
-            self._repo.get_result(job.user_id, job.job_id)
+            self._repo.get_result(job.result_blob)
             if job.status is (JobStatus.COMPLETED)
             else None
         )
@@ -387,21 +451,35 @@ class JobService:
     # -- recovery -------------------------------------------------------------------------------
 
     def recover(self) -> int:
-        """Enqueue jobs accepted but never enqueued, and jobs whose claim was abandoned.
+        """Enqueue jobs that lost their message.
 
-        Returns how many messages were sent. A duplicate message is harmless: the worker
-        finds the job claimed or finished and leaves it.
+        - queued and flagged not enqueued (the send failed) for `recover_after_seconds`;
+        - queued with no message sent for `stale_claim_seconds` (the process died between the
+          row and the send, before it could flag the row);
+        - processing under a claim older than `stale_claim_seconds` (a sync run whose process
+          died, or a worker whose message is gone).
+
+        Each is sent at most once per `stale_claim_seconds` (`enqueued_at` moves). Returns how
+        many messages were sent. A duplicate message is harmless: the worker finds the job
+        claimed or finished and leaves it.
         """
         now = clock.utcnow()
         unqueued_before = clock.iso(now - timedelta(seconds=self._settings.recover_after_seconds))
         stale_before = clock.iso(now - timedelta(seconds=self._settings.stale_claim_seconds))
-        found = [
-            *self._repo.find(JobStatus.QUEUED, enqueued=False, created_at__lt=unqueued_before),
-            *self._repo.find(JobStatus.PROCESSING, claimed_at__lt=stale_before),
-        ]
-        for job in found:
+        found = {
+            (job.user_id, job.job_id): job
+            for job in (
+                *self._repo.find(JobStatus.QUEUED, enqueued=False, created_at__lt=unqueued_before),
+                *self._repo.find(JobStatus.QUEUED, enqueued_at__lt=stale_before),
+                *self._repo.find(
+                    JobStatus.PROCESSING, claimed_at__lt=stale_before, enqueued_at__lt=stale_before
+                ),
+            )
+        }
+        for job in found.values():
             self._repo.enqueue(JobMessage(job.user_id, job.job_id))
-            if not job.enqueued:
-                self._repo.update_unchecked(job.user_id, job.job_id, {"enqueued": True})
+            self._repo.update_unchecked(
+                job.user_id, job.job_id, {"enqueued": True, "enqueued_at": clock.now_iso()}
+            )
             logger.warning("recovered job %s (%s)", job.job_id, job.status.value)
         return len(found)

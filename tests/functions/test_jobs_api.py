@@ -185,7 +185,9 @@ def test_a_cancelled_job_never_runs_even_when_its_message_is_delivered(
     assert status.body["status"] == "cancelled" and status.body["started_at"] is None
     results = http(jobs.job_results, "GET", "/", headers=user.headers, route_params=params)
     assert results.status == 409 and results.body["error_code"] == "JOB_NOT_COMPLETE"
-    assert services_env.jobs._repo.get_result(user.user_id, job_id) is None  # noqa: SLF001
+    repo = services_env.jobs._repo  # noqa: SLF001
+    job = repo.get(user.user_id, job_id)
+    assert job is not None and repo.get_result(job.result_blob) is None
 
 
 def test_a_finished_job_is_not_cancellable(
