@@ -1,0 +1,83 @@
+"""The error mapping, the settings and the pieces of the job model that need no storage."""
+
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+import pytest
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
+from shared.config import Settings, SettingsError, StorageSettings
+from shared.errors import InternalError, NotFound, StorageUnavailable, to_api_error
+from shared.http import Auth, Operation, handle
+from shared.jobs.messages import JobMessage, MalformedMessage
+from shared.jobs.models import Job, JobStatus
+
+
+def test_api_errors_pass_through_and_outages_become_503_and_the_rest_500() -> None:
+    own = NotFound("nope", error_code="JOB_NOT_FOUND")
+    assert to_api_error(own) is own
+    assert isinstance(to_api_error(ServiceRequestError("refused")), StorageUnavailable)
+    server_side = HttpResponseError(message="busy")
+    server_side.status_code = 503
+    assert isinstance(to_api_error(server_side), StorageUnavailable)
+    client_side = HttpResponseError(message="bad")
+    client_side.status_code = 400
+    assert isinstance(to_api_error(client_side), InternalError)
+    assert isinstance(to_api_error(KeyError("x")), InternalError)
+
+
+def test_an_unexpected_exception_is_a_500_without_a_stack_trace() -> None:
+    op = Operation("GET", "/boom", "boom", None, auth=Auth.PUBLIC)
+
+    def explode(ctx: object) -> dict[str, str]:
+        raise RuntimeError("secret connection string AccountKey=abc")
+
+    req = func.HttpRequest(method="GET", url="http://h/boom", body=b"")
+    resp = handle(req, op, explode)
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 500
+    assert body["error_code"] == "INTERNAL_ERROR" and body["detail"] == "Internal server error"
+    assert "Traceback" not in resp.get_body().decode() and "AccountKey" not in str(body)
+    assert resp.headers["X-Request-ID"] == body["request_id"]
+
+
+def test_settings_read_storage_either_way_and_refuse_bad_numbers() -> None:
+    conn = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    assert conn.storage.connection_string == "UseDevelopmentStorage=true"
+    identity = Settings.from_env(
+        {"AzureWebJobsStorage__accountName": "acct", "AzureWebJobsStorage__clientId": "cid"}
+    )
+    assert identity.storage == StorageSettings(account_name="acct", client_id="cid")
+    assert not Settings.from_env({}).storage.configured
+    with pytest.raises(SettingsError, match="QCOS_SYNC_TIMEOUT_SECONDS"):
+        Settings.from_env({"QCOS_SYNC_TIMEOUT_SECONDS": "soon"})
+    with pytest.raises(SettingsError, match="QCOS_MAX_BODY_BYTES"):
+        Settings.from_env({"QCOS_MAX_BODY_BYTES": "10"})
+
+
+def test_identity_based_storage_builds_clients_for_the_account_without_a_secret() -> None:
+    from shared.storage import Storage
+
+    storage = Storage(StorageSettings(account_name="qcosprod", credential="managedidentity"))
+    queue = storage.queue_unchecked("jobs")  # builds the client, sends nothing
+    assert queue.url == "https://qcosprod.queue.core.windows.net/jobs"
+
+
+def test_job_messages_carry_ids_only_and_refuse_anything_else() -> None:
+    text = JobMessage("u_1", "job-1").encode()
+    assert json.loads(text) == {"user_id": "u_1", "job_id": "job-1"}
+    assert JobMessage.decode(text) == JobMessage("u_1", "job-1")
+    for bad in ["", "[]", "{}", '{"user_id": "u", "job_id": "../x"}', '{"user_id": 1}']:
+        with pytest.raises(MalformedMessage):
+            JobMessage.decode(bad)
+
+
+def test_a_job_row_round_trips_and_leaves_unset_fields_out() -> None:
+    job = Job(user_id="u", job_id="j", status=JobStatus.QUEUED, shots=5, created_at="t")
+    entity = job.to_entity()
+    assert entity["PartitionKey"] == "u" and entity["RowKey"] == "j"
+    assert entity["status"] == "queued" and "started_at" not in entity
+    assert Job.from_entity(entity) == job
+    assert JobStatus.CANCELLED.terminal and not JobStatus.PROCESSING.terminal
