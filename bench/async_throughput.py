@@ -19,23 +19,21 @@ Run: `make bench` or `PYTHONPATH=. .venv/bin/python bench/async_throughput.py`.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import sys
 import threading
 import time
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
-from funchost.testing import Azurite, FuncHost
+from _common import BELL, call, create_user, gateway_host, pct
+from funchost.testing import Azurite
 
-ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "bench-admin-key-async-throughput"
 JOBS = 500
 CLIENTS = 16
@@ -47,31 +45,6 @@ RAW_MESSAGES = 500
 RAW_WARMUP = 50
 AIM_RATIO = 0.5
 TERMINAL = ("completed", "failed", "cancelled")
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile of `values` (seconds) in ms, nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def call(
-    conn: http.client.HTTPConnection,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    payload = json.dumps(body).encode() if body is not None else None
-    conn.request(method, path, body=payload, headers={"Content-Type": "application/json",
-                                                       **(headers or {})})
-    resp = conn.getresponse()
-    data = resp.read()
-    return resp.status, json.loads(data) if data else None
 
 
 def parse_iso(text: str) -> float:
@@ -164,20 +137,6 @@ class Run:
         return start_epoch
 
 
-def create_user(port: int) -> str:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        status, body = call(
-            conn, "POST", "/admin/users",
-            {"email": "bench-async@example.com", "tier": "enterprise"}, {"X-API-Key": ADMIN_KEY},
-        )
-    finally:
-        conn.close()
-    if status != 201:
-        raise RuntimeError(f"POST /admin/users answered {status}: {body}")
-    return str(body["api_key"])
-
-
 def warm_up(port: int, api_key: str) -> None:
     """A few jobs end to end, so the worker's imports and the tables exist before timing."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -227,9 +186,9 @@ def main() -> int:
         raw_loop(conn_str, RAW_WARMUP)
         raw_before = raw_loop(conn_str, RAW_MESSAGES)
 
-        env = {"AzureWebJobsStorage": conn_str, "QCOS_ADMIN_API_KEY": ADMIN_KEY}
-        with FuncHost(ROOT, env=env) as host:
-            api_key = create_user(host.port)
+        with gateway_host(azurite, ADMIN_KEY) as host:
+            with closing(http.client.HTTPConnection("127.0.0.1", host.port, timeout=60)) as conn:
+                api_key = create_user(conn, "bench-async@example.com", ADMIN_KEY)
             warm_up(host.port, api_key)
             run = Run(host.port, api_key)
             start_epoch = run.go()

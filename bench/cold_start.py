@@ -19,7 +19,6 @@ Run: `make bench` or `PYTHONPATH=. .venv/bin/python bench/cold_start.py`.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import signal
 import statistics
@@ -33,18 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from _common import BELL, ROOT, call, gateway_env
 from funchost.testing import Azurite, FuncHost
 
-ROOT = Path(__file__).resolve().parent.parent
 BENCH_APP = Path(__file__).resolve().parent / "apps" / "funchost_bench"
 ADMIN_KEY = "bench-admin-key-cold-start"
 RUNS = 5
 POLL = 0.005
 START_TIMEOUT = 60.0
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 
 
 def import_time(statement: str) -> float:
@@ -110,19 +105,12 @@ def request(
     headers: dict[str, str] | None = None,
     timeout: float = 120.0,
 ) -> tuple[int, Any]:
+    """`call` on a connection of its own, closed after the answer."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        payload = json.dumps(body).encode() if body is not None else None
-        conn.request(method, path, body=payload,
-                     headers={"Content-Type": "application/json", **(headers or {})})
-        resp = conn.getresponse()
-        data = resp.read()
+        return call(conn, method, path, body, headers)
     finally:
         conn.close()
-    try:
-        return resp.status, json.loads(data) if data else None
-    except ValueError:
-        return resp.status, data.decode(errors="replace")
 
 
 def first_200(started: Started, path: str) -> float:
@@ -203,7 +191,7 @@ def main() -> None:
           f"    bytecode caches: {caches}")
 
     with Azurite() as azurite:
-        env = {"AzureWebJobsStorage": azurite.connection_string, "QCOS_ADMIN_API_KEY": ADMIN_KEY}
+        env = gateway_env(azurite, ADMIN_KEY)
         gateway_start(env, 0)  # untimed: tables, queues, caches
         bench_app_start(env)
         gateway: list[AppStart] = []

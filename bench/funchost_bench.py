@@ -27,6 +27,7 @@ from pathlib import Path
 from azure.storage.queue import QueueClient
 from azure.storage.queue.aio import QueueClient as AioQueueClient
 
+from _common import pct
 from funchost.testing import Azurite, FuncHost, free_port
 
 APP = Path(__file__).parent / "apps" / "funchost_bench"
@@ -63,11 +64,6 @@ def http_load(port: int, path: str) -> tuple[float, list[float]]:
     for t in threads:
         t.join()
     return len(latencies) / (time.perf_counter() - start), latencies
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def bare_server(port: int) -> subprocess.Popen[bytes]:

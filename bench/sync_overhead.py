@@ -23,22 +23,20 @@ Run: `make bench` or `PYTHONPATH=. .venv/bin/python bench/sync_overhead.py`.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import random
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import qiskit.qasm2
 from qiskit import transpile
 from qiskit_aer import AerSimulator
 
-from funchost.testing import Azurite, FuncHost
+from _common import BELL, call, create_user, gateway_host, pct
+from funchost.testing import Azurite
 
-ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "bench-admin-key-sync-overhead"
 WARMUP = 20
 AIM_BELL_ADDED_P50_MS = 5.0
@@ -51,13 +49,6 @@ class Case:
     qasm: str
     shots: int
     iterations: int
-
-
-def bell() -> str:
-    return (
-        'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-        "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-    )
 
 
 def ghz(n: int) -> str:
@@ -84,41 +75,10 @@ def random_circuit(n: int, layers: int, seed: int) -> str:
 
 
 CASES = [
-    Case("Bell", bell(), 1024, 200),
+    Case("Bell", BELL, 1024, 200),
     Case("GHZ-12", ghz(12), 1024, 100),
     Case("random-16 (10 layers, seed 7)", random_circuit(16, 10, seed=7), 1024, 100),
 ]
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile of `values` (seconds) in ms, nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def call(
-    conn: http.client.HTTPConnection,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    payload = json.dumps(body).encode() if body is not None else None
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
-    conn.request(method, path, body=payload, headers=all_headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    return resp.status, json.loads(data) if data else None
-
-
-def create_user(conn: http.client.HTTPConnection, email: str) -> str:
-    status, body = call(
-        conn, "POST", "/admin/users", {"email": email, "tier": "enterprise"},
-        {"X-API-Key": ADMIN_KEY},
-    )
-    if status != 201:
-        raise RuntimeError(f"POST /admin/users answered {status}: {body}")
-    return str(body["api_key"])
 
 
 class Gateway:
@@ -207,13 +167,10 @@ def measure(case: Case, gateway: Gateway) -> None:
 
 
 def main() -> None:
-    with Azurite() as azurite, FuncHost(
-        ROOT,
-        env={"AzureWebJobsStorage": azurite.connection_string, "QCOS_ADMIN_API_KEY": ADMIN_KEY},
-    ) as host:
+    with Azurite() as azurite, gateway_host(azurite, ADMIN_KEY) as host:
         conn = http.client.HTTPConnection("127.0.0.1", host.port, timeout=120)
         try:
-            api_key = create_user(conn, "bench-sync@example.com")
+            api_key = create_user(conn, "bench-sync@example.com", ADMIN_KEY)
 
             health: list[float] = []
             for i in range(WARMUP + HEALTH_REQUESTS):
