@@ -20,14 +20,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from shared import clock
 from shared.accounts.service import Principal
 from shared.accounts.tiers import TIERS
 from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
 from shared.config import Settings
-from shared.errors import ApiError, Conflict, LimitExceeded, NotFound
+from shared.errors import ApiError, Conflict, LimitExceeded, NotFound, ServiceUnavailable
 from shared.jobs.estimates import Estimator
 from shared.jobs.messages import Delivery, JobMessage, MalformedMessage
 from shared.jobs.models import Job, JobStatus
@@ -51,6 +51,11 @@ _MAX_CAS_ATTEMPTS = 8
 _DETAIL_MAX = 1000
 QUEUED_MESSAGE = "Job queued for processing"
 _SYNC_CLAIM = "sync"
+
+
+def _permanent(exc: BaseException) -> TypeGuard[ApiError]:
+    """The job's own fault (a refused circuit): retrying cannot help. 503s are transient."""
+    return isinstance(exc, ApiError) and not isinstance(exc, ServiceUnavailable)
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,9 @@ class JobService:
                 message="Job is still running; poll its status",
                 estimated_time_seconds=self._estimator.seconds(),
             )
-        except ApiError as exc:
+        except Exception as exc:
+            if not _permanent(exc):
+                raise
             job.status = JobStatus.FAILED
             job.completed_at = clock.now_iso()
             job.error_code, job.error_detail = exc.error_code, exc.detail[:_DETAIL_MAX]
@@ -214,11 +221,13 @@ class JobService:
     def _finish_in_background(self, job: Job, done: Future[_Outcome]) -> None:
         try:
             self._complete(job, done.result())
-        except ApiError as exc:
-            self._fail(job, exc.error_code, exc.detail)
-        except Exception:
-            logger.exception("job %s: could not record its result; the sweep will rerun it",
-                             job.job_id)
+        except Exception as exc:
+            if _permanent(exc):
+                self._fail(job, exc.error_code, exc.detail)
+                return
+            logger.exception(
+                "job %s: could not record its result; the sweep will rerun it", job.job_id
+            )
 
     # -- the worker -----------------------------------------------------------------------------
 
@@ -250,9 +259,10 @@ class JobService:
                 self._fail(job, exc.error_code, exc.detail)
                 return
             self._execute(job, parsed)
-        except ApiError as exc:  # permanent: _execute recorded it on the job
-            logger.info("job %s failed: %s", message.job_id, exc.error_code)
         except Exception as exc:
+            if _permanent(exc):  # _execute recorded it on the job
+                logger.info("job %s failed: %s", message.job_id, type(exc).__name__)
+                return
             if delivery.dequeue_count >= self._settings.max_dequeue_count:
                 self._fail_last_delivery(message, exc)
             raise
@@ -324,7 +334,8 @@ class JobService:
         try:
             outcome = self._simulate(job, parsed)
         except ApiError as exc:
-            self._fail(job, exc.error_code, exc.detail)
+            if _permanent(exc):
+                self._fail(job, exc.error_code, exc.detail)
             raise
         self._complete(job, outcome)
 
@@ -399,11 +410,9 @@ class JobService:
 
     def results(self, principal: Principal, job_id: str) -> JobResults:
         job = self._get(principal, job_id)
-        stored = (
-            self._repo.get_result(job.result_blob)
-            if job.status is (JobStatus.COMPLETED)
-            else None
-        )
+        stored = None
+        if job.status is JobStatus.COMPLETED:
+            stored = self._repo.get_result(job.result_blob)
         if stored is None:
             raise Conflict(
                 f"Job {job_id} is {job.status.value}; results exist once it is completed",

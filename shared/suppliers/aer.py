@@ -11,22 +11,59 @@ between threads (every pass keeps the running property set on itself), so each m
 of pass managers, one per concurrent caller at most; the LRU cache and the counters are guarded
 by a lock. Aer itself runs each call in its own controller.
 
-qiskit_aer is imported inside the functions, so importing this module costs nothing.
+Heavy circuits run in a process pool. Aer holds the GIL for its whole C++ run (a 1.7 s
+statevector run left another thread of the process 1.4% of its normal rate), and HTTP functions
+and the queue worker share one Python process: a heavy run inline would freeze every request,
+`GET /health` included. A small circuit runs inline as before, since a hop to another process
+costs more than its whole run (Bell: about 1 ms inline). A run is heavy when its estimated cost
+reaches `HEAVY_RUN_NS` (20 ms); the estimate, in nanoseconds, is calibrated on a 2-core box and
+errs towards heavy:
+
+    operations * (15 us + 1.5 ns * W) + shots * S
+    + shots * (50 us + operations * 1.5 ns * W)    only when Aer cannot sample the shots
+
+- W, the work per operation: 2^qubits for statevector; 2^(1.5 * qubits) for matrix product state
+  (a bond dimension up to 2^(qubits/2), cubed per two-qubit gate: in practice every matrix
+  product state run but the smallest is heavy; a 30-qubit chain of 8 layers ran 12 s); 0 for
+  stabilizer. The 15 us per operation is Aer's and the transpiler's Python work per instruction.
+- S, the cost of one shot drawn: 1 us for statevector; 3 us * qubits for matrix product state;
+  2.5 us + 10 ns * qubits^2 for stabilizer, which measures every shot on its tableau.
+- Aer samples all shots from one run only when nothing but measurements follows the first
+  measurement and there is no reset or control flow; otherwise every shot is a run of its own.
+
+In the pool (`ProcessPoolExecutor` on "forkserver", or "spawn" where there is no forkserver:
+never "fork" in a multi-threaded process), created on the first heavy run with `POOL_PROCESSES`
+workers (default: one per CPU), the child receives the `ParsedCircuit` pickled (circuit
+included), runs the same transpile-and-run code as an inline run, with its own transpile cache,
+and sends back counts and its own timing, so `execution_time_ms` never includes the hop or the
+wait for a free worker. `transpile_cache_info` counts this process's cache only. A refusal in the
+child comes back as the same `SimulationError`; a child that dies (the OOM killer) answers the
+jobs it had with `SimulatorUnavailable`, a 503 the queue retries (the culprit fails on its last
+delivery, the others run on the new pool), and the pool is made anew for the next run. The pool
+is shut down at exit.
+
+qiskit_aer is imported inside the functions, so importing this module costs nothing; neither
+does it start a process before the first heavy run.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.circuits import ParsedCircuit
-from shared.errors import BadRequest
+from shared.errors import BadRequest, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 STABILIZER = "stabilizer"
 STATEVECTOR = "statevector"
@@ -39,6 +76,26 @@ TRANSPILE_CACHE_SIZE = 256
 # itself only parallelises a statevector from 14 qubits (statevector_parallel_threshold).
 _PARALLEL_MIN_QUBITS = 14
 _MAX_MESSAGE = 300
+
+# A run whose estimated cost (module docstring) reaches this many nanoseconds runs in the pool.
+HEAVY_RUN_NS = 20_000_000
+# Processes in the pool; None: one per CPU. Read when the pool is made.
+POOL_PROCESSES: int | None = None
+_NS_PER_OPERATION = 15_000
+_NS_PER_AMPLITUDE = 1.5
+_NS_PER_SAMPLED_SHOT = 1_000
+_NS_PER_MPS_SHOT_QUBIT = 3_000
+_NS_PER_STABILIZER_SHOT = 2_500
+_NS_PER_STABILIZER_SHOT_QUBIT2 = 10
+_NS_PER_UNSAMPLED_SHOT = 50_000
+# What may follow the first measurement for Aer to still sample every shot from one run.
+_SAMPLING_TAIL = frozenset({"measure", "barrier"})
+
+
+class SimulatorUnavailable(ServiceUnavailable):
+    """The simulator's process died under this job (perhaps not its fault): retry it."""
+
+    code = "SIMULATOR_UNAVAILABLE"
 
 
 class SimulationError(BadRequest):
@@ -88,31 +145,18 @@ def run(
     """Simulate `parsed` for `shots` shots on the method `choose_method` picks.
 
     A circuit with no measurement is measured in full (`measure_all`) on a copy. `seed` makes the
-    counts reproducible. Raises `SimulationError` (400, SIMULATION_FAILED) when Aer refuses the
-    circuit; `ValueError` when `shots` < 1 (the API validates shots before this is called).
+    counts reproducible. A heavy run (module docstring) runs in a child process, a small one in
+    the calling thread. Raises `SimulationError` (400, SIMULATION_FAILED) when Aer refuses the
+    circuit or its process dies running it; `ValueError` when `shots` < 1 (the API validates
+    shots before this is called).
     """
     if shots < 1:
         raise ValueError("shots must be at least 1")
     method = choose_method(parsed, statevector_max_qubits)
-    started = time.perf_counter()
-    circuit, measured_all = _prepared(parsed, method)
-    options: dict[str, Any] = {"shots": shots}
-    if parsed.num_qubits < _PARALLEL_MIN_QUBITS:
-        options["max_parallel_threads"] = 1
-    if seed is not None:
-        options["seed_simulator"] = seed
-    try:
-        result = _simulator(method).run(circuit, **options).result()
-    except MemoryError:
-        raise SimulationError(f"Not enough memory to simulate the circuit ({method})") from None
-    except Exception as exc:
-        if not _is_refusal(exc):
-            raise  # a bug, not the circuit's fault: the API answers 500
-        raise _refusal(exc, method) from None
-    if not result.success:
-        raise SimulationError(_failure_message(result, method))
-    counts = {str(key): int(value) for key, value in result.get_counts().items()}
-    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    if _is_heavy(parsed, method, shots):
+        counts, measured_all, elapsed_ms = _simulate_in_pool(parsed, method, shots, seed)
+    else:
+        counts, measured_all, elapsed_ms = _simulate(parsed, method, shots, seed)
     return AerRun(
         counts=counts,
         method=method,
@@ -121,6 +165,12 @@ def run(
         shots=shots,
         measured_all=measured_all,
     )
+
+
+def pool_runs() -> int:
+    """How many runs a pool process has finished (refusals included), since this process began."""
+    with _pool_lock:
+        return _pool_finished
 
 
 def transpile_cache_info() -> TranspileCacheInfo:
@@ -141,6 +191,173 @@ def clear_transpile_cache() -> None:
         _cache.clear()
         _stats["hits"] = 0
         _stats["misses"] = 0
+
+
+# --- one run ---------------------------------------------------------------------------
+
+
+def _simulate(
+    parsed: ParsedCircuit, method: str, shots: int, seed: int | None
+) -> tuple[dict[str, int], bool, float]:
+    """(counts, measured_all, elapsed ms) of one run in this thread, inline or in a pool child."""
+    started = time.perf_counter()
+    circuit, measured_all = _prepared(parsed, method)
+    options: dict[str, Any] = {"shots": shots}
+    if parsed.num_qubits < _PARALLEL_MIN_QUBITS:
+        options["max_parallel_threads"] = 1
+    if seed is not None:
+        options["seed_simulator"] = seed
+    try:
+        result = _simulator(method).run(circuit, **options).result()
+    except MemoryError:
+        raise SimulationError(f"Not enough memory to simulate the circuit ({method})") from None
+    except Exception as exc:
+        if not _is_refusal(exc):
+            raise  # a bug, not the circuit's fault: the API answers 500
+        raise _refusal(exc, method) from None
+    if not result.success:
+        raise SimulationError(_failure_message(result, method))
+    counts = {str(key): int(value) for key, value in result.get_counts().items()}
+    return counts, measured_all, (time.perf_counter() - started) * 1000.0
+
+
+def _is_heavy(parsed: ParsedCircuit, method: str, shots: int) -> bool:
+    """True when the estimated cost of the run (module docstring) reaches `HEAVY_RUN_NS`."""
+    qubits, operations = parsed.num_qubits, parsed.operations
+    if method == STATEVECTOR:
+        width = 2.0**qubits
+        per_shot = _NS_PER_SAMPLED_SHOT
+    elif method == MATRIX_PRODUCT_STATE:
+        width = 2.0 ** (1.5 * qubits)
+        per_shot = _NS_PER_MPS_SHOT_QUBIT * qubits
+    else:
+        width = 0.0
+        per_shot = _NS_PER_STABILIZER_SHOT + _NS_PER_STABILIZER_SHOT_QUBIT2 * qubits * qubits
+    one_run = operations * _NS_PER_AMPLITUDE * width
+    cost = operations * _NS_PER_OPERATION + one_run + shots * per_shot
+    if cost >= HEAVY_RUN_NS:
+        return True
+    if shots == 1 or cost + shots * (_NS_PER_UNSAMPLED_SHOT + one_run) < HEAVY_RUN_NS:
+        return False
+    # Only now look at the circuit itself: it is short (at most HEAVY_RUN_NS / 15 us operations).
+    return not _samples_shots(parsed.circuit)
+
+
+def _samples_shots(circuit: Any) -> bool:
+    """True when Aer can sample every shot from one run: no reset, no control flow, nothing but
+    measurements after the first measurement. A circuit without measurements gets measure_all."""
+    measured = False
+    for instruction in circuit.data:
+        operation = instruction.operation
+        name = operation.name
+        if name == "reset" or getattr(operation, "blocks", ()):
+            return False
+        if name == "measure":
+            measured = True
+        elif measured and name not in _SAMPLING_TAIL:
+            return False
+    return True
+
+
+# --- the process pool ------------------------------------------------------------------------
+
+_pool_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_finished = 0
+_pool_exit_registered = False
+
+
+def _simulate_in_pool(
+    parsed: ParsedCircuit, method: str, shots: int, seed: int | None
+) -> tuple[dict[str, int], bool, float]:
+    """`_simulate` in a pool process; this thread waits without holding the GIL."""
+    global _pool_finished
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = _process_pool()
+    try:
+        try:
+            future = pool.submit(_simulate_in_child, parsed, method, shots, seed)
+        except BrokenProcessPool:  # broken by another job before this one was sent: send anew
+            _discard_pool(pool)
+            pool = _process_pool()
+            future = pool.submit(_simulate_in_child, parsed, method, shots, seed)
+        outcome = future.result()
+    except BrokenProcessPool:
+        _discard_pool(pool)
+        # Transient for this job: the culprit breaks the pool again on every delivery and fails
+        # on its last; the jobs that merely shared the pool run on a fresh one next time.
+        raise SimulatorUnavailable(
+            f"The {method} simulator's process stopped while running circuits (most likely one"
+            " ran out of memory); the job will be retried"
+        ) from None
+    with _pool_lock:
+        _pool_finished += 1
+    if isinstance(outcome, str):
+        raise SimulationError(outcome)
+    return outcome
+
+
+def _simulate_in_child(
+    parsed: ParsedCircuit, method: str, shots: int, seed: int | None
+) -> tuple[dict[str, int], bool, float] | str:
+    """Runs in a pool process: `_simulate`'s result, or the detail of its `SimulationError`
+    (sent as text: the parent raises it anew, rather than unpickling an exception)."""
+    try:
+        return _simulate(parsed, method, shots, seed)
+    except SimulationError as exc:
+        return exc.detail
+
+
+def _process_pool() -> ProcessPoolExecutor:
+    """The pool, made on first use (processes start as jobs arrive, up to POOL_PROCESSES)."""
+    global _pool, _pool_exit_registered
+    with _pool_lock:
+        if _pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context(
+                "forkserver" if "forkserver" in methods else "spawn"
+            )
+            workers = POOL_PROCESSES or os.cpu_count() or 1
+            _pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
+            if not _pool_exit_registered:
+                _register_exit(_shutdown_pool)
+                _pool_exit_registered = True
+        return _pool
+
+
+def _register_exit(shutdown: Callable[[], None]) -> None:
+    """Call `shutdown` at exit, before concurrent.futures joins its pool threads where possible:
+    that join waits for every job still queued unless the pool was shut down with
+    cancel_futures first. `atexit` alone runs too late for that (after threads are joined)."""
+    register = getattr(threading, "_register_atexit", None)  # what concurrent.futures uses
+    if register is not None:
+        try:
+            register(shutdown)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            pass
+    atexit.register(shutdown)
+
+
+def _discard_pool(broken: ProcessPoolExecutor) -> None:
+    """Forget a broken pool (once, whichever thread sees it first); the next run makes another."""
+    global _pool
+    with _pool_lock:
+        if _pool is broken:
+            _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _shutdown_pool() -> None:
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 # --- caches --------------------------------------------------------------------------------

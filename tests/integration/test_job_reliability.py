@@ -356,3 +356,25 @@ def test_a_revoked_key_stops_working_once_the_auth_cache_entry_expires(azurite: 
     time.sleep(1.1)
     with pytest.raises(Unauthorized):
         svc.accounts.authenticate(created.api_key)
+
+
+def test_a_simulator_crash_is_retried_rather_than_failing_the_job(
+    svc: Services, principal: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.suppliers import aer
+
+    job_id = svc.jobs.submit(principal, ExecuteRequest(qasm=BELL)).job_id
+    real = aer.run
+
+    def crashed(parsed: Any, shots: int, **kwargs: Any) -> Any:
+        raise aer.SimulatorUnavailable("the simulator's process stopped")
+
+    # given the simulator process dies under the job (another job ran it out of memory)
+    monkeypatch.setattr(aer, "run", crashed)
+    with pytest.raises(aer.SimulatorUnavailable):
+        svc.jobs.run(message_for(principal, job_id), Delivery("m", 1))
+    assert svc.jobs.status(principal, job_id).status == "processing"
+    # when the message comes back and the simulator is healthy again, the job completes
+    monkeypatch.setattr(aer, "run", real)
+    svc.jobs.run(message_for(principal, job_id), Delivery("m", 2))
+    assert svc.jobs.status(principal, job_id).status == "completed"

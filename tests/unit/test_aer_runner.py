@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,11 +43,26 @@ def ghz(qubits: int, *, measure: bool = True) -> str:
     return V2 + "\n".join(lines) + "\n"
 
 
+def non_clifford_ghz(qubits: int) -> str:
+    """GHZ with t then tdg on qubit 0: the same counts, but statevector, not stabilizer."""
+    return ghz(qubits).replace("h q[0];", "h q[0];\nt q[0];\ntdg q[0];")
+
+
 def rotation_chain(qubits: int) -> str:
     """Non-Clifford (ry), entangled only along a chain: cheap for matrix product state."""
     lines = [f"qreg q[{qubits}];", f"creg c[{qubits}];"]
     lines += [f"ry({0.1 * (i + 1):.3f}) q[{i}];" for i in range(qubits)]
     lines += [f"cx q[{i}],q[{i + 1}];" for i in range(qubits - 1)]
+    lines.append("measure q -> c;")
+    return V2 + "\n".join(lines) + "\n"
+
+
+def layered(qubits: int, layers: int) -> str:
+    """Non-Clifford and entangled: `layers` of ry on every qubit then a cx chain."""
+    lines = [f"qreg q[{qubits}];", f"creg c[{qubits}];"]
+    for layer in range(layers):
+        lines += [f"ry({0.1 * (i + 1 + layer):.3f}) q[{i}];" for i in range(qubits)]
+        lines += [f"cx q[{i}],q[{i + 1}];" for i in range(qubits - 1)]
     lines.append("measure q -> c;")
     return V2 + "\n".join(lines) + "\n"
 
@@ -339,3 +358,171 @@ def test_importing_the_aer_module_imports_neither_qiskit_nor_aer() -> None:
 
     # then
     assert completed.returncode == 0, completed.stderr
+
+
+# --- heavy runs in the process pool ----------------------------------------------------------
+# The pool is made once per test process and reused: its first run pays about 1 s (a process
+# started, qiskit imported in it).
+
+
+def test_bell_pair_runs_inline_not_in_the_pool() -> None:
+    # given
+    circuit = parsed(BELL)
+    before = aer.pool_runs()
+
+    # when
+    result = aer.run(circuit, 1024, statevector_max_qubits=24)
+
+    # then
+    assert set(result.counts) == {"00", "11"}
+    assert aer.pool_runs() == before
+
+
+def test_heavy_non_clifford_ghz_of_20_qubits_runs_in_the_pool_with_correct_counts() -> None:
+    # given
+    circuit = parsed(non_clifford_ghz(20))
+    before = aer.pool_runs()
+
+    # when
+    result = aer.run(circuit, 1000, statevector_max_qubits=24, seed=3)
+
+    # then
+    assert aer.pool_runs() == before + 1
+    assert result.method == "statevector"
+    assert set(result.counts) == {"0" * 20, "1" * 20}
+    assert sum(result.counts.values()) == 1000
+    assert (result.num_qubits, result.shots, result.measured_all) == (20, 1000, False)
+    assert result.execution_time_ms > 0
+
+
+def test_openqasm2_custom_gate_survives_the_trip_to_the_pool() -> None:
+    # given: a user-defined gate that flips its qubit, on 20 qubits
+    qasm = V2 + "gate flip a { x a; t a; tdg a; }\nqreg q[20];\ncreg c[20];\nflip q;\n"
+    qasm += "measure q -> c;\n"
+    before = aer.pool_runs()
+
+    # when
+    result = aer.run(parsed(qasm), 100, statevector_max_qubits=24)
+
+    # then
+    assert aer.pool_runs() == before + 1
+    assert result.counts == {"1" * 20: 100}
+
+
+def test_openqasm3_circuit_with_a_gate_and_a_loop_runs_in_the_pool() -> None:
+    # given: few shots, since a loop makes Aer run the whole circuit once per shot
+    qasm = (
+        'OPENQASM 3.0;\ninclude "stdgates.inc";\n'
+        "gate flip a { x a; t a; tdg a; }\n"
+        "qubit[20] q;\nbit[20] c;\n"
+        "flip q;\n"
+        "for int i in [0:2] { x q[19]; }\n"
+        "c = measure q;\n"
+    )
+    before = aer.pool_runs()
+
+    # when
+    result = aer.run(parsed(qasm), 3, statevector_max_qubits=24)
+
+    # then: every qubit flipped, and qubit 19 (leftmost) flipped back by three more x
+    assert aer.pool_runs() == before + 1
+    assert result.counts == {"0" + "1" * 19: 3}
+
+
+def test_circuit_aer_cannot_sample_runs_in_the_pool_even_when_narrow() -> None:
+    # given: a measurement followed by a gate makes every one of the 5000 shots a run of its own
+    qasm = V2 + "qreg q[4];\ncreg c[4];\nmeasure q[0] -> c[0];\nx q[0];\nmeasure q -> c;\n"
+    before = aer.pool_runs()
+
+    # when
+    result = aer.run(parsed(qasm), 5000, statevector_max_qubits=24)
+
+    # then
+    assert aer.pool_runs() == before + 1
+    assert result.counts == {"0001": 5000}
+
+
+def test_refusal_in_the_pool_is_the_same_simulation_error() -> None:
+    # given: an opaque gate on a circuit heavy enough for the pool
+    qasm = V2 + "opaque mystery a;\nqreg q[20];\nh q;\nt q;\nmystery q[0];\n"
+    before = aer.pool_runs()
+
+    # when
+    with pytest.raises(SimulationError) as caught:
+        aer.run(parsed(qasm), 10, statevector_max_qubits=24)
+
+    # then
+    assert aer.pool_runs() == before + 1
+    assert caught.value.error_code == "SIMULATION_FAILED"
+    assert caught.value.detail.startswith("The statevector simulator cannot run the circuit: ")
+    assert "Traceback" not in caught.value.detail
+
+
+def spin_rate(during: Callable[[], object]) -> tuple[float, float]:
+    """(loop iterations per second of another thread while `during` runs, seconds it ran)."""
+    stop = threading.Event()
+    spins = [0]
+
+    def spin() -> None:
+        count = 0
+        while not stop.is_set():
+            count += 1
+        spins[0] = count
+
+    spinner = threading.Thread(target=spin)
+    started = time.perf_counter()
+    spinner.start()
+    during()
+    stop.set()
+    spinner.join()
+    elapsed = time.perf_counter() - started
+    return spins[0] / elapsed, elapsed
+
+
+def test_other_threads_keep_running_while_a_heavy_circuit_simulates() -> None:
+    # given: about 1 s of statevector work (inline, it leaves other threads ~2% of their rate)
+    circuit = parsed(layered(20, 16))
+    aer.run(parsed(non_clifford_ghz(20)), 10, statevector_max_qubits=24)  # the pool is up
+    before = aer.pool_runs()
+
+    # when
+    during_run, seconds = spin_rate(lambda: aer.run(circuit, 100, statevector_max_qubits=24))
+    idle, _ = spin_rate(lambda: time.sleep(seconds))
+
+    # then: the spinner shares 2 cores with Aer's threads in the child, but never waits on a GIL
+    assert aer.pool_runs() == before + 1
+    assert during_run > 0.2 * idle, f"{during_run:.0f}/s while simulating, {idle:.0f}/s idle"
+
+
+def test_a_killed_pool_process_makes_its_job_retryable_and_the_next_run_gets_a_new_pool() -> None:
+    # given: a run of a few seconds in progress in the pool
+    circuit = parsed(layered(23, 8))
+    outcome: list[BaseException | AerRun] = []
+
+    def work() -> None:
+        try:
+            outcome.append(aer.run(circuit, 10, statevector_max_qubits=24))
+        except BaseException as exc:  # reported below, not lost in the thread
+            outcome.append(exc)
+
+    runner = threading.Thread(target=work)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+    # when: the pool's processes die as if the OOM killer took them
+    for child in multiprocessing.active_children():
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+    runner.join(timeout=60)
+
+    # then
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], aer.SimulatorUnavailable)  # a 503: retried, not failed
+    assert "process stopped" in outcome[0].detail
+    before = aer.pool_runs()
+    again = aer.run(parsed(non_clifford_ghz(20)), 10, statevector_max_qubits=24)
+    assert set(again.counts) <= {"0" * 20, "1" * 20}
+    assert aer.pool_runs() == before + 1
