@@ -41,6 +41,27 @@ def queued_job_ids(svc: Services) -> list[str]:
     return [JobMessage.decode(m.content).job_id for m in peeked]
 
 
+_ROUTES = {
+    jobs.job_status: ("GET", "/api/v1/status/{}"),
+    jobs.job_results: ("GET", "/api/v1/results/{}"),
+    jobs.cancel_job: ("DELETE", "/api/v1/jobs/{}"),
+}
+
+
+def on_job(http: Callable[..., Any], fn: Any, user: Any, job_id: str) -> Any:
+    """Call one of the per-job functions (status, results, cancel) as `user`."""
+    method, path = _ROUTES[fn]
+    return http(
+        fn, method, path.format(job_id), headers=user.headers, route_params={"job_id": job_id}
+    )
+
+
+def submitted(http: Callable[..., Any], user: Any, fn: Any = jobs.execute) -> str:
+    """The id of a Bell job `user` submitted (queued, or run in the request by execute_sync)."""
+    path = "/execute-sync" if fn is jobs.execute_sync else "/api/v1/execute"
+    return str(http(fn, "POST", path, body={"qasm": BELL}, headers=user.headers).body["job_id"])
+
+
 def test_a_bell_circuit_is_queued_then_run_by_the_worker_into_half_00_half_11(
     services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
 ) -> None:
@@ -58,13 +79,7 @@ def test_a_bell_circuit_is_queued_then_run_by_the_worker_into_half_00_half_11(
     assert isinstance(accepted.body["estimated_time_seconds"], int)
     assert accepted.headers["Location"] == f"/api/v1/status/{job_id}"
     assert accepted.headers["X-Request-ID"]
-    status = http(
-        jobs.job_status,
-        "GET",
-        f"/api/v1/status/{job_id}",
-        headers=user.headers,
-        route_params={"job_id": job_id},
-    )
+    status = on_job(http, jobs.job_status, user, job_id)
     assert status.body["status"] == "queued"
     assert status.body["created_at"].endswith("Z")
     assert status.body["started_at"] is None and "result" not in status.body
@@ -73,24 +88,12 @@ def test_a_bell_circuit_is_queued_then_run_by_the_worker_into_half_00_half_11(
     deliver(user.user_id, job_id)
 
     # then the job is completed with Bell counts
-    status = http(
-        jobs.job_status,
-        "GET",
-        f"/api/v1/status/{job_id}",
-        headers=user.headers,
-        route_params={"job_id": job_id},
-    )
+    status = on_job(http, jobs.job_status, user, job_id)
     assert status.body["status"] == "completed"
     counts = status.body["result"]["counts"]
     assert set(counts) == {"00", "11"} and sum(counts.values()) == 1024
     assert 400 < counts["00"] < 624
-    results = http(
-        jobs.job_results,
-        "GET",
-        f"/api/v1/results/{job_id}",
-        headers=user.headers,
-        route_params={"job_id": job_id},
-    )
+    results = on_job(http, jobs.job_results, user, job_id)
     assert results.status == 200
     meta = results.body["metadata"]
     assert meta["backend"] == "qiskit_aer" and meta["shots"] == 1024
@@ -127,13 +130,7 @@ def test_execute_sync_answers_with_counts_and_records_a_completed_job(
     assert set(answer.body["counts"]) == {"00", "11"}
     assert answer.body["metadata"]["qasm_version"] == 3
     job_id = answer.body["job_id"]
-    results = http(
-        jobs.job_results,
-        "GET",
-        f"/api/v1/results/{job_id}",
-        headers=user.headers,
-        route_params={"job_id": job_id},
-    )
+    results = on_job(http, jobs.job_results, user, job_id)
     assert results.body["counts"] == answer.body["counts"]
 
 
@@ -154,16 +151,10 @@ def test_another_users_job_status_results_and_cancel_are_404(
     services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
 ) -> None:
     alice, mallory = make_user(), make_user()
-    job_id = http(
-        jobs.execute, "POST", "/api/v1/execute", body={"qasm": BELL}, headers=alice.headers
-    ).body["job_id"]
-    for fn, method, path in [
-        (jobs.job_status, "GET", f"/api/v1/status/{job_id}"),
-        (jobs.job_results, "GET", f"/api/v1/results/{job_id}"),
-        (jobs.cancel_job, "DELETE", f"/api/v1/jobs/{job_id}"),
-    ]:
-        answer = http(fn, method, path, headers=mallory.headers, route_params={"job_id": job_id})
-        assert answer.status == 404, path
+    job_id = submitted(http, alice)
+    for fn in (jobs.job_status, jobs.job_results, jobs.cancel_job):
+        answer = on_job(http, fn, mallory, job_id)
+        assert answer.status == 404, fn
         assert answer.body["error_code"] == "JOB_NOT_FOUND"
 
 
@@ -171,19 +162,16 @@ def test_a_cancelled_job_never_runs_even_when_its_message_is_delivered(
     services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
 ) -> None:
     user = make_user()
-    job_id = http(
-        jobs.execute, "POST", "/api/v1/execute", body={"qasm": BELL}, headers=user.headers
-    ).body["job_id"]
-    params = {"job_id": job_id}
-    cancelled = http(jobs.cancel_job, "DELETE", "/", headers=user.headers, route_params=params)
+    job_id = submitted(http, user)
+    cancelled = on_job(http, jobs.cancel_job, user, job_id)
     assert cancelled.status == 200
     assert cancelled.body == {"job_id": job_id, "status": "cancelled"}
 
     deliver(user.user_id, job_id)
 
-    status = http(jobs.job_status, "GET", "/", headers=user.headers, route_params=params)
+    status = on_job(http, jobs.job_status, user, job_id)
     assert status.body["status"] == "cancelled" and status.body["started_at"] is None
-    results = http(jobs.job_results, "GET", "/", headers=user.headers, route_params=params)
+    results = on_job(http, jobs.job_results, user, job_id)
     assert results.status == 409 and results.body["error_code"] == "JOB_NOT_COMPLETE"
     repo = services_env.jobs._repo  # noqa: SLF001
     job = repo.get(user.user_id, job_id)
@@ -194,12 +182,8 @@ def test_a_finished_job_is_not_cancellable(
     services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
 ) -> None:
     user = make_user()
-    job_id = http(
-        jobs.execute_sync, "POST", "/execute-sync", body={"qasm": BELL}, headers=user.headers
-    ).body["job_id"]
-    answer = http(
-        jobs.cancel_job, "DELETE", "/", headers=user.headers, route_params={"job_id": job_id}
-    )
+    job_id = submitted(http, user, jobs.execute_sync)
+    answer = on_job(http, jobs.cancel_job, user, job_id)
     assert answer.status == 409 and answer.body["error_code"] == "JOB_NOT_CANCELLABLE"
     assert "completed" in answer.body["detail"]
 
@@ -208,12 +192,8 @@ def test_results_of_a_queued_job_are_409_naming_its_status(
     services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
 ) -> None:
     user = make_user()
-    job_id = http(
-        jobs.execute, "POST", "/api/v1/execute", body={"qasm": BELL}, headers=user.headers
-    ).body["job_id"]
-    answer = http(
-        jobs.job_results, "GET", "/", headers=user.headers, route_params={"job_id": job_id}
-    )
+    job_id = submitted(http, user)
+    answer = on_job(http, jobs.job_results, user, job_id)
     assert answer.status == 409
     assert answer.body["error_code"] == "JOB_NOT_COMPLETE" and "queued" in answer.body["detail"]
 
@@ -252,11 +232,10 @@ def test_execute_sync_past_its_bound_answers_202_and_the_job_still_completes(
     assert answer.body["status"] == "processing"
     assert answer.headers["Location"] == f"/api/v1/status/{job_id}"
     # and the job completes in the background
-    params = {"job_id": job_id}
     deadline = time.monotonic() + 10
     status = None
     while time.monotonic() < deadline:
-        status = http(jobs.job_status, "GET", "/", headers=user.headers, route_params=params)
+        status = on_job(http, jobs.job_status, user, job_id)
         if status.body["status"] == "completed":
             break
         time.sleep(0.1)

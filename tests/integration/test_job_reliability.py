@@ -48,6 +48,22 @@ def message_for(principal: Any, job_id: str) -> str:
     return JobMessage(principal.user_id, job_id).encode()
 
 
+def claimed_job(svc: Services, principal: Any, *, message_id: str) -> str:
+    """A submitted job, claimed by delivery 1 of `message_id` (a worker that may be alive)."""
+    job_id = svc.jobs.submit(principal, ExecuteRequest(qasm=BELL)).job_id
+    repo = svc.jobs._repo  # noqa: SLF001
+    job = repo.get(principal.user_id, job_id)
+    assert job is not None
+    claim = {
+        "status": JobStatus.PROCESSING,
+        "claimed_at": job.created_at,
+        "claim_message_id": message_id,
+        "claim_dequeue_count": 1,
+    }
+    assert repo.update(job, claim)
+    return job_id
+
+
 def counting_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every Aer run (by circuit hash) while still running it."""
     from shared.suppliers import aer
@@ -108,19 +124,7 @@ def test_two_workers_racing_one_message_run_it_once(
 def test_a_duplicate_message_leaves_a_job_claimed_by_a_live_worker_alone(
     svc: Services, principal: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = svc.jobs.submit(principal, ExecuteRequest(qasm=BELL)).job_id
-    repo = svc.jobs._repo  # noqa: SLF001
-    job = repo.get(principal.user_id, job_id)
-    assert job is not None
-    assert repo.update(
-        job,
-        {
-            "status": JobStatus.PROCESSING,
-            "claimed_at": job.created_at,
-            "claim_message_id": "other",
-            "claim_dequeue_count": 1,
-        },
-    )
+    job_id = claimed_job(svc, principal, message_id="other")
     runs = counting_runs(monkeypatch)
     svc.jobs.run(message_for(principal, job_id), Delivery("duplicate", 1))
     assert runs == []
@@ -131,19 +135,7 @@ def test_a_redelivery_of_the_claiming_message_takes_over_from_a_dead_worker(
     svc: Services, principal: Any
 ) -> None:
     # given a worker that claimed the job with delivery 1 of message m and died
-    job_id = svc.jobs.submit(principal, ExecuteRequest(qasm=BELL)).job_id
-    repo = svc.jobs._repo  # noqa: SLF001
-    job = repo.get(principal.user_id, job_id)
-    assert job is not None
-    assert repo.update(
-        job,
-        {
-            "status": JobStatus.PROCESSING,
-            "claimed_at": job.created_at,
-            "claim_message_id": "m",
-            "claim_dequeue_count": 1,
-        },
-    )
+    job_id = claimed_job(svc, principal, message_id="m")
     # when m comes back as delivery 2
     svc.jobs.run(message_for(principal, job_id), Delivery("m", 2))
     # then the job completes
