@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import threading
 import time
@@ -32,6 +33,7 @@ _PROFILE = "profile"
 _KEY_ROW = "key"
 # Hashed when a key's public id is unknown, so that case costs what a wrong secret costs.
 _CACHE_MAX = 10_000
+_USER_ID = re.compile(r"^u_[0-9a-f]{16}$")
 _DUMMY_HASH = keys.hash_key("qcos_0000000000000000_" + "0" * 43)
 
 
@@ -184,7 +186,8 @@ class Accounts:
 
     def get_user(self, user_id: str) -> User:
         """The user, or `NotFound(USER_NOT_FOUND)`."""
-        row = get_or_none(self._table(USERS_TABLE), user_id, _PROFILE)
+        valid = _USER_ID.match(user_id)
+        row = get_or_none(self._table(USERS_TABLE), user_id, _PROFILE) if valid else None
         if row is None:
             raise NotFound(f"User {user_id} not found", error_code="USER_NOT_FOUND")
         return User(

@@ -13,6 +13,7 @@ the job is still accepted: the recovery timer enqueues rows left `enqueued = fal
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from shared.jobs.messages import Delivery, JobMessage, MalformedMessage
 from shared.jobs.models import Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import (
+    JOB_ID_PATTERN,
     ExecuteRequest,
     JobAccepted,
     JobCancelled,
@@ -47,6 +49,7 @@ from shared.suppliers import aer
 
 logger = logging.getLogger(__name__)
 
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 _MAX_CAS_ATTEMPTS = 8
 _DETAIL_MAX = 1000
 QUEUED_MESSAGE = "Job queued for processing"
@@ -452,7 +455,8 @@ class JobService:
         )
 
     def _get(self, principal: Principal, job_id: str) -> Job:
-        job = self._repo.get(principal.user_id, job_id)
+        # An id no job can have is not sent to storage (which answers some with a 400).
+        job = self._repo.get(principal.user_id, job_id) if _JOB_ID.match(job_id) else None
         if job is None:
             raise NotFound(f"Job {job_id} not found", error_code="JOB_NOT_FOUND")
         return job

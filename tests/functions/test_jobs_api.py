@@ -240,3 +240,13 @@ def test_execute_sync_past_its_bound_answers_202_and_the_job_still_completes(
             break
         time.sleep(0.1)
     assert status is not None and status.body["status"] == "completed"
+
+
+@pytest.mark.parametrize("job_id", ["a" * 65, "it's", "x y", "ünï"])
+def test_an_id_no_job_can_have_is_404_not_a_storage_error(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any], job_id: str
+) -> None:
+    user = make_user()
+    for fn in (jobs.job_status, jobs.job_results, jobs.cancel_job):
+        answer = on_job(http, fn, user, job_id)
+        assert answer.status == 404 and answer.body["error_code"] == "JOB_NOT_FOUND"

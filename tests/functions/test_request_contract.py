@@ -177,6 +177,11 @@ def test_the_admin_creates_a_user_whose_key_is_shown_once_and_never_again(
     user_id = created.body["user_id"]
     shown = http(accounts.get_user, "GET", "/", headers=ADMIN, route_params={"user_id": user_id})
     assert shown.status == 200 and shown.body["email"] == "grace@example.com"
+    for unknown in ("u_0000000000000000", "x" * 2000, "it's"):
+        missing = http(
+            accounts.get_user, "GET", "/", headers=ADMIN, route_params={"user_id": unknown}
+        )
+        assert_error(missing, 404, "USER_NOT_FOUND")
     assert key not in str(shown.body) and "key" not in " ".join(shown.body)
     # the key is stored only as a hash
     rows = list(services_env.storage.table("apikeys").list_entities())
