@@ -544,10 +544,23 @@ def _parse_qasm2(qasm: str) -> Any:
         raise InvalidQasm(_located(_QASM2_LOCATION.match(exc.message), exc.message)) from None
 
 
+@cache
+def _quiet_antlr() -> None:
+    """ANTLR prints each syntax error, with a fragment of the user's source, to stderr; the
+    error we answer already carries it, and user source does not belong in the host's log."""
+    from antlr4.error.ErrorListener import ConsoleErrorListener
+
+    def ignore(*args: Any) -> None:
+        return None
+
+    ConsoleErrorListener.syntaxError = ignore
+
+
 def _parse_qasm3(qasm: str) -> Any:
     import qiskit.qasm3
     from openqasm3.parser import QASM3ParsingError
 
+    _quiet_antlr()
     try:
         return qiskit.qasm3.loads(qasm)
     except qiskit.qasm3.QASM3ImporterError as exc:

@@ -667,3 +667,13 @@ def test_importing_shared_circuits_does_not_import_qiskit() -> None:
 
     # then
     assert completed.returncode == 0, completed.stderr
+
+
+def test_an_openqasm3_syntax_error_leaves_no_user_source_on_stderr(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    source = "OPENQASM 3.0;\nqubit[2] q;\nsecret_token_xyz 0;\n"  # ANTLR reports this itself
+    with pytest.raises(InvalidQasm):
+        parse_circuit(source, limits())
+    captured = capfd.readouterr()
+    assert "secret_token_xyz" not in captured.err and "secret_token_xyz" not in captured.out
