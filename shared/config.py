@@ -87,6 +87,8 @@ class Settings:
     worker_parallelism: int = 16
     # How long an instance trusts a valid API key without reading storage (0: never).
     auth_cache_seconds: int = 30
+    # Processes that run heavy simulations (None: one per CPU).
+    aer_processes: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -110,6 +112,7 @@ class Settings:
             stale_claim_seconds=_int(env, "QCOS_STALE_CLAIM_SECONDS", 900, minimum=1),
             worker_parallelism=_int(env, "QCOS_WORKER_PARALLELISM", 16, minimum=1),
             auth_cache_seconds=_int(env, "QCOS_AUTH_CACHE_SECONDS", 30),
+            aer_processes=_int(env, "QCOS_AER_PROCESSES", 0, minimum=0) or None,
         )
 
 

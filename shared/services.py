@@ -11,6 +11,7 @@ from shared.jobs.estimates import Estimator
 from shared.jobs.repository import JobRepository
 from shared.jobs.service import JobService
 from shared.storage import Storage
+from shared.suppliers import aer
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
+        aer.POOL_PROCESSES = settings.aer_processes  # read when the pool is first made
         storage = Storage(settings.storage)
         repo = JobRepository(storage)
         estimator = Estimator(storage, repo, settings.worker_parallelism)

@@ -51,6 +51,8 @@ def test_settings_read_storage_either_way_and_refuse_bad_numbers() -> None:
     )
     assert identity.storage == StorageSettings(account_name="acct", client_id="cid")
     assert not Settings.from_env({}).storage.configured
+    assert Settings.from_env({}).aer_processes is None  # one per CPU
+    assert Settings.from_env({"QCOS_AER_PROCESSES": "3"}).aer_processes == 3
     with pytest.raises(SettingsError, match="QCOS_SYNC_TIMEOUT_SECONDS"):
         Settings.from_env({"QCOS_SYNC_TIMEOUT_SECONDS": "soon"})
     with pytest.raises(SettingsError, match="QCOS_MAX_BODY_BYTES"):
