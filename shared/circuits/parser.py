@@ -39,11 +39,18 @@ MAX_NESTING = 64
 # `qreg q[99999999999999999999];` costs nothing.
 _HUGE = 10**15
 
-# Operations that count as one: qiskit's standard gates (the set is read lazily), and the
-# instructions Aer runs as they are.
-_ATOMIC_EXTRA = frozenset(
-    {"barrier", "measure", "reset", "delay", "unitary", "store", "break_loop", "continue_loop"}
-)
+# Operations that count as one: qiskit's standard gates (read lazily), and these instructions
+# Aer runs as they are (by class name).
+_EXTRA_NAMES = {
+    "Barrier": "barrier",
+    "Measure": "measure",
+    "Reset": "reset",
+    "Delay": "delay",
+    "UnitaryGate": "unitary",
+    "Store": "store",
+    "BreakLoopOp": "break_loop",
+    "ContinueLoopOp": "continue_loop",
+}
 
 # Clifford operations the stabilizer method runs natively (all in its target). A deliberately
 # small, parameter-free set: a circuit using anything else goes to statevector or MPS.
@@ -93,6 +100,9 @@ def parse_circuit(qasm: str, limits: CircuitLimits) -> ParsedCircuit:
       upper bound before parsing and on the exact expanded count after.
     """
     data = _check_size(qasm, limits.max_qasm_bytes)
+    # One line ending for the checks and the parsers alike: OpenQASM 3's lexer ends a comment at
+    # a lone CR, which the checks below would otherwise read as part of the comment.
+    qasm = qasm.replace("\r\n", "\n").replace("\r", "\n")
     if not qasm.strip():
         raise InvalidQasm("The circuit is empty")
     version = _read_header(qasm)
@@ -424,7 +434,7 @@ def _instruction_bound(code: str, version: int, scan: _Scan, budget: int) -> int
     the importer copies the expanded definition into every call (OpenQASM 2 defines gates lazily:
     their expansion is counted exactly after parsing).
     """
-    widest = max(1, *scan.quantum_registers.values())
+    widest = max(scan.quantum_registers.values(), default=1)
     definitions = _gate_definitions(code, version)
     gates: dict[str, int] = {}  # expanded size of each user-defined gate (v3)
     nesting: dict[str, int] = {}
@@ -529,6 +539,25 @@ def _parse(qasm: str, version: int) -> Any:
         raise InvalidQasm("The circuit could not be parsed") from None
 
 
+@cache
+def _qasm2_instructions() -> tuple[Any, ...]:
+    """qelib1's gates as qiskit's legacy importer maps them, and every other standard gate
+    qiskit's exporter writes a definition for (`gate ecr ...`), mapped to qiskit's own class:
+    the simulator runs gates by name, so a definition under a built-in name is that gate."""
+    import qiskit.qasm2
+    from qiskit.circuit import Gate
+    from qiskit.circuit.library import get_standard_gate_name_mapping
+
+    legacy = qiskit.qasm2.LEGACY_CUSTOM_INSTRUCTIONS
+    taken = {instruction.name for instruction in legacy}
+    more = tuple(
+        qiskit.qasm2.CustomInstruction(name, len(op.params), op.num_qubits, type(op))
+        for name, op in get_standard_gate_name_mapping().items()
+        if isinstance(op, Gate) and name not in taken and name != "global_phase"
+    )
+    return tuple(legacy) + more
+
+
 def _parse_qasm2(qasm: str) -> Any:
     import qiskit.qasm2
 
@@ -538,7 +567,7 @@ def _parse_qasm2(qasm: str) -> Any:
             # Never read a file: qelib1.inc is built in, and nothing else is allowed.
             include_path=(),
             # sx, swap, p, cp, u ... as qiskit's qelib1.inc-based exporters write them.
-            custom_instructions=qiskit.qasm2.LEGACY_CUSTOM_INSTRUCTIONS,
+            custom_instructions=_qasm2_instructions(),
         )
     except qiskit.qasm2.QASM2ParseError as exc:
         raise InvalidQasm(_located(_QASM2_LOCATION.match(exc.message), exc.message)) from None
@@ -609,10 +638,28 @@ def _expected_tokens(recognition: Any) -> str | None:
 
 
 @cache
-def _atomic_operations() -> frozenset[str]:
-    from qiskit.circuit.library import get_standard_gate_name_mapping
+@cache
+def _atomic_operations() -> dict[str, type]:
+    """The operations that count as one, by name, with the class each name must have: a
+    program's own gate that borrows a built-in name is not one of them (Aer runs by name)."""
+    from qiskit.circuit import (
+        Barrier,
+        BreakLoopOp,
+        ContinueLoopOp,
+        Delay,
+        Measure,
+        Reset,
+        Store,
+    )
+    from qiskit.circuit.library import UnitaryGate, get_standard_gate_name_mapping
 
-    return frozenset(get_standard_gate_name_mapping()) | _ATOMIC_EXTRA
+    atomic: dict[str, type] = {
+        name: op.base_class for name, op in get_standard_gate_name_mapping().items()
+    }
+    extras = (Barrier, Measure, Reset, Delay, UnitaryGate, Store, BreakLoopOp, ContinueLoopOp)
+    for cls in extras:
+        atomic[_EXTRA_NAMES[cls.__name__]] = cls
+    return atomic
 
 
 class _Counter:
@@ -643,6 +690,12 @@ class _Counter:
 
         name = str(op.name)
         if name in self.atomic:
+            if getattr(op, "base_class", type(op)) is not self.atomic[name]:
+                # Aer would run its own `name`, not the program's definition of it.
+                raise InvalidQasm(
+                    f"The program defines its own '{_clean(name)}', a name the simulator runs as"
+                    " its built-in operation; give the gate another name"
+                )
             return 1, name in CLIFFORD_OPERATIONS
         if depth >= MAX_NESTING:
             raise LimitExceeded(
@@ -674,8 +727,8 @@ class _Counter:
             clifford = clifford and block_clifford
             if total > self.budget:
                 break
-        if op.name == "for_loop":
-            total *= _iterations(op.params[0])
+        if op.name == "for_loop":  # an empty body still costs Aer per iteration
+            total = max(total, 1) * _iterations(op.params[0])
         return max(total, 1), clifford
 
 

@@ -677,3 +677,70 @@ def test_an_openqasm3_syntax_error_leaves_no_user_source_on_stderr(
         parse_circuit(source, limits())
     captured = capfd.readouterr()
     assert "secret_token_xyz" not in captured.err and "secret_token_xyz" not in captured.out
+
+
+# --- found in review: each of these once got past the checks ----------------------------------
+
+
+def nested_gate_lines(levels: int) -> list[str]:
+    lines = ["gate g0 a { x a; x a; x a; x a; x a; x a; x a; x a; x a; x a; }"]
+    for level in range(1, levels + 1):
+        calls = " ".join(f"g{level - 1} a;" for _ in range(10))
+        lines.append(f"gate g{level} a {{ {calls} }}")
+    return lines
+
+
+def test_a_lone_carriage_return_cannot_hide_code_from_the_checks() -> None:
+    hidden = "// hidden\r"
+    for statement, code in [
+        ("qubit[5000000] q;", "QUBIT_LIMIT_EXCEEDED"),
+        ('include "/etc/passwd";', "INCLUDE_NOT_ALLOWED"),
+    ]:
+        source = "OPENQASM 3.0;\n" + hidden + statement + "\n"
+        started = time.perf_counter()
+        with pytest.raises(ApiError) as caught:
+            parse_circuit(source, limits())
+        assert caught.value.error_code == code
+        assert time.perf_counter() - started < 1.0
+
+
+def test_a_gate_defined_under_a_built_in_name_cannot_smuggle_a_huge_expansion() -> None:
+    # given a definition of `dcx` (a standard gate) that expands to 10^7 operations
+    lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', *nested_gate_lines(6)]
+    lines += ["gate dcx a, b { g6 a; }", "qreg q[2];", "dcx q[0], q[1];"]
+    # then it is parsed as qiskit's own dcx (as qiskit's importer treats qelib1 names): one op
+    parsed = parse_circuit("\n".join(lines), limits())
+    from qiskit.circuit.library import DCXGate
+
+    assert parsed.operations == 1
+    assert parsed.circuit.data[0].operation.base_class is DCXGate  # Aer runs it as one gate
+
+
+def test_an_openqasm3_gate_named_like_a_built_in_is_refused() -> None:
+    source = "OPENQASM 3.0;\ngate h a { U(pi, 0, pi) a; }\nqubit[1] q;\nh q[0];\n"
+    with pytest.raises(InvalidQasm, match="another name"):
+        parse_circuit(source, limits())
+
+
+def test_an_empty_loop_still_counts_its_iterations() -> None:
+    source = (
+        "OPENQASM 3.0;\nqubit[1] q;\nbit[1] c;\nfor int i in [0:10000000] { }\n"
+        "c[0] = measure q[0];\n"
+    )
+    with pytest.raises(LimitExceeded) as caught:
+        parse_circuit(source, limits())
+    assert caught.value.error_code == "OPERATION_LIMIT_EXCEEDED"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "OPENQASM 3.0;\n",
+        'OPENQASM 2.0;\ninclude "qelib1.inc";\n',
+        'OPENQASM 3.0;\ninclude "stdgates.inc";\nbit[2] c;\nh $0;\ncx $0, $1;\n'
+        "c[0] = measure $0;\nc[1] = measure $1;\n",
+    ],
+)
+def test_a_program_without_a_quantum_register_is_parsed_not_a_crash(source: str) -> None:
+    parsed = parse_circuit(source, limits())
+    assert parsed.num_qubits <= 2
