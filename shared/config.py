@@ -67,6 +67,7 @@ class Limits:
     max_operations: int = 1_000_000
     max_depth: int = 100_000
     statevector_max_qubits: int = 24
+    max_run_seconds: int = 300  # estimated simulation time; functionTimeout is 10 minutes
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Settings:
             statevector_max_qubits=_int(
                 env, "QCOS_STATEVECTOR_MAX_QUBITS", Limits.statevector_max_qubits, minimum=1
             ),
+            max_run_seconds=_int(env, "QCOS_MAX_RUN_SECONDS", Limits.max_run_seconds, minimum=1),
         )
         return cls(
             storage=StorageSettings.from_env(env),

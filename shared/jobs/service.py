@@ -179,9 +179,15 @@ class JobService:
                 f"shots {req.shots} exceeds the {tier.name} tier's limit of {tier.max_shots}",
                 error_code="SHOT_LIMIT_EXCEEDED",
             )
-        return parse_circuit(
-            req.qasm, CircuitLimits.from_limits(self._settings.limits, tier.max_qubits)
+        limits = self._settings.limits
+        parsed = parse_circuit(req.qasm, CircuitLimits.from_limits(limits, tier.max_qubits))
+        aer.check_runnable(
+            parsed,
+            req.shots,
+            statevector_max_qubits=limits.statevector_max_qubits,
+            max_run_seconds=limits.max_run_seconds,
         )
+        return parsed
 
     def _new_job(self, principal: Principal, req: ExecuteRequest, parsed: ParsedCircuit) -> Job:
         job_id = req.job_id or str(uuid.uuid4())

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.circuits import ParsedCircuit
-from shared.errors import BadRequest, ServiceUnavailable
+from shared.errors import BadRequest, LimitExceeded, ServiceUnavailable
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -79,6 +79,7 @@ _MAX_MESSAGE = 300
 
 # A run whose estimated cost (module docstring) reaches this many nanoseconds runs in the pool.
 HEAVY_RUN_NS = 20_000_000
+MAX_MPS_QUBITS = 63  # Aer's matrix product state refuses wider circuits
 # Processes in the pool; None: one per CPU. Read when the pool is made.
 POOL_PROCESSES: int | None = None
 _NS_PER_OPERATION = 15_000
@@ -147,8 +148,8 @@ def run(
     A circuit with no measurement is measured in full (`measure_all`) on a copy. `seed` makes the
     counts reproducible. A heavy run (module docstring) runs in a child process, a small one in
     the calling thread. Raises `SimulationError` (400, SIMULATION_FAILED) when Aer refuses the
-    circuit or its process dies running it; `ValueError` when `shots` < 1 (the API validates
-    shots before this is called).
+    circuit, `SimulatorUnavailable` (503, retried) when the process running it dies, and
+    `ValueError` when `shots` < 1 (the API validates shots before this is called).
     """
     if shots < 1:
         raise ValueError("shots must be at least 1")
@@ -223,6 +224,11 @@ def _simulate(
 
 def _is_heavy(parsed: ParsedCircuit, method: str, shots: int) -> bool:
     """True when the estimated cost of the run (module docstring) reaches `HEAVY_RUN_NS`."""
+    return _costs_at_least(parsed, method, shots, HEAVY_RUN_NS)
+
+
+def _costs_at_least(parsed: ParsedCircuit, method: str, shots: int, budget_ns: float) -> bool:
+    """True when the run's estimated cost (module docstring) reaches `budget_ns`."""
     qubits, operations = parsed.num_qubits, parsed.operations
     if method == STATEVECTOR:
         width = 2.0**qubits
@@ -235,12 +241,35 @@ def _is_heavy(parsed: ParsedCircuit, method: str, shots: int) -> bool:
         per_shot = _NS_PER_STABILIZER_SHOT + _NS_PER_STABILIZER_SHOT_QUBIT2 * qubits * qubits
     one_run = operations * _NS_PER_AMPLITUDE * width
     cost = operations * _NS_PER_OPERATION + one_run + shots * per_shot
-    if cost >= HEAVY_RUN_NS:
+    if cost >= budget_ns:
         return True
-    if shots == 1 or cost + shots * (_NS_PER_UNSAMPLED_SHOT + one_run) < HEAVY_RUN_NS:
+    if shots == 1 or cost + shots * (_NS_PER_UNSAMPLED_SHOT + one_run) < budget_ns:
         return False
-    # Only now look at the circuit itself: it is short (at most HEAVY_RUN_NS / 15 us operations).
+    # Only now look at the circuit itself (one pass over its top-level instructions).
     return not _samples_shots(parsed.circuit)
+
+
+def check_runnable(
+    parsed: ParsedCircuit, shots: int, *, statevector_max_qubits: int, max_run_seconds: float
+) -> None:
+    """Refuse, before a job is accepted, a run this simulator cannot do or would not finish.
+
+    Raises `SimulationError` for a non-Clifford circuit wider than matrix product state runs
+    (63 qubits), and `LimitExceeded` (RUN_TIME_LIMIT_EXCEEDED) when the estimated cost of the
+    run (module docstring) exceeds `max_run_seconds`.
+    """
+    method = choose_method(parsed, statevector_max_qubits)
+    if method == MATRIX_PRODUCT_STATE and parsed.num_qubits > MAX_MPS_QUBITS:
+        raise SimulationError(
+            f"A non-Clifford circuit of {parsed.num_qubits} qubits cannot be simulated: matrix"
+            f" product state runs at most {MAX_MPS_QUBITS} qubits"
+        )
+    if _costs_at_least(parsed, method, shots, max_run_seconds * 1e9):
+        raise LimitExceeded(
+            f"This circuit and shot count would run for more than {max_run_seconds:g} s on the"
+            f" {method} simulator; use fewer shots, operations or qubits",
+            error_code="RUN_TIME_LIMIT_EXCEEDED",
+        )
 
 
 def _samples_shots(circuit: Any) -> bool:
@@ -272,6 +301,7 @@ def _simulate_in_pool(
 ) -> tuple[dict[str, int], bool, float]:
     """`_simulate` in a pool process; this thread waits without holding the GIL."""
     global _pool_finished
+    from concurrent.futures import CancelledError
     from concurrent.futures.process import BrokenProcessPool
 
     pool = _process_pool()
@@ -283,7 +313,7 @@ def _simulate_in_pool(
             pool = _process_pool()
             future = pool.submit(_simulate_in_child, parsed, method, shots, seed)
         outcome = future.result()
-    except BrokenProcessPool:
+    except (BrokenProcessPool, CancelledError):  # cancelled: another thread discarded the pool
         _discard_pool(pool)
         # Transient for this job: the culprit breaks the pool again on every delivery and fails
         # on its last; the jobs that merely shared the pool run on a fresh one next time.

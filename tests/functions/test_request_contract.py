@@ -269,3 +269,26 @@ def test_nested_gate_definitions_that_expand_too_far_are_refused(
     lines += ["qreg q[1];", "g19 q[0];"]
     answer = http(jobs.execute, "POST", "/", body={"qasm": "\n".join(lines)}, headers=user.headers)
     assert_error(answer, 400, "OPERATION_LIMIT_EXCEEDED")
+
+
+def test_a_run_estimated_past_the_time_limit_is_refused_at_submit(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    # about 120 bytes: every shot re-runs 960,000 statevector operations on 20 qubits (days)
+    user = make_user("free")
+    qasm = (
+        'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[20] q;\nbit[20] c;\n'
+        "for int i in [0:23999] { h q; t q; }\nc = measure q;\n"
+    )
+    answer = http(jobs.execute, "POST", "/", body={"qasm": qasm}, headers=user.headers)
+    assert_error(answer, 400, "RUN_TIME_LIMIT_EXCEEDED")
+
+
+def test_a_non_clifford_circuit_wider_than_the_simulators_can_run_is_refused_at_submit(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user("enterprise")  # 127 qubits allowed; MPS runs at most 63
+    qasm = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[64];\ncreg c[64];\nt q;\nmeasure q -> c;\n'
+    answer = http(jobs.execute, "POST", "/", body={"qasm": qasm}, headers=user.headers)
+    assert_error(answer, 400, "SIMULATION_FAILED")
+    assert "63" in answer.body["detail"]
