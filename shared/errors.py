@@ -114,6 +114,13 @@ class StorageUnavailable(ServiceUnavailable):
         super().__init__(detail)
 
 
+def one_line(message: str, limit: int = 300) -> str:
+    """`message` on one line and at most `limit` characters: a safe `detail` from a library's
+    error text (which may quote the user's source)."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def is_storage_outage(exc: BaseException) -> bool:
     """True for a transport failure or a 5xx from Azure Storage (the request may be retried)."""
     from azure.core.exceptions import (

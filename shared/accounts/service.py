@@ -89,23 +89,22 @@ class Accounts:
         """
         if not presented:
             raise Unauthorized()
-        if self._admin_hash is not None and hmac.compare_digest(
-            keys.hash_key(presented), self._admin_hash
-        ):
+        digest = keys.hash_key(presented)
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
             if admin:
                 return ADMIN
             raise Forbidden("The admin key is for /admin routes; use a user's API key here")
-        principal = self._cached(presented)
+        principal = self._cached(digest)
         if principal is None:
             principal = self._lookup(presented)
         if admin:
             raise Forbidden("This route needs the admin key")
         return principal
 
-    def _cached(self, presented: str) -> Principal | None:
+    def _cached(self, digest: str) -> Principal | None:
         if self._cache_seconds <= 0:
             return None
-        entry = self._cache.get(keys.hash_key(presented))
+        entry = self._cache.get(digest)
         if entry is None or entry[0] < time.monotonic():
             return None
         return entry[1]

@@ -26,7 +26,7 @@ from functools import cache
 from typing import Any
 
 from shared.circuits.limits import CircuitLimits
-from shared.errors import BadRequest, InvalidQasm, LimitExceeded, PayloadTooLarge
+from shared.errors import BadRequest, InvalidQasm, LimitExceeded, PayloadTooLarge, one_line
 
 # The only file each version may include: the parsers know them without reading a file.
 _ALLOWED_INCLUDES = {2: "qelib1.inc", 3: "stdgates.inc"}
@@ -267,7 +267,7 @@ class _Scan:
     quantum_registers: dict[str, int] = field(default_factory=dict)
 
 
-def _scan_source(code: str, version: int, limits: CircuitLimits) -> _Scan:
+def _scan_source(code: str, version: int, limits: CircuitLimits) -> None:
     """Check what `code` (comments blanked) declares against `limits`, before any parsing."""
     if version == 3:
         calibration = _CALIBRATION.search(code)
@@ -283,7 +283,6 @@ def _scan_source(code: str, version: int, limits: CircuitLimits) -> _Scan:
         raise _clbit_limit(scan.clbits, limits.max_clbits)
     if _instruction_bound(code, version, scan, limits.max_operations) > limits.max_operations:
         raise _operation_limit(limits.max_operations)
-    return scan
 
 
 def _check_nesting(code: str) -> None:
@@ -508,8 +507,7 @@ _MAX_MESSAGE = 200
 
 def _clean(message: str) -> str:
     """One line, bounded: parser messages may quote the source."""
-    text = " ".join(message.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    return one_line(message, _MAX_MESSAGE)
 
 
 def _located(match: re.Match[str] | None, fallback: str) -> str:

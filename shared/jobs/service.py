@@ -56,6 +56,16 @@ QUEUED_MESSAGE = "Job queued for processing"
 _SYNC_CLAIM = "sync"
 
 
+def _failure(code: str, detail: str) -> dict[str, Any]:
+    """The fields that record a job as failed, with a bounded reason."""
+    return {
+        "status": JobStatus.FAILED,
+        "completed_at": clock.now_iso(),
+        "error_code": code,
+        "error_detail": detail[:_DETAIL_MAX],
+    }
+
+
 def _permanent(exc: BaseException) -> TypeGuard[ApiError]:
     """The job's own fault (a refused circuit): retrying cannot help. 503s are transient."""
     return isinstance(exc, ApiError) and not isinstance(exc, ServiceUnavailable)
@@ -160,9 +170,8 @@ class JobService:
         except Exception as exc:
             if not _permanent(exc):
                 raise
-            job.status = JobStatus.FAILED
-            job.completed_at = clock.now_iso()
-            job.error_code, job.error_detail = exc.error_code, exc.detail[:_DETAIL_MAX]
+            for name, value in _failure(exc.error_code, exc.detail).items():
+                setattr(job, name, value)
             self._insert(job)
             raise
         self._repo.put_result(job.result_blob, outcome.stored())
@@ -364,13 +373,7 @@ class JobService:
             logger.warning("job %s changed while running; its first completion stands", job.job_id)
 
     def _fail(self, job: Job, code: str, detail: str) -> None:
-        changes = {
-            "status": JobStatus.FAILED,
-            "completed_at": clock.now_iso(),
-            "error_code": code,
-            "error_detail": detail[:_DETAIL_MAX],
-        }
-        if not self._repo.update(job, changes):
+        if not self._repo.update(job, _failure(code, detail)):
             logger.warning("job %s changed before it could be marked failed", job.job_id)
 
     def _fail_last_delivery(self, message: JobMessage, exc: Exception) -> None:
@@ -383,15 +386,7 @@ class JobService:
                 job = self._repo.get(message.user_id, message.job_id)
                 if job is None or job.status.terminal:
                     return
-                if self._repo.update(
-                    job,
-                    {
-                        "status": JobStatus.FAILED,
-                        "completed_at": clock.now_iso(),
-                        "error_code": "EXECUTION_FAILED",
-                        "error_detail": reason,
-                    },
-                ):
+                if self._repo.update(job, _failure("EXECUTION_FAILED", reason)):
                     return
         except Exception as store_exc:  # storage itself is down: the poison queue keeps the id
             logger.error("could not mark job %s failed: %s", message.job_id, store_exc)

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.circuits import ParsedCircuit
-from shared.errors import BadRequest, LimitExceeded, ServiceUnavailable
+from shared.errors import BadRequest, LimitExceeded, ServiceUnavailable, one_line
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -488,8 +488,7 @@ def _has_measurement(circuit: Any) -> bool:
 
 
 def _clean(message: str) -> str:
-    text = " ".join(message.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    return one_line(message, _MAX_MESSAGE)
 
 
 def _is_refusal(exc: Exception) -> bool:
