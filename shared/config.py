@@ -70,6 +70,96 @@ class Limits:
     max_run_seconds: int = 300  # estimated simulation time; functionTimeout is 10 minutes
 
 
+def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    return env.get(name, "").strip() or default
+
+
+@dataclass(frozen=True)
+class IBMSettings:
+    """IBM Quantum (qiskit-ibm-runtime): an API key and the instance's CRN."""
+
+    token: str | None = None
+    instance: str | None = None
+    channel: str = "ibm_quantum_platform"
+    url: str | None = None  # the API's base URL, when not the channel's default
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.token)
+
+
+@dataclass(frozen=True)
+class AzureQuantumSettings:
+    """An Azure Quantum workspace: resource id + location (managed identity), or a
+    connection string."""
+
+    resource_id: str | None = None
+    location: str | None = None
+    connection_string: str | None = None
+    client_id: str | None = None  # a user-assigned managed identity's client id
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.connection_string or (self.resource_id and self.location))
+
+
+@dataclass(frozen=True)
+class BraketSettings:
+    """AWS Braket: an access key pair and the S3 bucket that receives the results."""
+
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    region: str = "us-east-1"
+    s3_bucket: str | None = None
+    s3_prefix: str = "qcos"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.access_key_id and self.secret_access_key and self.s3_bucket)
+
+
+@dataclass(frozen=True)
+class SupplierSettings:
+    ibm: IBMSettings = field(default_factory=IBMSettings)
+    azure_quantum: AzureQuantumSettings = field(default_factory=AzureQuantumSettings)
+    braket: BraketSettings = field(default_factory=BraketSettings)
+    # Cloud tasks are polled after poll_initial_seconds, doubling up to poll_max_seconds
+    # (kept below stale_claim_seconds, so a polled job never looks abandoned).
+    poll_initial_seconds: int = 5
+    poll_max_seconds: int = 300
+    # A cloud task still not finished after this long fails the job (and is cancelled).
+    task_deadline_hours: int = 72
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SupplierSettings:
+        return cls(
+            ibm=IBMSettings(
+                token=_text(env, "QCOS_IBM_TOKEN"),
+                instance=_text(env, "QCOS_IBM_INSTANCE"),
+                channel=_text(env, "QCOS_IBM_CHANNEL") or IBMSettings.channel,
+                url=_text(env, "QCOS_IBM_URL"),
+            ),
+            azure_quantum=AzureQuantumSettings(
+                resource_id=_text(env, "QCOS_AZURE_QUANTUM_RESOURCE_ID"),
+                location=_text(env, "QCOS_AZURE_QUANTUM_LOCATION"),
+                connection_string=_text(env, "QCOS_AZURE_QUANTUM_CONNECTION_STRING"),
+                client_id=_text(env, "QCOS_AZURE_QUANTUM_CLIENT_ID"),
+            ),
+            braket=BraketSettings(
+                access_key_id=_text(env, "QCOS_BRAKET_ACCESS_KEY_ID"),
+                secret_access_key=_text(env, "QCOS_BRAKET_SECRET_ACCESS_KEY"),
+                session_token=_text(env, "QCOS_BRAKET_SESSION_TOKEN"),
+                region=_text(env, "QCOS_BRAKET_REGION") or BraketSettings.region,
+                s3_bucket=_text(env, "QCOS_BRAKET_S3_BUCKET"),
+                s3_prefix=_text(env, "QCOS_BRAKET_S3_PREFIX") or BraketSettings.s3_prefix,
+            ),
+            poll_initial_seconds=_int(env, "QCOS_POLL_INITIAL_SECONDS", 5, minimum=1),
+            poll_max_seconds=_int(env, "QCOS_POLL_MAX_SECONDS", 300, minimum=1),
+            task_deadline_hours=_int(env, "QCOS_TASK_DEADLINE_HOURS", 72, minimum=1),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     version: str = __version__
@@ -90,6 +180,7 @@ class Settings:
     auth_cache_seconds: int = 30
     # Processes that run heavy simulations (None: one per CPU).
     aer_processes: int | None = None
+    suppliers: SupplierSettings = field(default_factory=SupplierSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -115,6 +206,7 @@ class Settings:
             worker_parallelism=_int(env, "QCOS_WORKER_PARALLELISM", 16, minimum=1),
             auth_cache_seconds=_int(env, "QCOS_AUTH_CACHE_SECONDS", 30),
             aer_processes=_int(env, "QCOS_AER_PROCESSES", 0, minimum=0) or None,
+            suppliers=SupplierSettings.from_env(env),
         )
 
 

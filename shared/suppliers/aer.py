@@ -453,7 +453,7 @@ def _prepared(parsed: ParsedCircuit, method: str) -> tuple[Any, bool]:
             f" {limit}"
         )
     circuit = parsed.circuit
-    measured_all = not _has_measurement(circuit)
+    measured_all = not has_measurement(circuit)
     if measured_all:
         circuit = circuit.measure_all(inplace=False)
     try:
@@ -473,13 +473,13 @@ def _prepared(parsed: ParsedCircuit, method: str) -> tuple[Any, bool]:
     return entry
 
 
-def _has_measurement(circuit: Any) -> bool:
+def has_measurement(circuit: Any) -> bool:
     """True when `circuit` measures anything, including inside control-flow blocks."""
     for instruction in circuit.data:
         operation = instruction.operation
         if operation.name == "measure":
             return True
-        if any(_has_measurement(block) for block in getattr(operation, "blocks", ())):
+        if any(has_measurement(block) for block in getattr(operation, "blocks", ())):
             return True
     return False
 

@@ -1,0 +1,224 @@
+"""What every supplier adapter is: the catalog types, the adapter protocol, states and errors.
+
+A supplier (Azure Quantum, IBM Quantum, AWS Braket) has providers, and a provider has targets
+(backends). Each adapter runs a target two ways:
+
+- `cloud`, when the supplier's credentials are configured: `submit` sends the circuit with the
+  supplier's SDK, idempotently (the gateway's job id is the client token or job tag, so a
+  redelivered message finds the task it already created); `poll` reads the task's state and,
+  once it completed, its counts; `cancel` asks the supplier to stop it. None of them blocks:
+  the job service polls through delayed queue messages.
+- `emulated`, when they are not: `emulate` runs the same target locally (calibrated noise,
+  the supplier's local simulator, or an ideal simulator) and the result says so.
+
+Counts always come back in one convention, qiskit's: a key per distinct outcome, classical bits
+highest first, registers separated by a space in the order the circuit declares them (last
+register leftmost), exactly as `qiskit.result.Result.get_counts()` writes them. Each adapter
+translates its supplier's convention into this one.
+
+Errors: an adapter raises `SupplierUnavailable` (503: the queue retries) for what may pass
+(timeouts, 429, 5xx, a connection refused) and `SupplierRejected` (the job fails with the
+message) for what will not (a refused circuit, bad credentials, a task the supplier failed).
+Messages are sanitised with `sanitise` first: no tokens, keys, signed URLs or tracebacks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from shared.circuits import ParsedCircuit
+from shared.errors import ApiError, BadRequest, ServiceUnavailable, one_line
+
+
+class Mode(StrEnum):
+    CLOUD = "cloud"
+    EMULATED = "emulated"
+
+
+class DeviceKind(StrEnum):
+    QPU = "qpu"
+    SIMULATOR = "simulator"  # ideal: the emulation is noiseless too
+    EMULATOR = "emulator"  # a supplier's noisy emulator of a QPU (Quantinuum's "E" targets)
+    SYNTAX_CHECKER = "syntax_checker"  # validates and returns all-zero counts
+    ANALOG = "analog"  # not gate-model (QuEra Aquila): listed, refuses circuits
+
+
+class SupplierState(StrEnum):
+    """Our reading of a supplier task's state; every supplier status maps to one of these."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # a status no table knows: keep polling, never guess a result
+
+    @property
+    def terminal(self) -> bool:
+        return self in (SupplierState.COMPLETED, SupplierState.FAILED, SupplierState.CANCELLED)
+
+
+def map_status(table: Mapping[str, SupplierState], raw: object) -> SupplierState:
+    """`raw` (a supplier's status, any case) through `table`; UNKNOWN for anything else."""
+    key = str(getattr(raw, "value", raw) or "").strip().upper()
+    return table.get(key, SupplierState.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """How the supplier prices a task (the price book of issue 5 reads this)."""
+
+    unit: str  # "USD", "EUR", "HQC" (Quantinuum credits), "minutes"
+    per_task: float = 0.0
+    per_shot: float = 0.0
+    per_minute: float = 0.0
+    per_1q_gate_shot: float = 0.0
+    per_2q_gate_shot: float = 0.0
+    minimum_per_task: float = 0.0
+    formula: str = ""  # in words, e.g. "0.30 USD per task + 0.03 USD per shot"
+    source: str = ""
+    as_of: str = ""  # the date the price was published or read
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One backend of a supplier, as the catalog describes it.
+
+    `name` is the supplier's own name (`ionq.qpu.aria-1`, `ibm_brisbane`, `sv1`); `ref` is what
+    the supplier's API addresses (a Braket device ARN, an Azure provider id), when that differs.
+    `native_gates` are qiskit gate names. `coupling` lists directed or undirected qubit pairs;
+    None means all-to-all. `calibration` names the data file (under `shared/suppliers/data/`)
+    or the SDK snapshot the emulation uses.
+    """
+
+    supplier: str
+    provider: str
+    name: str
+    num_qubits: int
+    kind: DeviceKind
+    description: str = ""
+    native_gates: tuple[str, ...] = ()
+    coupling: tuple[tuple[int, int], ...] | None = None
+    mid_circuit_measurement: bool = False
+    reset: bool = False
+    classical_control: bool = False
+    ref: str = ""
+    region: str = ""
+    available: bool = True  # False: retired or offline at the supplier, listed for reference
+    calibration: str = ""
+    cost: CostModel | None = None
+
+    @property
+    def gate_model(self) -> bool:
+        return self.kind is not DeviceKind.ANALOG
+
+
+@dataclass(frozen=True)
+class Provider:
+    id: str
+    name: str
+    description: str
+    targets: tuple[Target, ...]
+
+    @property
+    def num_qubits(self) -> int:
+        return max((t.num_qubits for t in self.targets), default=0)
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """A circuit to send to a supplier; `job_id` is the gateway's id, used as the client token."""
+
+    job_id: str
+    target: Target
+    parsed: ParsedCircuit
+    shots: int
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What a poll found. `counts` (qiskit's convention) once COMPLETED; `reason` when FAILED."""
+
+    state: SupplierState
+    raw_status: str
+    counts: dict[str, int] | None = None
+    reason: str | None = None
+    execution_time_ms: float | None = None  # as the supplier reports it, when it does
+    queue_time_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class EmulatedRun:
+    counts: dict[str, int]
+    execution_time_ms: float
+    method: str  # what ran: "aer density_matrix, restricted noise model of fake_brisbane", ...
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class SupplierAdapter(Protocol):
+    """One supplier's real path and emulation. SDKs are imported inside the methods only."""
+
+    supplier_id: str
+
+    def configured(self) -> bool:
+        """True when credentials are set (mode `cloud`); reads settings, never the network."""
+        ...
+
+    def check_credentials(self) -> str | None:
+        """None when the configured credentials work; else a sanitised reason. Network call."""
+        ...
+
+    def submit(self, request: SubmitRequest) -> str:
+        """Create the supplier task (or find the one this job id already created); its id."""
+        ...
+
+    def poll(self, target: Target, task_id: str) -> TaskState: ...
+
+    def cancel(self, target: Target, task_id: str) -> None: ...
+
+    def emulate(self, target: Target, parsed: ParsedCircuit, shots: int) -> EmulatedRun: ...
+
+
+class SupplierUnavailable(ServiceUnavailable):
+    """The supplier could not be reached or asked us to wait: retry later."""
+
+    code = "SUPPLIER_UNAVAILABLE"
+
+
+class SupplierRejected(ApiError):
+    """The supplier refused the task or failed it; retrying will not help. Safe to show."""
+
+    status = 502
+    code = "SUPPLIER_ERROR"
+
+
+class CircuitDoesNotFit(BadRequest):
+    """The circuit cannot run on the chosen backend (qubits, an operation it lacks)."""
+
+    code = "CIRCUIT_DOES_NOT_FIT"
+
+
+_SECRET_PATTERNS = (
+    re.compile(
+        r"(?i)(sig|se|sp|sv|skoid|sktid|token|apikey|api_key|key|secret|password)=[^&\s\"']+"
+    ),
+    re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)(x-ms-quantum-api-key|authorization)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+"),
+    re.compile(r"AKIA[0-9A-Z]{16}"),
+)
+_MAX_REASON = 500
+
+
+def sanitise(text: object) -> str:
+    """One bounded line of `text` with signed-URL parameters, tokens and keys masked."""
+    line = one_line(str(text), _MAX_REASON * 2)
+    for pattern in _SECRET_PATTERNS:
+        line = pattern.sub(lambda m: m.group(0).split("=")[0].split(":")[0] + "=***", line)
+    return line[:_MAX_REASON]
