@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,6 +13,8 @@ from shared.jobs.repository import JobRepository
 from shared.jobs.service import JobService
 from shared.storage import Storage
 from shared.suppliers import aer
+from shared.suppliers.base import SupplierAdapter
+from shared.suppliers.registry import SupplierRegistry
 
 
 @dataclass(frozen=True)
@@ -20,20 +23,26 @@ class Services:
     storage: Storage
     accounts: Accounts
     jobs: JobService
+    suppliers: SupplierRegistry
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
+    def build(
+        cls, settings: Settings, adapters: Mapping[str, SupplierAdapter] | None = None
+    ) -> Services:
+        """The services for `settings`; `adapters` replaces suppliers' adapters."""
         aer.POOL_PROCESSES = settings.aer_processes  # read when the pool is first made
         storage = Storage(settings.storage)
         repo = JobRepository(storage)
         estimator = Estimator(storage, repo, settings.worker_parallelism)
+        suppliers = SupplierRegistry(settings, adapters)
         return cls(
             settings=settings,
             storage=storage,
             accounts=Accounts(
                 storage, settings.admin_api_key, cache_seconds=settings.auth_cache_seconds
             ),
-            jobs=JobService(settings, repo, estimator),
+            jobs=JobService(settings, repo, estimator, suppliers),
+            suppliers=suppliers,
         )
 
 

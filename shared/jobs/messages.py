@@ -1,4 +1,8 @@
-"""Queue messages on `jobs`: ids only (`{"user_id", "job_id"}`), never circuits."""
+"""Queue messages on `jobs`: ids only (`{"user_id", "job_id"}`), never circuits.
+
+A `poll` message (`{"user_id", "job_id", "poll": n}`) asks for the n-th poll of a cloud
+supplier's task; it is sent with a visibility delay.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,13 @@ class MalformedMessage(ValueError):
 class JobMessage:
     user_id: str
     job_id: str
+    poll: int | None = None
 
     def encode(self) -> str:
-        return json.dumps({"user_id": self.user_id, "job_id": self.job_id}, separators=(",", ":"))
+        data: dict[str, object] = {"user_id": self.user_id, "job_id": self.job_id}
+        if self.poll is not None:
+            data["poll"] = self.poll
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def decode(cls, text: str) -> JobMessage:
@@ -35,7 +43,10 @@ class JobMessage:
             raise MalformedMessage("message has no valid user_id")
         if not (isinstance(job_id, str) and _ID_RE.match(job_id)):
             raise MalformedMessage("message has no valid job_id")
-        return cls(user_id=user_id, job_id=job_id)
+        poll = data.get("poll")
+        if poll is not None and not (type(poll) is int and poll >= 1):
+            raise MalformedMessage("message has an invalid poll number")
+        return cls(user_id=user_id, job_id=job_id, poll=poll)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ PartitionKey = owner's user id, RowKey = job id: a lookup with another user's ke
 the row. Terminal states never change. A `processing` job names the queue delivery that claimed
 it (message id and dequeue count), so a redelivery of that same message can tell that its
 previous holder died, while a duplicate message for the same job leaves the holder alone.
+
+A cloud supplier's job stays `processing` while the supplier runs it: the worker submits it,
+records the supplier's task id, and polls it through delayed `poll` messages (`poll_seq`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,13 @@ class Job:
     error_detail: str | None = None
     execution_time_ms: float | None = None
     method: str | None = None
+    # A supplier's job (POST /api/v1/{supplier}/execute); None for the local simulator.
+    supplier: str | None = None
+    mode: str | None = None  # "cloud" | "emulated"
+    supplier_job_id: str | None = None  # the supplier's task id, once submitted
+    submitted_at: str | None = None
+    # The poll chain of a cloud task: only the message carrying this number may poll.
+    poll_seq: int | None = None
     etag: str | None = field(default=None, compare=False)
 
     def to_entity(self) -> dict[str, Any]:

@@ -118,8 +118,11 @@ class JobRepository:
 
     # -- queue ----------------------------------------------------------------------------------
 
-    def enqueue(self, message: JobMessage) -> None:
-        self._storage.queue(JOBS_QUEUE).send_message(message.encode())
+    def enqueue(self, message: JobMessage, delay_seconds: int = 0) -> None:
+        """Send `message`; with `delay_seconds` it stays invisible that long."""
+        self._storage.queue(JOBS_QUEUE).send_message(
+            message.encode(), visibility_timeout=delay_seconds or None
+        )
 
     def to_poison(self, body: str) -> None:
         self._storage.queue(JOBS_POISON_QUEUE).send_message(body)

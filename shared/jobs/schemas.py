@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 BELL_QASM = (
@@ -33,6 +33,61 @@ class ExecuteRequest(BaseModel):
         pattern=JOB_ID_PATTERN,
         description="Your own id for the job, unique among your jobs; generated when omitted",
     )
+
+
+class SupplierExecuteRequest(BaseModel):
+    """A circuit for a supplier's backend. `circuit` is accepted for `qasm`, and the backend may
+    be named `target` (azure_quantum) or `device` (braket), as the QCOS Python client sends."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"qasm": BELL_QASM, "backend": "ionq.simulator", "shots": 100}]
+        },
+    )
+
+    qasm: str | None = Field(None, min_length=1, description="OpenQASM 2.0 or 3 source")
+    circuit: str | None = Field(None, min_length=1, description="Another name for `qasm`")
+    backend: str | None = Field(
+        None, min_length=1, max_length=100, description="The backend (target) name"
+    )
+    target: str | None = Field(
+        None, min_length=1, max_length=100, description="Another name for `backend` (azure_quantum)"
+    )
+    device: str | None = Field(
+        None, min_length=1, max_length=100, description="Another name for `backend` (braket)"
+    )
+    shots: int = Field(1024, ge=1, le=100_000, description="Shots (at most your tier's max_shots)")
+    job_id: str | None = Field(
+        None,
+        pattern=JOB_ID_PATTERN,
+        description="Your own id for the job, unique among your jobs; generated when omitted",
+    )
+
+    @model_validator(mode="after")
+    def _one_circuit(self) -> SupplierExecuteRequest:
+        if (self.qasm is None) == (self.circuit is None):
+            raise ValueError("give the circuit as exactly one of `qasm` or `circuit`")
+        named = [n for n in ("backend", "target", "device") if getattr(self, n) is not None]
+        if len(named) != 1:
+            raise ValueError("name the backend with exactly one of `backend`, `target`, `device`")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.qasm or self.circuit or ""
+
+    @property
+    def backend_field(self) -> tuple[str, str]:
+        """(the field that named the backend, the name)."""
+        for name in ("backend", "target", "device"):
+            value = getattr(self, name)
+            if value is not None:
+                return name, value
+        raise AssertionError("validated: one backend field is set")
+
+    def as_execute(self) -> ExecuteRequest:
+        return ExecuteRequest(qasm=self.source, shots=self.shots, job_id=self.job_id)
 
 
 class JobAccepted(BaseModel):
@@ -71,13 +126,28 @@ class ResultMetadata(BaseModel):
     execution_time_ms: float
     num_qubits: int
     num_clbits: int
-    method: str = Field(description="Aer method: stabilizer, statevector or matrix_product_state")
+    method: str = Field(
+        description="What made the counts: the Aer method (stabilizer, statevector, "
+        "matrix_product_state), the emulation that stood in for a backend, or `cloud`"
+    )
     measured_all: bool = Field(
         description="True when the circuit measured nothing and all qubits were measured at the end"
     )
     qasm_version: int
     depth: int
     operations: int
+    supplier: str | None = Field(None, exclude_if=_if_none, examples=["ibm_quantum"])
+    mode: str | None = Field(
+        None,
+        exclude_if=_if_none,
+        description="`cloud` (the supplier ran it) or `emulated` (a local stand-in ran it)",
+    )
+    supplier_job_id: str | None = Field(None, exclude_if=_if_none)
+    queue_time_ms: float | None = Field(
+        None,
+        exclude_if=_if_none,
+        description="From acceptance until a worker or the supplier started it",
+    )
 
 
 class JobResults(BaseModel):

@@ -28,7 +28,14 @@ from shared.accounts.service import Principal
 from shared.accounts.tiers import TIERS
 from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
 from shared.config import Settings
-from shared.errors import ApiError, Conflict, LimitExceeded, NotFound, ServiceUnavailable
+from shared.errors import (
+    ApiError,
+    Conflict,
+    LimitExceeded,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from shared.jobs.estimates import Estimator
 from shared.jobs.messages import Delivery, JobMessage, MalformedMessage
 from shared.jobs.models import Job, JobStatus
@@ -43,9 +50,21 @@ from shared.jobs.schemas import (
     JobResults,
     JobStatusResponse,
     ResultMetadata,
+    SupplierExecuteRequest,
     SyncResult,
 )
 from shared.suppliers import aer
+from shared.suppliers.base import (
+    Mode,
+    SubmitRequest,
+    SupplierState,
+    SupplierUnavailable,
+    Target,
+    TaskState,
+)
+from shared.suppliers.catalog import supplier as find_supplier
+from shared.suppliers.fit import check_fits
+from shared.suppliers.registry import SupplierRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +73,12 @@ _MAX_CAS_ATTEMPTS = 8
 _DETAIL_MAX = 1000
 QUEUED_MESSAGE = "Job queued for processing"
 _SYNC_CLAIM = "sync"
+# The field a client may use to name the backend, per supplier (the QCOS Python client's names).
+_BACKEND_FIELDS = {
+    "azure_quantum": ("backend", "target"),
+    "ibm_quantum": ("backend",),
+    "braket": ("backend", "device"),
+}
 
 
 def _failure(code: str, detail: str) -> dict[str, Any]:
@@ -69,6 +94,37 @@ def _failure(code: str, detail: str) -> dict[str, Any]:
 def _permanent(exc: BaseException) -> TypeGuard[ApiError]:
     """The job's own fault (a refused circuit): retrying cannot help. 503s are transient."""
     return isinstance(exc, ApiError) and not isinstance(exc, ServiceUnavailable)
+
+
+def _metadata(
+    job: Job,
+    parsed: ParsedCircuit,
+    *,
+    execution_time_ms: float,
+    method: str,
+    queue_time_ms: float | None = None,
+) -> ResultMetadata:
+    """A result's metadata. The queue time, unless the supplier reported one, runs from
+    acceptance until a worker claimed the job (0 for a run in the request)."""
+    if queue_time_ms is None and job.started_at:
+        waited = clock.parse_iso(job.started_at) - clock.parse_iso(job.created_at)
+        queue_time_ms = max(waited.total_seconds() * 1000.0, 0.0)
+    return ResultMetadata(
+        shots=job.shots,
+        backend=job.backend,
+        execution_time_ms=round(execution_time_ms, 3),
+        num_qubits=parsed.num_qubits,
+        num_clbits=parsed.num_clbits,
+        method=method,
+        measured_all=not aer.has_measurement(parsed.circuit),
+        qasm_version=parsed.qasm_version,
+        depth=parsed.depth,
+        operations=parsed.operations,
+        supplier=job.supplier,
+        mode=job.mode,
+        supplier_job_id=job.supplier_job_id,
+        queue_time_ms=None if queue_time_ms is None else round(queue_time_ms, 3),
+    )
 
 
 @dataclass(frozen=True)
@@ -98,10 +154,17 @@ class Usage:
 
 
 class JobService:
-    def __init__(self, settings: Settings, repo: JobRepository, estimator: Estimator) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: JobRepository,
+        estimator: Estimator,
+        suppliers: SupplierRegistry,
+    ) -> None:
         self._settings = settings
         self._repo = repo
         self._estimator = estimator
+        self._suppliers = suppliers
         self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="execute-sync")
         # Circuits were checked against the owner's tier at submit; the worker re-parses under
         # the largest tier's qubit limit with the same operation and depth bounds.
@@ -120,9 +183,37 @@ class JobService:
         the message cannot be sent, the row says so and the recovery timer sends it.
         """
         parsed = self._check(principal, req)
-        job = self._new_job(principal, req, parsed)
+        return self._accept(self._new_job(principal, req, parsed), req.qasm)
+
+    def submit_to_supplier(
+        self, principal: Principal, supplier_id: str, req: SupplierExecuteRequest
+    ) -> JobAccepted:
+        """Accept a job for a supplier's backend (run in the cloud or emulated, by settings).
+
+        Raises `NotFound` (SUPPLIER_NOT_FOUND, BACKEND_NOT_FOUND), `ValidationFailed` when the
+        backend is named by another supplier's field, `CircuitDoesNotFit` (400) when the
+        circuit cannot run on the backend, and what `submit` raises.
+        """
+        info = find_supplier(supplier_id)
+        field_name, backend = req.backend_field
+        if field_name not in _BACKEND_FIELDS[info.id]:
+            allowed = " or ".join(f"`{n}`" for n in _BACKEND_FIELDS[info.id])
+            raise ValidationFailed(
+                f"{info.name} takes the backend as {allowed}, not `{field_name}`"
+            )
+        target = info.target(backend)
+        mode = self._suppliers.mode(info.id)
+        execute = req.as_execute()
+        parsed = self._parse(principal, execute)
+        check_fits(target, parsed, execute.shots, mode=mode, limits=self._settings.limits)
+        job = self._new_job(principal, execute, parsed)
+        job.supplier, job.backend, job.mode = info.id, target.name, mode.value
+        return self._accept(job, execute.qasm)
+
+    def _accept(self, job: Job, qasm: str) -> JobAccepted:
+        """Circuit blob, then the row, then the message; the job is accepted once the row is."""
         job.enqueued, job.enqueued_at = True, job.created_at  # one write fewer than flagging later
-        self._repo.put_circuit(job.circuit_blob, req.qasm)
+        self._repo.put_circuit(job.circuit_blob, qasm)
         self._insert(job, on_failure=lambda: self._repo.delete_circuit_quietly(job.circuit_blob))
         try:
             self._repo.enqueue(JobMessage(job.user_id, job.job_id))
@@ -181,7 +272,8 @@ class JobService:
         self._insert(job, on_failure=lambda: self._repo.delete_result_quietly(job.result_blob))
         return outcome.response(job)
 
-    def _check(self, principal: Principal, req: ExecuteRequest) -> ParsedCircuit:
+    def _parse(self, principal: Principal, req: ExecuteRequest) -> ParsedCircuit:
+        """The circuit, checked against the caller's tier (shots, qubits) and the limits."""
         tier = principal.tier
         if req.shots > tier.max_shots:
             raise LimitExceeded(
@@ -189,7 +281,12 @@ class JobService:
                 error_code="SHOT_LIMIT_EXCEEDED",
             )
         limits = self._settings.limits
-        parsed = parse_circuit(req.qasm, CircuitLimits.from_limits(limits, tier.max_qubits))
+        return parse_circuit(req.qasm, CircuitLimits.from_limits(limits, tier.max_qubits))
+
+    def _check(self, principal: Principal, req: ExecuteRequest) -> ParsedCircuit:
+        """`_parse`, and the local simulator can run it within `max_run_seconds`."""
+        parsed = self._parse(principal, req)
+        limits = self._settings.limits
         aer.check_runnable(
             parsed,
             req.shots,
@@ -264,19 +361,19 @@ class JobService:
             self._repo.to_poison(body)
             return
         try:
+            if message.poll is not None:
+                self._poll(message)
+                return
             job = self._claim(message, delivery)
             if job is None:
                 return
-            circuit = self._repo.get_circuit(job.circuit_blob)
-            if circuit is None:
-                self._fail(job, "CIRCUIT_MISSING", "The job's circuit was not found")
+            parsed = self._load_circuit(job)
+            if parsed is None:
                 return
-            try:
-                parsed = parse_circuit(circuit, self._worker_limits)
-            except ApiError as exc:  # accepted under other limits: settings changed since
-                self._fail(job, exc.error_code, exc.detail)
-                return
-            self._execute(job, parsed)
+            if job.supplier is None:
+                self._execute(job, parsed)
+            else:
+                self._run_on_supplier(job, parsed)
         except Exception as exc:
             if _permanent(exc):  # _execute recorded it on the job
                 logger.info("job %s failed: %s", message.job_id, type(exc).__name__)
@@ -325,6 +422,18 @@ class JobService:
         age = clock.utcnow() - clock.parse_iso(job.claimed_at or job.created_at)
         return age > timedelta(seconds=self._settings.stale_claim_seconds)
 
+    def _load_circuit(self, job: Job) -> ParsedCircuit | None:
+        """The claimed job's circuit, parsed; None (and the job failed) when it cannot be."""
+        circuit = self._repo.get_circuit(job.circuit_blob)
+        if circuit is None:
+            self._fail(job, "CIRCUIT_MISSING", "The job's circuit was not found")
+            return None
+        try:
+            return parse_circuit(circuit, self._worker_limits)
+        except ApiError as exc:  # accepted under other limits: settings changed since
+            self._fail(job, exc.error_code, exc.detail)
+            return None
+
     def _simulate(self, job: Job, parsed: ParsedCircuit) -> _Outcome:
         """Run the circuit on Aer; raises `SimulationError` (permanent) for a refused circuit."""
         run = aer.run(
@@ -333,19 +442,146 @@ class JobService:
             statevector_max_qubits=self._settings.limits.statevector_max_qubits,
         )
         self._estimator.record(run.execution_time_ms)
-        metadata = ResultMetadata(
-            shots=job.shots,
-            backend=job.backend,
-            execution_time_ms=round(run.execution_time_ms, 3),
-            num_qubits=run.num_qubits,
-            num_clbits=parsed.num_clbits,
-            method=run.method,
-            measured_all=run.measured_all,
-            qasm_version=parsed.qasm_version,
-            depth=parsed.depth,
-            operations=parsed.operations,
+        metadata = _metadata(
+            job, parsed, execution_time_ms=run.execution_time_ms, method=run.method
         )
         return _Outcome(counts=run.counts, method=run.method, metadata=metadata)
+
+    # -- suppliers ------------------------------------------------------------------------------
+
+    def _run_on_supplier(self, job: Job, parsed: ParsedCircuit) -> None:
+        """Emulated: run it here and complete it. Cloud: submit it (or find the task this job
+        already created) and start polling. A permanent error fails the job (and raises)."""
+        assert job.supplier is not None
+        target = find_supplier(job.supplier).target(job.backend)
+        adapter = self._suppliers.adapter(job.supplier)
+        try:
+            if job.mode == Mode.EMULATED:
+                run = adapter.emulate(target, parsed, job.shots)
+                self._estimator.record(run.execution_time_ms)
+                metadata = _metadata(
+                    job, parsed, execution_time_ms=run.execution_time_ms, method=run.method
+                )
+                self._complete(job, _Outcome(run.counts, run.method, metadata))
+                return
+            task_id = job.supplier_job_id or adapter.submit(
+                SubmitRequest(job.job_id, target, parsed, job.shots)
+            )
+        except ApiError as exc:
+            if _permanent(exc):
+                self._fail(job, exc.error_code, exc.detail)
+            raise
+        now = clock.now_iso()
+        seq = (job.poll_seq or 0) + 1
+        changes: dict[str, Any] = {"poll_seq": seq, "claimed_at": now}
+        if job.supplier_job_id is None:
+            changes |= {"supplier_job_id": task_id, "submitted_at": now}
+            logger.info("job %s submitted to %s as %s", job.job_id, job.supplier, task_id)
+        if self._repo.update(job, changes):
+            self._schedule_poll(job, seq)
+        else:  # another worker took the job over; it submits with the same token and polls
+            logger.warning("job %s changed while being submitted; leaving it", job.job_id)
+
+    def _schedule_poll(self, job: Job, seq: int) -> None:
+        """Send poll number `seq`, delayed: initial * 2^(seq-1) seconds, capped."""
+        config = self._settings.suppliers
+        delay = min(config.poll_initial_seconds * 2 ** min(seq - 1, 20), config.poll_max_seconds)
+        try:
+            self._repo.enqueue(JobMessage(job.user_id, job.job_id, poll=seq), delay_seconds=delay)
+        except Exception as exc:  # the recovery timer restarts the polling of a silent job
+            logger.warning("job %s: poll %d not sent: %s", job.job_id, seq, type(exc).__name__)
+
+    def _poll(self, message: JobMessage) -> None:
+        """Poll the supplier's task once: complete, fail or cancel the job, or poll again later.
+
+        Only the message carrying the job's current `poll_seq` polls, so a duplicated message
+        never forks the chain. An unreachable supplier is polled again later, like a task
+        still running; past `task_deadline_hours` the task is cancelled and the job fails.
+        """
+        job = self._repo.get(message.user_id, message.job_id)
+        if job is None or job.status.terminal or job.supplier is None:
+            return
+        if job.supplier_job_id is None or job.poll_seq != message.poll:
+            return  # a superseded poll chain
+        target = find_supplier(job.supplier).target(job.backend)
+        adapter = self._suppliers.adapter(job.supplier)
+        try:
+            state: TaskState | None = adapter.poll(target, job.supplier_job_id)
+        except SupplierUnavailable as exc:
+            logger.warning(
+                "job %s: %s unreachable (%s); polling later", job.job_id, job.supplier, exc.detail
+            )
+            state = None
+        except ApiError as exc:
+            if not _permanent(exc):
+                raise
+            self._fail(job, exc.error_code, exc.detail)
+            return
+        if state is not None and state.state.terminal:
+            self._finish_task(job, target, state)
+            return
+        if state is not None and state.state is SupplierState.UNKNOWN:
+            logger.warning(
+                "job %s: unknown %s status %r", job.job_id, job.supplier, state.raw_status
+            )
+        if self._past_deadline(job):
+            self._cancel_task_quietly(job, target)
+            hours = self._settings.suppliers.task_deadline_hours
+            self._fail(
+                job,
+                "SUPPLIER_TIMEOUT",
+                f"The supplier did not finish the task within {hours} hours; it was cancelled",
+            )
+            return
+        seq = (message.poll or 0) + 1
+        if self._repo.update(job, {"poll_seq": seq, "claimed_at": clock.now_iso()}):
+            self._schedule_poll(job, seq)
+
+    def _finish_task(self, job: Job, target: Target, state: TaskState) -> None:
+        if state.state is SupplierState.CANCELLED:
+            if self._repo.update(
+                job, {"status": JobStatus.CANCELLED, "completed_at": clock.now_iso()}
+            ):
+                logger.info("job %s cancelled at %s", job.job_id, job.supplier)
+            return
+        if state.state is SupplierState.FAILED:
+            reason = state.reason or f"The supplier reported the task {state.raw_status}"
+            self._fail(job, "SUPPLIER_JOB_FAILED", f"{target.name}: {reason}")
+            return
+        parsed = self._load_circuit(job)
+        if parsed is None:
+            return
+        if state.counts is None:
+            self._fail(
+                job, "SUPPLIER_JOB_FAILED", f"{target.name} completed the task without counts"
+            )
+            return
+        metadata = _metadata(
+            job,
+            parsed,
+            execution_time_ms=state.execution_time_ms or 0.0,
+            method=Mode.CLOUD.value,
+            queue_time_ms=state.queue_time_ms,
+        )
+        self._complete(job, _Outcome(state.counts, Mode.CLOUD.value, metadata))
+
+    def _past_deadline(self, job: Job) -> bool:
+        since = clock.parse_iso(job.submitted_at or job.created_at)
+        return clock.utcnow() - since > timedelta(
+            hours=self._settings.suppliers.task_deadline_hours
+        )
+
+    def _cancel_task_quietly(self, job: Job, target: Target) -> None:
+        assert job.supplier is not None and job.supplier_job_id is not None
+        try:
+            self._suppliers.adapter(job.supplier).cancel(target, job.supplier_job_id)
+        except Exception as exc:
+            logger.warning(
+                "job %s: could not cancel task %s: %s",
+                job.job_id,
+                job.supplier_job_id,
+                type(exc).__name__,
+            )
 
     def _execute(self, job: Job, parsed: ParsedCircuit) -> None:
         """Run a claimed job and complete it; a refused circuit fails it (and raises)."""
@@ -429,12 +665,17 @@ class JobService:
         )
 
     def cancel(self, principal: Principal, job_id: str) -> JobCancelled:
-        """Cancel a queued job; its message, if delivered later, finds it cancelled."""
+        """Cancel a queued job, or a cloud supplier's task still running (the supplier is asked
+        to cancel it first); a message delivered later finds the job cancelled. Raises
+        `Conflict` JOB_NOT_CANCELLABLE for a job running here or finished, and the supplier's
+        503 when it cannot be reached."""
         for _ in range(_MAX_CAS_ATTEMPTS):
             job = self._get(principal, job_id)
             if job.status is JobStatus.CANCELLED:
                 break
-            if job.status is not JobStatus.QUEUED:
+            if self._cloud_task_running(job):
+                self._cancel_cloud_task(job)
+            elif job.status is not JobStatus.QUEUED:
                 raise Conflict(
                     f"Job {job_id} is {job.status.value} and can no longer be cancelled",
                     error_code="JOB_NOT_CANCELLABLE",
@@ -447,6 +688,28 @@ class JobService:
         else:
             raise RuntimeError(f"could not cancel job {job_id}: too much contention")
         return JobCancelled(job_id=job_id, status=JobStatus.CANCELLED.value)
+
+    @staticmethod
+    def _cloud_task_running(job: Job) -> bool:
+        return (
+            job.status is JobStatus.PROCESSING
+            and job.mode == Mode.CLOUD
+            and job.supplier is not None
+            and job.supplier_job_id is not None
+        )
+
+    def _cancel_cloud_task(self, job: Job) -> None:
+        assert job.supplier is not None and job.supplier_job_id is not None
+        target = find_supplier(job.supplier).target(job.backend)
+        try:
+            self._suppliers.adapter(job.supplier).cancel(target, job.supplier_job_id)
+        except ApiError as exc:
+            if not _permanent(exc):
+                raise
+            raise Conflict(
+                f"{target.name} refused to cancel job {job.job_id}: {exc.detail}",
+                error_code="JOB_NOT_CANCELLABLE",
+            ) from exc
 
     def usage(self, user_id: str) -> Usage:
         midnight = clock.utcnow().replace(hour=0, minute=0, second=0, microsecond=0)

@@ -114,6 +114,7 @@ class Target:
     available: bool = True  # False: retired or offline at the supplier, listed for reference
     calibration: str = ""
     cost: CostModel | None = None
+    emulation_max_qubits: int | None = None  # the local stand-in's limit, when it has its own
 
     @property
     def gate_model(self) -> bool:

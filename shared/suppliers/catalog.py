@@ -78,6 +78,7 @@ def _target(supplier: str, provider: str, data: dict[str, Any], default_cost: An
         available=bool(data.get("available", True)),
         calibration=calibration,
         cost=_cost(data.get("cost")) or default_cost,
+        emulation_max_qubits=data.get("emulation_max_qubits"),
     )
 
 

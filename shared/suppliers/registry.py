@@ -10,11 +10,23 @@ import importlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.config import Settings
 from shared.suppliers.base import Mode, SupplierAdapter, sanitise
-from shared.suppliers.catalog import SUPPLIER_IDS, supplier
+from shared.suppliers.catalog import SUPPLIER_IDS, catalog, supplier
+from shared.suppliers.schemas import (
+    BraketDevice,
+    BraketDeviceList,
+    IBMBackend,
+    IBMBackendList,
+    ProviderInfo,
+    ProviderList,
+    SupplierList,
+    SupplierSummary,
+    target_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +46,17 @@ class SupplierStatus:
 
 
 class SupplierRegistry:
-    def __init__(self, settings: Settings) -> None:
+    """The suppliers' adapters, modes and statuses, and the listings built from the catalog.
+
+    `adapters` replaces the adapter of a supplier (an embedding that brings its own, or a test
+    of the job flow); the others are imported on first use.
+    """
+
+    def __init__(
+        self, settings: Settings, adapters: Mapping[str, SupplierAdapter] | None = None
+    ) -> None:
         self._settings = settings
-        self._adapters: dict[str, SupplierAdapter] = {}
+        self._adapters: dict[str, SupplierAdapter] = dict(adapters or {})
         self._status: dict[str, tuple[float, SupplierStatus]] = {}
         self._lock = threading.Lock()
 
@@ -86,3 +106,60 @@ class SupplierRegistry:
     @staticmethod
     def ids() -> tuple[str, ...]:
         return SUPPLIER_IDS
+
+    # -- listings -------------------------------------------------------------------------------
+
+    def list_suppliers(self) -> SupplierList:
+        summaries = []
+        for info in catalog().values():
+            state = self.status(info.id)
+            summaries.append(
+                SupplierSummary(
+                    id=info.id,
+                    name=info.name,
+                    status=state.status,
+                    reason=state.reason,
+                    providers_count=len(info.providers),
+                    mode=self.mode(info.id).value,
+                )
+            )
+        return SupplierList(suppliers=summaries)
+
+    @staticmethod
+    def providers(supplier_id: str) -> ProviderList:
+        """`NotFound` SUPPLIER_NOT_FOUND for an unknown supplier."""
+        info = supplier(supplier_id)
+        return ProviderList(providers=[ProviderInfo.of(p) for p in info.providers])
+
+    def ibm_backends(self) -> IBMBackendList:
+        mode = self.mode("ibm_quantum").value
+        return IBMBackendList(
+            backends=[
+                IBMBackend(
+                    backend_name=t.name,
+                    backend_type=t.kind.value,
+                    num_qubits=t.num_qubits,
+                    status=target_status(t),
+                    processor_family=t.provider,
+                    mode=mode,
+                )
+                for t in supplier("ibm_quantum").targets()
+            ]
+        )
+
+    def braket_devices(self) -> BraketDeviceList:
+        mode = self.mode("braket").value
+        return BraketDeviceList(
+            devices=[
+                BraketDevice(
+                    name=t.name,
+                    type="SIMULATOR" if t.kind.value == "simulator" else "QPU",
+                    num_qubits=t.num_qubits,
+                    status="ONLINE" if t.available else "RETIRED",
+                    provider=t.provider,
+                    arn=t.ref,
+                    mode=mode,
+                )
+                for t in supplier("braket").targets()
+            ]
+        )

@@ -1,0 +1,130 @@
+"""Response models of the supplier listings (the OpenAPI spec is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.suppliers.base import Provider, Target
+
+
+class SupplierSummary(BaseModel):
+    id: str = Field(examples=["ibm_quantum"])
+    name: str = Field(examples=["IBM Quantum"])
+    status: str = Field(description="`active`, or `unavailable` when configured credentials fail")
+    reason: str | None = Field(None, description="Why the supplier is unavailable")
+    providers_count: int
+    mode: str = Field(
+        description="`cloud` when credentials are configured, `emulated` (local stand-ins) "
+        "otherwise"
+    )
+
+
+class SupplierList(BaseModel):
+    suppliers: list[SupplierSummary]
+
+
+class TargetInfo(BaseModel):
+    name: str = Field(examples=["ionq.qpu.aria-1"])
+    kind: str = Field(description="qpu, simulator, emulator, syntax_checker or analog")
+    gate_model: bool = Field(description="False for analog devices, which refuse circuits")
+    num_qubits: int
+    status: str = Field(description="`online`, or `retired` when the supplier no longer offers it")
+    native_gates: list[str]
+    connectivity: str = Field(description="`all-to-all`, or the number of coupled pairs")
+    mid_circuit_measurement: bool
+    description: str
+    emulation: str = Field(description="What runs this target when the supplier is emulated")
+    cost_model: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, target: Target) -> TargetInfo:
+        return cls(
+            name=target.name,
+            kind=target.kind.value,
+            gate_model=target.gate_model,
+            num_qubits=target.num_qubits,
+            status=target_status(target),
+            native_gates=list(target.native_gates),
+            connectivity="all-to-all"
+            if target.coupling is None
+            else f"{len(target.coupling)} coupled pairs",
+            mid_circuit_measurement=target.mid_circuit_measurement,
+            description=target.description,
+            emulation=emulation_of(target),
+            cost_model=target.cost.to_dict() if target.cost else None,
+        )
+
+
+class ProviderInfo(BaseModel):
+    id: str = Field(examples=["ionq"])
+    name: str
+    num_qubits: int = Field(description="The widest of its targets")
+    targets: list[TargetInfo]
+    description: str
+    cost_model: dict[str, Any] | None = Field(
+        description="The price of its first paid target (each target carries its own)"
+    )
+
+    @classmethod
+    def of(cls, provider: Provider) -> ProviderInfo:
+        paid = [t.cost for t in provider.targets if t.cost and t.cost.formula != "free"]
+        return cls(
+            id=provider.id,
+            name=provider.name,
+            num_qubits=provider.num_qubits,
+            targets=[TargetInfo.of(t) for t in provider.targets],
+            description=provider.description,
+            cost_model=paid[0].to_dict() if paid else None,
+        )
+
+
+class ProviderList(BaseModel):
+    providers: list[ProviderInfo]
+
+
+class IBMBackend(BaseModel):
+    backend_name: str = Field(examples=["ibm_brisbane"])
+    backend_type: str = Field(examples=["qpu"])
+    num_qubits: int
+    status: str = Field(examples=["online"])
+    processor_family: str = Field(examples=["eagle"])
+    mode: str
+
+
+class IBMBackendList(BaseModel):
+    backends: list[IBMBackend]
+
+
+class BraketDevice(BaseModel):
+    name: str = Field(examples=["sv1"])
+    type: str = Field(description="QPU or SIMULATOR, as Braket names them")
+    num_qubits: int
+    status: str = Field(description="ONLINE or RETIRED, as Braket names them")
+    provider: str
+    arn: str
+    mode: str
+
+
+class BraketDeviceList(BaseModel):
+    devices: list[BraketDevice]
+
+
+def target_status(target: Target) -> str:
+    return "online" if target.available else "retired"
+
+
+def emulation_of(target: Target) -> str:
+    kind = target.kind.value
+    if kind == "simulator":
+        return "ideal simulator" + (
+            f" (at most {target.emulation_max_qubits} qubits)"
+            if target.emulation_max_qubits
+            else ""
+        )
+    if kind == "syntax_checker":
+        return "validates against the device, returns all-zero counts"
+    if kind == "analog":
+        return "none: not gate-model"
+    return f"Aer with the device's gates, connectivity and error rates ({target.calibration})"
