@@ -208,18 +208,29 @@ class CircuitDoesNotFit(BadRequest):
 
 _SECRET_PATTERNS = (
     re.compile(
-        r"(?i)(sig|se|sp|sv|skoid|sktid|token|apikey|api_key|key|secret|password)=[^&\s\"']+"
+        r"(?i)\b(sig|se|sp|sv|skoid|sktid|token|apikey|api_key|key|secret|password|signature"
+        r"|x-amz-signature|x-amz-credential|x-amz-security-token|credential)=[^&\s\"']+"
     ),
-    re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)(x-ms-quantum-api-key|authorization)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+"),
-    re.compile(r"AKIA[0-9A-Z]{16}"),
+    re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
 )
 _MAX_REASON = 500
+
+
+def _mask(match: re.Match[str]) -> str:
+    text = match.group(0)
+    for separator in ("=", ":"):
+        if separator in text:
+            return text.split(separator, 1)[0] + separator + "***"
+    if " " in text:  # "Bearer <token>"
+        return text.split(" ", 1)[0] + " ***"
+    return "***"
 
 
 def sanitise(text: object) -> str:
     """One bounded line of `text` with signed-URL parameters, tokens and keys masked."""
     line = one_line(str(text), _MAX_REASON * 2)
     for pattern in _SECRET_PATTERNS:
-        line = pattern.sub(lambda m: m.group(0).split("=")[0].split(":")[0] + "=***", line)
+        line = pattern.sub(_mask, line)
     return line[:_MAX_REASON]
