@@ -118,6 +118,11 @@ class BraketSettings:
     def configured(self) -> bool:
         return bool(self.access_key_id and self.secret_access_key and self.s3_bucket)
 
+    def bucket_for(self, region: str) -> str:
+        """The results bucket for a device in `region`: Braket writes results to a bucket in
+        the device's region, so `{region}` in the setting is replaced with it."""
+        return (self.s3_bucket or "").replace("{region}", region or self.region)
+
 
 @dataclass(frozen=True)
 class SupplierSettings:

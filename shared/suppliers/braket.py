@@ -191,7 +191,7 @@ class Braket:
             retries={"mode": "standard", "max_attempts": 3},
         )
         session = AwsSession(
-            boto_session=boto_session, config=config, default_bucket=self._config.s3_bucket
+            boto_session=boto_session, config=config, default_bucket=self._config.bucket_for(region)
         )
         _ = session.s3_client  # made now, under the lock: a boto3 session is not thread-safe
         return session
@@ -204,7 +204,7 @@ class Braket:
             with _calling("list devices"):
                 session.braket_client.search_devices(filters=[], maxResults=1)
             with _calling("reach the results bucket"):
-                session.s3_client.head_bucket(Bucket=self._config.s3_bucket)
+                session.s3_client.head_bucket(Bucket=self._config.bucket_for(self._config.region))
         except (SupplierUnavailable, SupplierRejected) as exc:
             return exc.detail
         return None
@@ -214,7 +214,7 @@ class Braket:
         already created; its ARN."""
         target = request.target
         _check_gate_model(target)
-        bucket = self._config.s3_bucket
+        bucket = self._config.bucket_for(target.region)
         if not self.configured() or not bucket:
             raise SupplierRejected("AWS Braket is not configured (access keys and S3 bucket)")
         from braket.ir.openqasm import Program

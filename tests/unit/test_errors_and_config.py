@@ -83,3 +83,35 @@ def test_a_job_row_round_trips_and_leaves_unset_fields_out() -> None:
     assert entity["status"] == "queued" and "started_at" not in entity
     assert Job.from_entity(entity) == job
     assert JobStatus.CANCELLED.terminal and not JobStatus.PROCESSING.terminal
+
+
+def test_supplier_credentials_come_from_settings_and_a_braket_bucket_can_be_per_region() -> None:
+    # given settings naming IBM and Braket credentials, Braket's bucket per region
+    settings = Settings.from_env(
+        {
+            "QCOS_IBM_TOKEN": "t",
+            "QCOS_BRAKET_ACCESS_KEY_ID": "a",
+            "QCOS_BRAKET_SECRET_ACCESS_KEY": "s",
+            "QCOS_BRAKET_S3_BUCKET": "amazon-braket-results-{region}",
+        }
+    ).suppliers
+    # then IBM and Braket are configured, Azure Quantum is not
+    assert settings.ibm.configured and settings.braket.configured
+    assert not settings.azure_quantum.configured
+    # and each region gets its own bucket; a plain name serves every region
+    assert settings.braket.bucket_for("eu-north-1") == "amazon-braket-results-eu-north-1"
+    assert settings.braket.bucket_for("") == "amazon-braket-results-us-east-1"
+    plain = Settings.from_env({"QCOS_BRAKET_S3_BUCKET": "one-bucket"}).suppliers.braket
+    assert plain.bucket_for("us-west-1") == "one-bucket" and not plain.configured
+
+
+@pytest.mark.parametrize("poll", [0, -1, "2", True, 1.5])
+def test_a_poll_message_with_a_bad_poll_number_is_malformed(poll: object) -> None:
+    body = json.dumps({"user_id": "u_1", "job_id": "j-1", "poll": poll})
+    with pytest.raises(MalformedMessage):
+        JobMessage.decode(body)
+
+
+def test_a_poll_message_round_trips_and_a_run_message_has_no_poll_number() -> None:
+    assert JobMessage.decode(JobMessage("u_1", "j-1", poll=3).encode()).poll == 3
+    assert "poll" not in JobMessage("u_1", "j-1").encode()
