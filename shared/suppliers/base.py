@@ -94,7 +94,8 @@ class Target:
     `name` is the supplier's own name (`ionq.qpu.aria-1`, `ibm_brisbane`, `sv1`); `ref` is what
     the supplier's API addresses (a Braket device ARN, an Azure provider id), when that differs.
     `native_gates` are qiskit gate names. `coupling` lists directed or undirected qubit pairs;
-    None means all-to-all. `calibration` names the data file (under `shared/suppliers/data/`)
+    None means all-to-all unless `topology` names the layout (IBM's coupling maps come with
+    their SDK snapshots). `calibration` names the data file (under `shared/suppliers/data/`)
     or the SDK snapshot the emulation uses.
     """
 
@@ -106,6 +107,7 @@ class Target:
     description: str = ""
     native_gates: tuple[str, ...] = ()
     coupling: tuple[tuple[int, int], ...] | None = None
+    topology: str = ""  # in words, where `coupling` is not listed here (IBM's heavy-hex)
     mid_circuit_measurement: bool = False
     reset: bool = False
     classical_control: bool = False
@@ -212,7 +214,10 @@ _SECRET_PATTERNS = (
         r"|x-amz-signature|x-amz-credential|x-amz-security-token|credential)=[^&\s\"']+"
     ),
     re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)(x-ms-quantum-api-key|authorization)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+"),
+    re.compile(
+        r"(?i)(x-ms-quantum-api-key|authorization)[\"']?\s*[:=]\s*[\"']?"
+        r"(?:(?:apikey|bearer|basic)\s+)?[^\s\"',}]+"
+    ),
     re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
 )
 _MAX_REASON = 500

@@ -70,6 +70,7 @@ def _target(supplier: str, provider: str, data: dict[str, Any], default_cost: An
         description=description,
         native_gates=native,
         coupling=coupling,
+        topology=str(data.get("topology", "")),
         mid_circuit_measurement=bool(data.get("mid_circuit_measurement", False)),
         reset=bool(data.get("reset", False)),
         classical_control=bool(data.get("classical_control", False)),

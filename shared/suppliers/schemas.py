@@ -32,7 +32,9 @@ class TargetInfo(BaseModel):
     num_qubits: int
     status: str = Field(description="`online`, or `retired` when the supplier no longer offers it")
     native_gates: list[str]
-    connectivity: str = Field(description="`all-to-all`, or the number of coupled pairs")
+    connectivity: str = Field(
+        description="`all-to-all`, the number of coupled pairs, or the layout's name"
+    )
     mid_circuit_measurement: bool
     description: str
     emulation: str = Field(description="What runs this target when the supplier is emulated")
@@ -47,9 +49,7 @@ class TargetInfo(BaseModel):
             num_qubits=target.num_qubits,
             status=target_status(target),
             native_gates=list(target.native_gates),
-            connectivity="all-to-all"
-            if target.coupling is None
-            else f"{len(target.coupling)} coupled pairs",
+            connectivity=connectivity_of(target),
             mid_circuit_measurement=target.mid_circuit_measurement,
             description=target.description,
             emulation=emulation_of(target),
@@ -109,6 +109,12 @@ class BraketDevice(BaseModel):
 
 class BraketDeviceList(BaseModel):
     devices: list[BraketDevice]
+
+
+def connectivity_of(target: Target) -> str:
+    if target.coupling is not None:
+        return f"{len(target.coupling)} coupled pairs"
+    return target.topology or "all-to-all"
 
 
 def target_status(target: Target) -> str:

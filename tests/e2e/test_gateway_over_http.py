@@ -160,3 +160,51 @@ def test_every_job_of_a_burst_ends_terminal_across_a_host_kill(host: FuncHost) -
     # then every job ends completed (none lost, none stuck, none failed)
     finals = [wait_terminal(host, headers, job_id, timeout=120)["status"] for job_id in job_ids]
     assert finals == ["completed"] * len(job_ids)
+
+
+def test_without_credentials_every_supplier_is_emulated_and_every_provider_runs_a_bell_circuit(
+    host: FuncHost,
+) -> None:
+    # given a user and no supplier credentials
+    headers = new_user(host)
+    listed = requests.get(f"{host.url}/api/v1/suppliers", headers=headers, timeout=30).json()
+    assert {s["id"]: s["mode"] for s in listed["suppliers"]} == {
+        "azure_quantum": "emulated",
+        "ibm_quantum": "emulated",
+        "braket": "emulated",
+    }
+    # when a Bell circuit is sent to the first gate-model target of every provider listed
+    jobs: dict[str, str] = {}
+    for supplier in listed["suppliers"]:
+        url = f"{host.url}/api/v1/{supplier['id']}"
+        providers = requests.get(f"{url}/providers", headers=headers, timeout=30).json()
+        for provider in providers["providers"]:
+            target = next((t for t in provider["targets"] if t["gate_model"]), None)
+            if target is None:  # an analog device: listed, and refuses circuits
+                refused = requests.post(
+                    f"{url}/execute",
+                    json={"qasm": BELL, "backend": provider["targets"][0]["name"]},
+                    headers=headers,
+                    timeout=30,
+                )
+                assert refused.status_code == 400, refused.text
+                continue
+            accepted = requests.post(
+                f"{url}/execute",
+                json={"qasm": BELL, "backend": target["name"], "shots": 200},
+                headers=headers,
+                timeout=30,
+            )
+            assert accepted.status_code == 202, accepted.text
+            jobs[f"{supplier['id']}/{target['name']}"] = accepted.json()["job_id"]
+    # then each completes with Bell counts, labelled emulated
+    assert len(jobs) >= 9
+    for name, job_id in jobs.items():
+        status = wait_terminal(host, headers, job_id, timeout=180)
+        assert status["status"] == "completed", (name, status)
+        counts = status["result"]["counts"]
+        assert counts.get("00", 0) + counts.get("11", 0) >= 160, (name, counts)
+        meta = requests.get(
+            f"{host.url}/api/v1/results/{job_id}", headers=headers, timeout=30
+        ).json()["metadata"]
+        assert meta["mode"] == "emulated", name
