@@ -272,6 +272,30 @@ def check_runnable(
         )
 
 
+# A circuit mapped to a device grows (basis changes, routing swaps): estimate with this many
+# operations per operation of the source.
+_DEVICE_OPERATIONS_FACTOR = 3
+
+
+def check_noisy_runnable(parsed: ParsedCircuit, shots: int, *, max_run_seconds: float) -> None:
+    """Refuse, before a job is accepted, a noisy emulation that would not finish in time.
+
+    With noise Aer either evolves one density matrix (4^qubits amplitudes per operation) or runs
+    every shot as a trajectory of its own (2^qubits per operation, per shot); it picks the
+    cheaper, and so does this estimate. Raises `LimitExceeded` (RUN_TIME_LIMIT_EXCEEDED).
+    """
+    qubits = parsed.num_qubits
+    operations = parsed.operations * _DEVICE_OPERATIONS_FACTOR
+    density = operations * (_NS_PER_OPERATION + _NS_PER_AMPLITUDE * 4.0**qubits)
+    trajectories = shots * (_NS_PER_UNSAMPLED_SHOT + operations * _NS_PER_AMPLITUDE * 2.0**qubits)
+    if min(density, trajectories) >= max_run_seconds * 1e9:
+        raise LimitExceeded(
+            f"With the device's noise this circuit and shot count would run for more than"
+            f" {max_run_seconds:g} s in emulation; use fewer shots, operations or qubits",
+            error_code="RUN_TIME_LIMIT_EXCEEDED",
+        )
+
+
 def _samples_shots(circuit: Any) -> bool:
     """True when Aer can sample every shot from one run: no reset, no control flow, nothing but
     measurements after the first measurement. A circuit without measurements gets measure_all."""

@@ -4,7 +4,8 @@
 - The circuit's qubits must fit the device's.
 - Mid-circuit measurement, reset and classical control flow only on devices that have them.
 - Emulated, the local stand-in must be able to run it: a noisy emulation simulates the qubits
-  the circuit uses (at most `statevector_max_qubits`), an ideal one is the local Aer simulator
+  the circuit uses (at most `statevector_max_qubits`, and within `max_run_seconds` by
+  `aer.check_noisy_runnable`'s estimate), an ideal one is the local Aer simulator
   (`aer.check_runnable`), and some stand-ins have their own limit (`emulation_max_qubits`).
 """
 
@@ -79,6 +80,8 @@ def _check_emulation(
             f"The emulation of {where} simulates at most {limits.statevector_max_qubits} "
             f"qubits with noise; the circuit has {parsed.num_qubits}"
         )
+    elif target.kind is not DeviceKind.SYNTAX_CHECKER:
+        aer.check_noisy_runnable(parsed, shots, max_run_seconds=limits.max_run_seconds)
 
 
 def _operation_names(circuit: object) -> set[str]:

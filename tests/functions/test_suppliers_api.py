@@ -36,6 +36,15 @@ def wide(n: int) -> str:
     )
 
 
+def ghz(n: int) -> str:
+    entangle = "".join(f"cx q[{i}],q[{i + 1}];\n" for i in range(n - 1))
+    return (
+        BELL.replace("qreg q[2]", f"qreg q[{n}]")
+        .replace("creg c[2]", f"creg c[{n}]")
+        .replace("cx q[0],q[1];\n", entangle)
+    )
+
+
 # One backend of every gate-model provider, named with the field the QCOS client uses.
 ONE_PER_PROVIDER = [
     ("azure_quantum", "target", "ionq.simulator"),
@@ -210,6 +219,12 @@ def test_an_unknown_backend_is_404_and_nothing_is_stored(
             "has 25",
         ),
         ("braket", {"qasm": MID_CIRCUIT, "device": "forte-1"}, "CIRCUIT_DOES_NOT_FIT", "end"),
+        (
+            "braket",
+            {"qasm": ghz(22), "device": "forte-1", "shots": 1024},
+            "RUN_TIME_LIMIT_EXCEEDED",
+            "noise",
+        ),
         (
             "braket",
             {"qasm": wide(14), "device": "dm1"},
