@@ -457,7 +457,7 @@ class JobService:
         adapter = self._suppliers.adapter(job.supplier)
         try:
             if job.mode == Mode.EMULATED:
-                run = adapter.emulate(target, parsed, job.shots)
+                run = self._suppliers.emulate(target, parsed, job.shots)
                 self._estimator.record(run.execution_time_ms)
                 metadata = _metadata(
                     job, parsed, execution_time_ms=run.execution_time_ms, method=run.method

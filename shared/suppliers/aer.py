@@ -277,18 +277,21 @@ def check_runnable(
 _DEVICE_OPERATIONS_FACTOR = 3
 
 
-def check_noisy_runnable(parsed: ParsedCircuit, shots: int, *, max_run_seconds: float) -> None:
-    """Refuse, before a job is accepted, a noisy emulation that would not finish in time.
-
-    With noise Aer either evolves one density matrix (4^qubits amplitudes per operation) or runs
-    every shot as a trajectory of its own (2^qubits per operation, per shot); it picks the
-    cheaper, and so does this estimate. Raises `LimitExceeded` (RUN_TIME_LIMIT_EXCEEDED).
-    """
+def noisy_cost_ns(parsed: ParsedCircuit, shots: int) -> float:
+    """The estimated cost of a run with a device's noise: Aer evolves one density matrix
+    (4^qubits amplitudes per operation) or runs every shot as a trajectory of its own (2^qubits
+    per operation, per shot), whichever is cheaper."""
     qubits = parsed.num_qubits
     operations = parsed.operations * _DEVICE_OPERATIONS_FACTOR
     density = operations * (_NS_PER_OPERATION + _NS_PER_AMPLITUDE * 4.0**qubits)
     trajectories = shots * (_NS_PER_UNSAMPLED_SHOT + operations * _NS_PER_AMPLITUDE * 2.0**qubits)
-    if min(density, trajectories) >= max_run_seconds * 1e9:
+    return min(density, trajectories)
+
+
+def check_noisy_runnable(parsed: ParsedCircuit, shots: int, *, max_run_seconds: float) -> None:
+    """Refuse, before a job is accepted, a noisy emulation whose `noisy_cost_ns` exceeds
+    `max_run_seconds`: `LimitExceeded` (RUN_TIME_LIMIT_EXCEEDED)."""
+    if noisy_cost_ns(parsed, shots) >= max_run_seconds * 1e9:
         raise LimitExceeded(
             f"With the device's noise this circuit and shot count would run for more than"
             f" {max_run_seconds:g} s in emulation; use fewer shots, operations or qubits",
@@ -320,10 +323,22 @@ _pool_finished = 0
 _pool_exit_registered = False
 
 
-def _simulate_in_pool(
-    parsed: ParsedCircuit, method: str, shots: int, seed: int | None
-) -> tuple[dict[str, int], bool, float]:
-    """`_simulate` in a pool process; this thread waits without holding the GIL."""
+@dataclass(frozen=True)
+class Refused:
+    """A refusal made in a pool process, sent back as data (the parent raises it anew rather
+    than unpickling an exception)."""
+
+    detail: str
+    error_code: str = SimulationError.code
+
+
+def run_in_pool(fn: Callable[..., Any], *args: Any, what: str) -> Any:
+    """`fn(*args)` in a pool process; this thread waits without holding the GIL.
+
+    `fn` is a module-level function returning its result, or a `Refused`, which is raised here
+    as a `SimulationError` (400) with its error code. A pool process that dies raises
+    `SimulatorUnavailable` (503: the queue retries), naming `what` ran.
+    """
     global _pool_finished
     from concurrent.futures import CancelledError
     from concurrent.futures.process import BrokenProcessPool
@@ -331,36 +346,45 @@ def _simulate_in_pool(
     pool = _process_pool()
     try:
         try:
-            future = pool.submit(_simulate_in_child, parsed, method, shots, seed)
+            future = pool.submit(fn, *args)
         except BrokenProcessPool:  # broken by another job before this one was sent: send anew
             _discard_pool(pool)
             pool = _process_pool()
-            future = pool.submit(_simulate_in_child, parsed, method, shots, seed)
+            future = pool.submit(fn, *args)
         outcome = future.result()
     except (BrokenProcessPool, CancelledError):  # cancelled: another thread discarded the pool
         _discard_pool(pool)
         # Transient for this job: the culprit breaks the pool again on every delivery and fails
         # on its last; the jobs that merely shared the pool run on a fresh one next time.
         raise SimulatorUnavailable(
-            f"The {method} simulator's process stopped while running circuits (most likely one"
-            " ran out of memory); the job will be retried"
+            f"{what}'s process stopped while running circuits (most likely one ran out of"
+            " memory); the job will be retried"
         ) from None
     with _pool_lock:
         _pool_finished += 1
-    if isinstance(outcome, str):
-        raise SimulationError(outcome)
+    if isinstance(outcome, Refused):
+        raise SimulationError(outcome.detail, error_code=outcome.error_code)
     return outcome
+
+
+def _simulate_in_pool(
+    parsed: ParsedCircuit, method: str, shots: int, seed: int | None
+) -> tuple[dict[str, int], bool, float]:
+    """`_simulate` in a pool process."""
+    result: tuple[dict[str, int], bool, float] = run_in_pool(
+        _simulate_in_child, parsed, method, shots, seed, what=f"The {method} simulator"
+    )
+    return result
 
 
 def _simulate_in_child(
     parsed: ParsedCircuit, method: str, shots: int, seed: int | None
-) -> tuple[dict[str, int], bool, float] | str:
-    """Runs in a pool process: `_simulate`'s result, or the detail of its `SimulationError`
-    (sent as text: the parent raises it anew, rather than unpickling an exception)."""
+) -> tuple[dict[str, int], bool, float] | Refused:
+    """Runs in a pool process: `_simulate`'s result, or its refusal."""
     try:
         return _simulate(parsed, method, shots, seed)
     except SimulationError as exc:
-        return exc.detail
+        return Refused(exc.detail)
 
 
 def _process_pool() -> ProcessPoolExecutor:

@@ -13,8 +13,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.circuits import ParsedCircuit
 from shared.config import Settings
-from shared.suppliers.base import Mode, SupplierAdapter, sanitise
+from shared.errors import ApiError, ServiceUnavailable
+from shared.suppliers import aer
+from shared.suppliers.base import DeviceKind, EmulatedRun, Mode, SupplierAdapter, Target, sanitise
 from shared.suppliers.catalog import SUPPLIER_IDS, catalog, supplier
 from shared.suppliers.schemas import (
     BraketDevice,
@@ -70,6 +73,23 @@ class SupplierRegistry:
                 cls = getattr(importlib.import_module(module_name), class_name)
                 found = self._adapters[supplier_id] = cls(self._settings)
             return found
+
+    def emulate(self, target: Target, parsed: ParsedCircuit, shots: int) -> EmulatedRun:
+        """The adapter's emulation of `target`. A heavy noisy run (estimated at
+        `aer.HEAVY_RUN_NS` or more) runs in the simulator's process pool, as heavy Aer runs do:
+        Aer holds the GIL for a whole run, which would freeze every function of the process."""
+        noisy = target.kind in (DeviceKind.QPU, DeviceKind.EMULATOR)
+        if noisy and aer.noisy_cost_ns(parsed, shots) >= aer.HEAVY_RUN_NS:
+            run: EmulatedRun = aer.run_in_pool(
+                emulate_in_child,
+                self._settings,
+                target,
+                parsed,
+                shots,
+                what=f"The emulation of {target.name}",
+            )
+            return run
+        return self.adapter(target.supplier).emulate(target, parsed, shots)
 
     def mode(self, supplier_id: str) -> Mode:
         """`cloud` when the supplier's credentials are configured, else `emulated`."""
@@ -163,3 +183,22 @@ class SupplierRegistry:
                 for t in supplier("braket").targets()
             ]
         )
+
+
+_child_registry: SupplierRegistry | None = None
+
+
+def emulate_in_child(
+    settings: Settings, target: Target, parsed: ParsedCircuit, shots: int
+) -> EmulatedRun | aer.Refused:
+    """Runs in a pool process: the emulation of `target` (devices and noise models cached per
+    process), or its refusal. A transient error comes back as a plain exception (retried)."""
+    global _child_registry
+    if _child_registry is None:
+        _child_registry = SupplierRegistry(settings)
+    try:
+        return _child_registry.adapter(target.supplier).emulate(target, parsed, shots)
+    except ServiceUnavailable as exc:
+        raise RuntimeError(exc.detail) from None
+    except ApiError as exc:
+        return aer.Refused(exc.detail, exc.error_code)

@@ -328,3 +328,22 @@ def test_a_syntax_checker_validates_and_returns_zeros(
     )
     run_queued(user.user_id, accepted.body["job_id"])
     assert results(http, user, accepted.body["job_id"]).body["counts"] == {"00": 50}
+
+
+def test_a_heavy_noisy_emulation_runs_in_the_simulator_process_pool_not_in_the_host(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    from shared.suppliers import aer
+
+    # given a 10-qubit GHZ for a noisy device (trajectories: far past the heavy-run bound)
+    user = make_user()
+    accepted = execute(http, user, "braket", {"qasm": ghz(10), "device": "garnet", "shots": 512})
+    assert accepted.status == 202, accepted.body
+    before = aer.pool_runs()
+    # when the worker runs it
+    run_queued(user.user_id, accepted.body["job_id"])
+    # then it ran in a pool process, and its counts are GHZ's with the device's noise
+    assert aer.pool_runs() == before + 1
+    counts = results(http, user, accepted.body["job_id"]).body["counts"]
+    assert sum(counts.values()) == 512
+    assert counts.get("0" * 10, 0) + counts.get("1" * 10, 0) > 256
