@@ -200,6 +200,15 @@ class Settings:
             ),
             max_run_seconds=_int(env, "QCOS_MAX_RUN_SECONDS", Limits.max_run_seconds, minimum=1),
         )
+        stale_claim_seconds = _int(env, "QCOS_STALE_CLAIM_SECONDS", 900, minimum=1)
+        suppliers = SupplierSettings.from_env(env)
+        if suppliers.poll_max_seconds >= stale_claim_seconds:
+            # A polled job would look abandoned between two polls, and recovery would keep
+            # replacing its poll chain before any poll ran.
+            raise SettingsError(
+                "QCOS_POLL_MAX_SECONDS must be below QCOS_STALE_CLAIM_SECONDS "
+                f"({suppliers.poll_max_seconds} >= {stale_claim_seconds})"
+            )
         return cls(
             storage=StorageSettings.from_env(env),
             admin_api_key=env.get("QCOS_ADMIN_API_KEY", "").strip() or None,
@@ -207,11 +216,11 @@ class Settings:
             max_dequeue_count=_int(env, "QCOS_MAX_DEQUEUE_COUNT", 5, minimum=1),
             sync_timeout_seconds=_int(env, "QCOS_SYNC_TIMEOUT_SECONDS", 60, minimum=1),
             recover_after_seconds=_int(env, "QCOS_RECOVER_AFTER_SECONDS", 60, minimum=1),
-            stale_claim_seconds=_int(env, "QCOS_STALE_CLAIM_SECONDS", 900, minimum=1),
+            stale_claim_seconds=stale_claim_seconds,
             worker_parallelism=_int(env, "QCOS_WORKER_PARALLELISM", 16, minimum=1),
             auth_cache_seconds=_int(env, "QCOS_AUTH_CACHE_SECONDS", 30),
             aer_processes=_int(env, "QCOS_AER_PROCESSES", 0, minimum=0) or None,
-            suppliers=SupplierSettings.from_env(env),
+            suppliers=suppliers,
         )
 
 

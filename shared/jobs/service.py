@@ -96,6 +96,15 @@ def _permanent(exc: BaseException) -> TypeGuard[ApiError]:
     return isinstance(exc, ApiError) and not isinstance(exc, ServiceUnavailable)
 
 
+_TOKEN_NAMESPACE = uuid.UUID("6f1d3c52-8e0b-4b8e-9a55-0c7f6b1e2d41")
+
+
+def client_token(job: Job) -> str:
+    """The job's idempotency key at a supplier: stable for the row, distinct for two users (or
+    two rows) with the same job id, and safe in every supplier's token field (a UUID)."""
+    return str(uuid.uuid5(_TOKEN_NAMESPACE, f"{job.user_id}/{job.job_id}/{job.created_at}"))
+
+
 def _metadata(
     job: Job,
     parsed: ParsedCircuit,
@@ -378,7 +387,10 @@ class JobService:
             if _permanent(exc):  # _execute recorded it on the job
                 logger.info("job %s failed: %s", message.job_id, type(exc).__name__)
                 return
-            if delivery.dequeue_count >= self._settings.max_dequeue_count:
+            # A poll that keeps failing leaves the job to the recovery timer, which restarts
+            # its polling: failing it would abandon a task the supplier is still running.
+            last = delivery.dequeue_count >= self._settings.max_dequeue_count
+            if last and message.poll is None:
                 self._fail_last_delivery(message, exc)
             raise
 
@@ -465,8 +477,13 @@ class JobService:
                 self._complete(job, _Outcome(run.counts, run.method, metadata))
                 return
             task_id = job.supplier_job_id or adapter.submit(
-                SubmitRequest(job.job_id, target, parsed, job.shots)
+                SubmitRequest(client_token(job), target, parsed, job.shots)
             )
+        except SupplierUnavailable as exc:
+            if job.mode == Mode.EMULATED:
+                raise
+            self._submit_later(job, exc)
+            return
         except ApiError as exc:
             if _permanent(exc):
                 self._fail(job, exc.error_code, exc.detail)
@@ -481,6 +498,24 @@ class JobService:
             self._schedule_poll(job, seq)
         else:  # another worker took the job over; it submits with the same token and polls
             logger.warning("job %s changed while being submitted; leaving it", job.job_id)
+
+    def _submit_later(self, job: Job, exc: SupplierUnavailable) -> None:
+        """The supplier could not take the task now: give the job back to the queue, delayed
+        by the supplier's `Retry-After` (at least the first poll delay), rather than spending
+        the message's few quick retries. Past the deadline the job fails instead."""
+        if self._past_deadline(job):
+            self._fail(job, exc.error_code, f"{exc.detail} (gave up after the task deadline)")
+            return
+        delay = max(int(exc.headers.get("Retry-After", "0") or 0), 1)
+        delay = min(max(delay, self._settings.suppliers.poll_initial_seconds), 900)
+        if self._repo.update(job, {"status": JobStatus.QUEUED, "enqueued_at": clock.now_iso()}):
+            logger.warning(
+                "job %s: %s unavailable; submitting again in %d s", job.job_id, job.supplier, delay
+            )
+            try:
+                self._repo.enqueue(JobMessage(job.user_id, job.job_id), delay_seconds=delay)
+            except Exception as send_exc:  # the recovery timer sends it
+                logger.warning("job %s: not re-enqueued: %s", job.job_id, type(send_exc).__name__)
 
     def _schedule_poll(self, job: Job, seq: int) -> None:
         """Send poll number `seq`, delayed: initial * 2^(seq-1) seconds, capped."""
@@ -507,16 +542,14 @@ class JobService:
         adapter = self._suppliers.adapter(job.supplier)
         try:
             state: TaskState | None = adapter.poll(target, job.supplier_job_id)
-        except SupplierUnavailable as exc:
+        except ApiError as exc:  # unreachable, or refusing us (a rotated key): ask again later
             logger.warning(
-                "job %s: %s unreachable (%s); polling later", job.job_id, job.supplier, exc.detail
+                "job %s: polling %s failed (%s); polling later",
+                job.job_id,
+                job.supplier,
+                exc.detail,
             )
             state = None
-        except ApiError as exc:
-            if not _permanent(exc):
-                raise
-            self._fail(job, exc.error_code, exc.detail)
-            return
         if state is not None and state.state.terminal:
             self._finish_task(job, target, state)
             return
@@ -524,8 +557,9 @@ class JobService:
             logger.warning(
                 "job %s: unknown %s status %r", job.job_id, job.supplier, state.raw_status
             )
-        if self._past_deadline(job):
-            self._cancel_task_quietly(job, target)
+        if self._past_deadline(job) and (
+            self._cancel_task_quietly(job, target) or self._past_deadline(job, times=2)
+        ):
             hours = self._settings.suppliers.task_deadline_hours
             self._fail(
                 job,
@@ -565,16 +599,18 @@ class JobService:
         )
         self._complete(job, _Outcome(state.counts, Mode.CLOUD.value, metadata))
 
-    def _past_deadline(self, job: Job) -> bool:
-        since = clock.parse_iso(job.submitted_at or job.created_at)
-        return clock.utcnow() - since > timedelta(
-            hours=self._settings.suppliers.task_deadline_hours
-        )
+    def _past_deadline(self, job: Job, times: int = 1) -> bool:
+        """True `times` task deadlines after the job was accepted."""
+        since = clock.parse_iso(job.created_at)
+        hours = self._settings.suppliers.task_deadline_hours * times
+        return clock.utcnow() - since > timedelta(hours=hours)
 
-    def _cancel_task_quietly(self, job: Job, target: Target) -> None:
+    def _cancel_task_quietly(self, job: Job, target: Target) -> bool:
+        """Ask the supplier to cancel the job's task; False (logged) when it could not."""
         assert job.supplier is not None and job.supplier_job_id is not None
         try:
             self._suppliers.adapter(job.supplier).cancel(target, job.supplier_job_id)
+            return True
         except Exception as exc:
             logger.warning(
                 "job %s: could not cancel task %s: %s",
@@ -582,6 +618,7 @@ class JobService:
                 job.supplier_job_id,
                 type(exc).__name__,
             )
+            return False
 
     def _execute(self, job: Job, parsed: ParsedCircuit) -> None:
         """Run a claimed job and complete it; a refused circuit fails it (and raises)."""
@@ -699,10 +736,13 @@ class JobService:
         )
 
     def _cancel_cloud_task(self, job: Job) -> None:
+        """Cancel the job's task at the supplier. A task that finished first is recorded as
+        finished (its counts are kept) and answered 409 JOB_NOT_CANCELLABLE."""
         assert job.supplier is not None and job.supplier_job_id is not None
         target = find_supplier(job.supplier).target(job.backend)
+        adapter = self._suppliers.adapter(job.supplier)
         try:
-            self._suppliers.adapter(job.supplier).cancel(target, job.supplier_job_id)
+            adapter.cancel(target, job.supplier_job_id)
         except ApiError as exc:
             if not _permanent(exc):
                 raise
@@ -710,6 +750,16 @@ class JobService:
                 f"{target.name} refused to cancel job {job.job_id}: {exc.detail}",
                 error_code="JOB_NOT_CANCELLABLE",
             ) from exc
+        try:
+            state = adapter.poll(target, job.supplier_job_id)
+        except ApiError:
+            return  # cannot tell; the cancel was accepted
+        if state.state in (SupplierState.COMPLETED, SupplierState.FAILED):
+            self._finish_task(job, target, state)
+            raise Conflict(
+                f"Job {job.job_id} finished at {target.name} before it could be cancelled",
+                error_code="JOB_NOT_CANCELLABLE",
+            )
 
     def usage(self, user_id: str) -> Usage:
         midnight = clock.utcnow().replace(hour=0, minute=0, second=0, microsecond=0)

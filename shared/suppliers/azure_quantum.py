@@ -4,7 +4,7 @@ The workspace is made once, on first use: from the connection string (no ARM cal
 travels as `x-ms-quantum-api-key`), or from resource id + location with the managed identity (one
 ARM call finds the workspace's endpoint). Facts: docs/supplier-sdk-facts.md.
 
-Submit. The Azure job id is uuid5(`_JOB_NAMESPACE`, our job id), so a redelivered message finds
+Submit. The Azure job id is uuid5(`_JOB_NAMESPACE`, client token), so a redelivered message finds
 the job it created: GET jobs/{id}; only on 404 ask a SAS for the container `job-{id}`
 (POST storage/sasUri), write the blob `inputData` (overwriting: a retry after a half-done submit
 writes the same bytes again), and PUT jobs/{id} (a 409 there means another delivery won the
@@ -77,7 +77,7 @@ from shared.suppliers.base import (
     sanitise,
 )
 
-# Azure job ids are uuid5(this, our job id). Never change it: redelivered messages of jobs
+# Azure job ids are uuid5(this, client token). Never change it: redelivered messages of jobs
 # submitted before would create second jobs.
 _JOB_NAMESPACE = uuid.UUID("8037bfb3-01d4-4432-ad73-d9d533449a91")
 
@@ -173,11 +173,11 @@ class AzureQuantum:
         return None
 
     def submit(self, request: SubmitRequest) -> str:
-        """The Azure job of `request.job_id`: the existing one, or a new one. Raises
+        """The Azure job of `request.client_token`: the existing one, or a new one. Raises
         `CircuitDoesNotFit` when the provider cannot run the circuit."""
         target = request.target
         fmt = _format(target)
-        task_id = azure_job_id(request.job_id)
+        task_id = azure_job_id(request.client_token)
         program = _program(_provider(target), request.parsed, request.shots)
         from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
         from azure.quantum._client.models import BlobDetails
@@ -210,7 +210,7 @@ class AzureQuantum:
                 content_settings=ContentSettings(content_type=fmt.content_type),
             )
             details = JobDetails(
-                name=f"qcos-{request.job_id}",
+                name=f"qcos-{request.client_token}",
                 provider_id=_provider(target),
                 target=target.name,
                 container_uri=container_uri,
@@ -219,7 +219,7 @@ class AzureQuantum:
                 output_data_format=fmt.output_data_format,
                 input_params=program.input_params,
                 metadata={
-                    _METADATA_JOB_ID: request.job_id,
+                    _METADATA_JOB_ID: request.client_token,
                     _METADATA_LAYOUT: json.dumps(program.layout, separators=(",", ":")),
                 },
             )

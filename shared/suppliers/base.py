@@ -4,7 +4,7 @@ A supplier (Azure Quantum, IBM Quantum, AWS Braket) has providers, and a provide
 (backends). Each adapter runs a target two ways:
 
 - `cloud`, when the supplier's credentials are configured: `submit` sends the circuit with the
-  supplier's SDK, idempotently (the gateway's job id is the client token or job tag, so a
+  supplier's SDK, idempotently (the job's client token is the supplier's idempotency key, so a
   redelivered message finds the task it already created); `poll` reads the task's state and,
   once it completed, its counts; `cancel` asks the supplier to stop it. None of them blocks:
   the job service polls through delayed queue messages.
@@ -137,9 +137,12 @@ class Provider:
 
 @dataclass(frozen=True)
 class SubmitRequest:
-    """A circuit to send to a supplier; `job_id` is the gateway's id, used as the client token."""
+    """A circuit to send to a supplier under `client_token`: the job's idempotency key at the
+    supplier (Braket's clientToken, IBM's job tag, the Azure job id's seed). The job service
+    derives it from the job's row (owner, id, creation time), so it is the same on every
+    redelivery and never shared by two users who chose the same job id."""
 
-    job_id: str
+    client_token: str
     target: Target
     parsed: ParsedCircuit
     shots: int

@@ -16,10 +16,10 @@ The real path (`configured()`: an access key pair and the results bucket):
   first use under a lock from a boto3 session with the settings' keys, and reused: boto3
   clients are thread-safe, boto3 sessions are not, so the S3 client is made with the session.
   `aws_session(region)` returns it; tests attach botocore's `Stubber` to its `braket_client`.
-- `submit` calls `AwsSession.create_quantum_task` with `clientToken=job_id`: the SDK's
+- `submit` calls `AwsSession.create_quantum_task` with `clientToken=client_token`: the SDK's
   `AwsQuantumTask.create` drops a client token, botocore would fill in a random one, and with
   ours Braket answers a redelivered message with the task it already created. Results go to
-  `s3://{s3_bucket}/{s3_prefix}/{job_id}/`.
+  `s3://{s3_bucket}/{s3_prefix}/{client_token}/`.
 - `poll` reads the task (`GetQuantumTask`, through the SDK, which retries throttling) and maps
   its status through `STATUS_MAP`; once COMPLETED it reads `{outputS3Directory}/results.json`
   from `outputS3Bucket`; once FAILED it gives `failureReason`, sanitised.
@@ -210,7 +210,7 @@ class Braket:
         return None
 
     def submit(self, request: SubmitRequest) -> str:
-        """Create the task for `request.job_id` (its client token), or find the one that id
+        """Create the task for `request.client_token` (its client token), or find the one that id
         already created; its ARN."""
         target = request.target
         _check_gate_model(target)
@@ -223,11 +223,11 @@ class Braket:
         session = self.aws_session(target.region)
         with _calling("create the task"):
             arn = session.create_quantum_task(
-                clientToken=request.job_id,
+                clientToken=request.client_token,
                 deviceArn=target.ref,
                 shots=request.shots,
                 outputS3Bucket=bucket,
-                outputS3KeyPrefix=self._key_prefix(request.job_id),
+                outputS3KeyPrefix=self._key_prefix(request.client_token),
                 action=Program(source=program.source).json(),
             )
         return str(arn)

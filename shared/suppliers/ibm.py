@@ -1,10 +1,10 @@
 """IBM Quantum: SamplerV2 jobs on IBM backends through qiskit-ibm-runtime, and their emulation.
 
 Cloud (`QCOS_IBM_TOKEN` set): one `QiskitRuntimeService` per adapter, built on first use and
-shared by every thread. `submit` first asks IBM for a job tagged with the gateway's job id, so a
+shared by every thread. `submit` first asks IBM for a job tagged with the job's client token, so a
 redelivered queue message finds the job it already created; otherwise it transpiles the circuit
 to the backend (preset pass manager, optimisation level 1; `measure_all` first when the circuit
-measures nothing) and runs it with `SamplerV2`, tagged with the job id. `poll` reads the job's
+measures nothing) and runs it with `SamplerV2`, tagged with the client token. `poll` reads the job's
 status through `STATUS_MAP`; once done, the counts are the first pub's `BitArray`s (one per
 classical register, in the circuit's declaration order) joined shot by shot, last register
 leftmost, as `qiskit.result.Result.get_counts()` writes them.
@@ -112,21 +112,22 @@ class IBMQuantum:
         return None
 
     def submit(self, request: SubmitRequest) -> str:
-        """The IBM job id of `request.job_id`'s job: the one already tagged with it, or a new
+        """The IBM job id of `request.client_token`'s job: the one already tagged with it, or a new
         SamplerV2 job. Raises `CircuitDoesNotFit`, `SupplierUnavailable`, `SupplierRejected`."""
         name = request.target.name
         with _translated(f"submit the job to {name}", self._secrets):
             service = self._get_service()
-            existing = service.jobs(job_tags=[request.job_id], backend_name=name, limit=1)
+            existing = service.jobs(job_tags=[request.client_token], backend_name=name, limit=1)
             if existing:
-                logger.info("job %s already has IBM job %s", request.job_id, existing[0].job_id())
+                token = request.client_token
+                logger.info("token %s already has IBM job %s", token, existing[0].job_id())
                 return str(existing[0].job_id())
             backend = service.backend(name)
             circuit = _isa_circuit(backend, request.parsed, name)
             from qiskit_ibm_runtime import SamplerV2
 
             sampler = SamplerV2(mode=backend)
-            sampler.options.environment.job_tags = [request.job_id]
+            sampler.options.environment.job_tags = [request.client_token]
             job = sampler.run([circuit], shots=request.shots)
             return str(job.job_id())
 

@@ -328,7 +328,7 @@ def brisbane() -> Target:
 
 def submit(ibm_adapter: IBMQuantum, qasm: str, *, shots: int = 500, job_id: str = "") -> str:
     request = SubmitRequest(
-        job_id=job_id or f"job-{uuid.uuid4().hex[:12]}",
+        client_token=job_id or f"job-{uuid.uuid4().hex[:12]}",
         target=brisbane(),
         parsed=parsed(qasm),
         shots=shots,

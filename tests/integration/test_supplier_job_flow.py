@@ -48,6 +48,8 @@ class ScriptedSupplier:
     supplier_id: str = "braket"
     script: list[TaskState | Exception] = field(default_factory=list)
     tasks: dict[str, str] = field(default_factory=dict)  # client token -> task id
+    refuse_polls: bool = False
+    unavailable_submits: int = 0
     submits: int = 0
     polls: int = 0
     cancelled: list[str] = field(default_factory=list)
@@ -62,9 +64,12 @@ class ScriptedSupplier:
 
     def submit(self, request: SubmitRequest) -> str:
         self.submits += 1
+        if self.unavailable_submits:
+            self.unavailable_submits -= 1
+            raise SupplierUnavailable("Braket is throttling", retry_after=2)
         if self.refuse_submit:
             raise SupplierRejected("sv1: the device rejected the program (ValidationException)")
-        task = self.tasks.setdefault(request.job_id, f"arn:task/{uuid.uuid4().hex[:8]}")
+        task = self.tasks.setdefault(request.client_token, f"arn:task/{uuid.uuid4().hex[:8]}")
         if self.crash_after_submit:
             self.crash_after_submit = False
             raise RuntimeError("worker died after the supplier accepted the task")
@@ -72,6 +77,8 @@ class ScriptedSupplier:
 
     def poll(self, target: Target, task_id: str) -> TaskState:
         self.polls += 1
+        if self.refuse_polls:
+            raise SupplierRejected("The security token included in the request is expired")
         answer = self.script[min(self.polls, len(self.script)) - 1]
         if isinstance(answer, Exception):
             raise answer
@@ -114,6 +121,11 @@ def cloud(
     yield build
 
 
+def only_task(supplier: ScriptedSupplier) -> str:
+    (task,) = supplier.tasks.values()
+    return task
+
+
 def principal_of(svc: Services, make_user: Callable[..., Any]) -> Principal:
     return svc.accounts.authenticate(make_user().api_key)
 
@@ -139,6 +151,7 @@ def test_a_cloud_job_is_submitted_once_polled_with_delay_and_completed_with_the_
     # given a configured supplier that runs the task, then finishes it
     supplier = ScriptedSupplier(script=[RUNNING, DONE])
     svc = cloud(supplier)
+    svc.storage.queue(JOBS_QUEUE).clear_messages()  # other tests' messages: peek sees 32
     who = principal_of(svc, make_user)
     job_id = submit(svc, who)
 
@@ -148,7 +161,7 @@ def test_a_cloud_job_is_submitted_once_polled_with_delay_and_completed_with_the_
     # then the task is submitted under the job's id and the job waits, processing
     job = svc.jobs._repo.get(who.user_id, job_id)  # noqa: SLF001
     assert job is not None and job.status is JobStatus.PROCESSING
-    assert supplier.submits == 1 and job.supplier_job_id == supplier.tasks[job_id]
+    assert supplier.submits == 1 and job.supplier_job_id == only_task(supplier)
     assert job.poll_seq == 1 and job.mode == "cloud"
     # and the first poll arrives on the queue only after its delay
     assert _poll_numbers_visible(svc, job_id) == []
@@ -166,7 +179,7 @@ def test_a_cloud_job_is_submitted_once_polled_with_delay_and_completed_with_the_
     assert result.counts == {"00": 60, "11": 40}
     meta = result.metadata
     assert (meta.supplier, meta.backend, meta.mode) == ("braket", "sv1", "cloud")
-    assert meta.supplier_job_id == supplier.tasks[job_id]
+    assert meta.supplier_job_id == only_task(supplier)
     assert meta.execution_time_ms == 812.0 and meta.queue_time_ms == 1500.0
 
 
@@ -263,23 +276,24 @@ def test_cancelling_a_running_cloud_job_cancels_the_suppliers_task(
 
     # then the supplier was asked to cancel the task, and a later poll changes nothing
     assert answer.status == "cancelled"
-    assert supplier.cancelled == [supplier.tasks[job_id]]
+    assert supplier.cancelled == [only_task(supplier)]
+    polls = supplier.polls  # one, to see the task did not finish first
     poll(svc, who, job_id, 1)
-    assert supplier.polls == 0
+    assert supplier.polls == polls
     assert svc.jobs.status(who, job_id).status == "cancelled"
 
 
 def test_a_task_past_the_deadline_is_cancelled_and_the_job_fails(
     cloud: Callable[[ScriptedSupplier], Services], make_user: Callable[..., Any]
 ) -> None:
-    # given a task submitted four days ago that is still queued
+    # given a task accepted long ago that is still queued
     supplier = ScriptedSupplier(script=[TaskState(SupplierState.QUEUED, "QUEUED")])
     svc = cloud(supplier)
     who = principal_of(svc, make_user)
     job_id = submit(svc, who)
     run(svc, who, job_id)
     svc.jobs._repo.update_unchecked(  # noqa: SLF001
-        who.user_id, job_id, {"submitted_at": "2020-01-01T00:00:00.000000Z"}
+        who.user_id, job_id, {"created_at": "2020-01-01T00:00:00.000000Z"}
     )
 
     # when it is polled
@@ -289,7 +303,7 @@ def test_a_task_past_the_deadline_is_cancelled_and_the_job_fails(
     status = svc.jobs.status(who, job_id)
     assert status.status == "failed" and status.error is not None
     assert status.error.error_code == "SUPPLIER_TIMEOUT"
-    assert supplier.cancelled == [supplier.tasks[job_id]]
+    assert supplier.cancelled == [only_task(supplier)]
 
 
 def test_a_cloud_job_whose_poll_chain_died_is_found_by_recovery_and_polled_again(
@@ -331,6 +345,91 @@ def test_a_job_that_is_neither_queued_nor_at_a_supplier_cannot_be_cancelled(
     with pytest.raises(Conflict) as caught:
         svc.jobs.cancel(who, job_id)
     assert caught.value.error_code == "JOB_NOT_CANCELLABLE"
+
+
+def test_two_users_with_the_same_job_id_get_two_supplier_tasks(
+    cloud: Callable[[ScriptedSupplier], Services], make_user: Callable[..., Any]
+) -> None:
+    # given two users who both call their job "bell"
+    supplier = ScriptedSupplier(script=[DONE])
+    svc = cloud(supplier)
+    first, second = principal_of(svc, make_user), principal_of(svc, make_user)
+    # when both are submitted to the supplier
+    for who in (first, second):
+        run(svc, who, submit(svc, who, job_id="bell"))
+    # then each has a task of its own
+    tasks = [svc.jobs._repo.get(w.user_id, "bell").supplier_job_id for w in (first, second)]  # type: ignore[union-attr]  # noqa: SLF001
+    assert supplier.submits == 2 and len(set(tasks)) == 2
+
+
+def test_cancelling_a_task_that_already_finished_keeps_its_counts_and_answers_409(
+    cloud: Callable[[ScriptedSupplier], Services], make_user: Callable[..., Any]
+) -> None:
+    # given a task that finished at the supplier before anyone polled it
+    supplier = ScriptedSupplier(script=[DONE])
+    svc = cloud(supplier)
+    who = principal_of(svc, make_user)
+    job_id = submit(svc, who)
+    run(svc, who, job_id)
+    # when the user cancels it
+    with pytest.raises(Conflict) as caught:
+        svc.jobs.cancel(who, job_id)
+    # then it is 409, and the job completed with the supplier's counts
+    assert caught.value.error_code == "JOB_NOT_CANCELLABLE"
+    assert svc.jobs.results(who, job_id).counts == DONE.counts
+
+
+def test_a_supplier_that_cannot_take_the_task_now_gets_it_again_later(
+    cloud: Callable[[ScriptedSupplier], Services], make_user: Callable[..., Any]
+) -> None:
+    # given a supplier that throttles the first submission
+    supplier = ScriptedSupplier(script=[DONE], unavailable_submits=1)
+    svc = cloud(supplier)
+    who = principal_of(svc, make_user)
+    job_id = submit(svc, who)
+    # when the worker takes the job: it returns normally, and the job is queued again
+    run(svc, who, job_id, message_id="m-1")
+    assert svc.jobs.status(who, job_id).status == "queued"
+    # then the delayed message submits it
+    run(svc, who, job_id, message_id="m-2")
+    poll(svc, who, job_id, 1)
+    assert supplier.submits == 2 and len(supplier.tasks) == 1
+    assert svc.jobs.status(who, job_id).status == "completed"
+
+
+def test_polls_refused_by_the_supplier_keep_the_job_running_even_on_the_last_delivery(
+    cloud: Callable[[ScriptedSupplier], Services], make_user: Callable[..., Any]
+) -> None:
+    # given a running task whose polls the supplier refuses (an expired credential)
+    supplier = ScriptedSupplier(script=[RUNNING], refuse_polls=True)
+    svc = cloud(supplier)
+    who = principal_of(svc, make_user)
+    job_id = submit(svc, who)
+    run(svc, who, job_id)
+    # when polls are refused, and a poll message fails on its last delivery
+    poll(svc, who, job_id, 1)
+    job = svc.jobs._repo.get(who.user_id, job_id)  # noqa: SLF001
+    assert job is not None and job.status is JobStatus.PROCESSING and job.poll_seq == 2
+    broken = JobMessage(who.user_id, job_id, poll=2).encode()
+    original = svc.jobs._poll  # noqa: SLF001
+
+    def storage_down(message: JobMessage) -> None:
+        raise ConnectionError("storage unreachable")
+
+    svc.jobs._poll = storage_down  # type: ignore[method-assign]  # noqa: SLF001
+    with pytest.raises(ConnectionError):
+        svc.jobs.run(broken, Delivery("p-last", 5))
+    svc.jobs._poll = original  # type: ignore[method-assign]  # noqa: SLF001
+    # then the job is still running, left to recovery, and the task was not abandoned
+    assert svc.jobs.status(who, job_id).status == "processing"
+    assert supplier.cancelled == []
+
+
+def test_poll_delays_must_stay_below_the_stale_claim_age() -> None:
+    from shared.config import SettingsError
+
+    with pytest.raises(SettingsError, match="QCOS_POLL_MAX_SECONDS"):
+        Settings.from_env({"QCOS_POLL_MAX_SECONDS": "900", "QCOS_STALE_CLAIM_SECONDS": "900"})
 
 
 def _poll_numbers_visible(svc: Services, job_id: str) -> list[int]:
