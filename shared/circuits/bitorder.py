@@ -10,10 +10,12 @@ A clbit nothing was measured into reads 0, as on qiskit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 _SKIP = frozenset({"barrier"})
+_PROBABILITY_TOLERANCE = 0.01
 
 
 class MidCircuitMeasurement(ValueError):
@@ -88,3 +90,25 @@ def counts_from_qubit_outcomes(
         key = qiskit_key(values, circuit)
         merged[key] = merged.get(key, 0) + int(count)
     return merged
+
+
+def probabilities_to_counts(probabilities: Mapping[str, float], shots: int) -> dict[str, int]:
+    """Integer counts summing to `shots`, by the largest-remainder method: floor(p * shots)
+    each, then one more to each of the largest remainders (ties to the smaller key), so the
+    same probabilities always give the same counts.
+    Keys whose count is 0 are left out. Raises `ValueError` when the probabilities are
+    negative, not finite, or do not add up to 1 (within 1%)."""
+    if shots < 0:
+        raise ValueError("shots must not be negative")
+    if any(not math.isfinite(p) or p < 0 for p in probabilities.values()):
+        raise ValueError("probabilities must be finite and not negative")
+    total = math.fsum(probabilities.values())
+    if abs(total - 1.0) > _PROBABILITY_TOLERANCE:
+        raise ValueError(f"the probabilities add up to {total:.6g}, not 1")
+    exact = {key: p / total * shots for key, p in probabilities.items()}
+    counts = {key: math.floor(value) for key, value in exact.items()}
+    left = shots - sum(counts.values())
+    by_remainder = sorted(exact, key=lambda key: (-(exact[key] - counts[key]), key))
+    for key in by_remainder[:left]:
+        counts[key] += 1
+    return {key: count for key, count in counts.items() if count}

@@ -50,6 +50,7 @@ from shared.circuits.bitorder import (
     MidCircuitMeasurement,
     clbit_sources,
     counts_from_qubit_outcomes,
+    probabilities_to_counts,
     with_measurements,
 )
 from shared.errors import one_line
@@ -177,7 +178,9 @@ def counts_from_results(results: Mapping[str, Any]) -> dict[str, int]:
         outcomes = Counter("".join(str(int(bit)) for bit in shot) for shot in measurements)
     elif probabilities:
         shots = int((results.get("taskMetadata") or {}).get("shots") or 0)
-        outcomes = Counter(_counts_from_probabilities(probabilities, shots))
+        if shots < 1:
+            raise ValueError("the results give probabilities but no shot count")
+        outcomes = Counter(probabilities_to_counts(probabilities, shots))
     else:
         raise ValueError("the results hold neither measurements nor measurementProbabilities")
     return counts_from_outcomes(outcomes, [int(q) for q in measured_qubits], source)
@@ -305,19 +308,6 @@ def _read_indices(spec: str) -> list[int]:
             raise ValueError("the program's register layout is malformed")
         indices.extend(range(int(first), int(last or first) + 1))
     return indices
-
-
-def _counts_from_probabilities(probabilities: Mapping[str, float], shots: int) -> dict[str, int]:
-    """`shots` spread over the outcomes by their probabilities, largest remainders first."""
-    if shots < 1:
-        raise ValueError("the results give probabilities but no shot count")
-    exact = {key: float(p) * shots for key, p in probabilities.items()}
-    counts = {key: int(value) for key, value in exact.items()}
-    left = shots - sum(counts.values())
-    by_remainder = sorted(exact, key=lambda key: (counts[key] - exact[key], key))
-    for key in by_remainder[: max(left, 0)]:
-        counts[key] += 1
-    return {key: count for key, count in counts.items() if count}
 
 
 # --- caches --------------------------------------------------------------------------------

@@ -16,18 +16,16 @@ histogram of probabilities over integers whose bit i is qubit i. So:
   used, or has classical control flow is refused (`CircuitDoesNotFit`): IonQ cannot run it.
 - The histogram is read through the circuit's final measurements (`bitorder.clbit_sources`):
   clbit c takes bit `sources[c]` of the integer, and the key is `bitorder.qiskit_key`'s.
-- Probabilities become integer counts that sum to `shots` by the largest-remainder method:
-  each key gets floor(p * shots), and the shots left over go one each to the keys with the
-  largest remainders (ties to the smaller key as a string). The same histogram always gives
-  the same counts. A QPU's histogram is its measured frequencies, which this turns back into
-  its counts; the simulator's is exact probabilities, which this rounds instead of sampling.
+- Probabilities become integer counts that sum to `shots` (`bitorder.probabilities_to_counts`,
+  largest remainders): the same histogram always gives the same counts. A QPU's histogram is
+  its measured frequencies, which this turns back into its counts; the simulator's is exact
+  probabilities, which this rounds instead of sampling.
 
 qiskit is imported inside the functions.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 from shared.circuits.bitorder import (
     MidCircuitMeasurement,
     clbit_sources,
+    probabilities_to_counts,
     qiskit_key,
     with_measurements,
 )
@@ -59,7 +58,6 @@ _ROTATIONS = frozenset({"rx", "ry", "rz"})
 BASIS_GATES = (*_SINGLE_QUBIT, *sorted(_ROTATIONS), "cx", "swap")
 _DROPPED = frozenset({"barrier", "id", "measure"})
 # The histogram's probabilities may add up to 1 within this (IonQ rounds them).
-_PROBABILITY_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -156,23 +154,3 @@ def counts_from_histogram(
         key = qiskit_key(values, circuit)
         probabilities[key] = probabilities.get(key, 0.0) + float(probability)
     return probabilities_to_counts(probabilities, shots)
-
-
-def probabilities_to_counts(probabilities: Mapping[str, float], shots: int) -> dict[str, int]:
-    """Integer counts summing to `shots`, by the largest-remainder method (module docstring).
-    Keys whose count is 0 are left out. Raises `ValueError` when the probabilities are
-    negative, not finite, or do not add up to 1 (within 1%)."""
-    if shots < 0:
-        raise ValueError("shots must not be negative")
-    if any(not math.isfinite(p) or p < 0 for p in probabilities.values()):
-        raise ValueError("probabilities must be finite and not negative")
-    total = math.fsum(probabilities.values())
-    if abs(total - 1.0) > _PROBABILITY_TOLERANCE:
-        raise ValueError(f"the probabilities add up to {total:.6g}, not 1")
-    exact = {key: p / total * shots for key, p in probabilities.items()}
-    counts = {key: math.floor(value) for key, value in exact.items()}
-    left = shots - sum(counts.values())
-    by_remainder = sorted(exact, key=lambda key: (-(exact[key] - counts[key]), key))
-    for key in by_remainder[:left]:
-        counts[key] += 1
-    return {key: count for key, count in counts.items() if count}

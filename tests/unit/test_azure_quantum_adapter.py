@@ -24,7 +24,8 @@ from azure.core.exceptions import (
 )
 
 from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
-from shared.circuits.to_ionq import counts_from_histogram, probabilities_to_counts, to_ionq
+from shared.circuits.bitorder import probabilities_to_counts
+from shared.circuits.to_ionq import counts_from_histogram, to_ionq
 from shared.config import Settings
 from shared.suppliers import azure_quantum
 from shared.suppliers.azure_quantum import (
