@@ -136,6 +136,15 @@ class SupplierSettings:
     # A cloud task still not finished after this long fails the job (and is cancelled).
     task_deadline_hours: int = 72
 
+    def configured(self, supplier_id: str) -> bool:
+        """True when `supplier_id`'s credentials are set: it runs in the cloud, not emulated."""
+        configured = {
+            "ibm_quantum": self.ibm.configured,
+            "azure_quantum": self.azure_quantum.configured,
+            "braket": self.braket.configured,
+        }
+        return configured[supplier_id]
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SupplierSettings:
         return cls(

@@ -466,7 +466,6 @@ class JobService:
         already created) and start polling. A permanent error fails the job (and raises)."""
         assert job.supplier is not None
         target = find_supplier(job.supplier).target(job.backend)
-        adapter = self._suppliers.adapter(job.supplier)
         try:
             if job.mode == Mode.EMULATED:
                 run = self._suppliers.emulate(target, parsed, job.shots)
@@ -476,7 +475,7 @@ class JobService:
                 )
                 self._complete(job, _Outcome(run.counts, run.method, metadata))
                 return
-            task_id = job.supplier_job_id or adapter.submit(
+            task_id = job.supplier_job_id or self._suppliers.adapter(job.supplier).submit(
                 SubmitRequest(client_token(job), target, parsed, job.shots)
             )
         except SupplierUnavailable as exc:

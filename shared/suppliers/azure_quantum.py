@@ -75,6 +75,7 @@ from shared.suppliers.base import (
     TaskState,
     map_status,
     sanitise,
+    transient_http_status,
 )
 
 # Azure job ids are uuid5(this, client token). Never change it: redelivered messages of jobs
@@ -96,8 +97,6 @@ STATUS_MAP: dict[str, SupplierState] = {
     "CANCELLED": SupplierState.CANCELLED,
 }
 
-# Status codes that may pass: the queue tries again later.
-_TRANSIENT_STATUS = frozenset({408, 429})
 # Per request: no SDK retries (the queue retries), and no request hanging for the SDK's 300 s.
 _CALL_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 60}
 _INPUT_BLOB = "inputData"
@@ -361,7 +360,7 @@ def supplier_error(exc: BaseException, action: str) -> ApiError | None:
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         status = int(exc.status_code)
         text = f"Azure Quantum answered HTTP {status} {action}: {_first_line(exc)}"
-        if status in _TRANSIENT_STATUS or status >= 500:
+        if transient_http_status(status):
             return SupplierUnavailable(sanitise(text))
         return SupplierRejected(sanitise(text))
     if isinstance(exc, AzureError | TimeoutError | ConnectionError):

@@ -192,6 +192,15 @@ class SupplierAdapter(Protocol):
     def emulate(self, target: Target, parsed: ParsedCircuit, shots: int) -> EmulatedRun: ...
 
 
+# HTTP statuses that may pass (timeout, too early, too many requests); every 5xx does too.
+_TRANSIENT_HTTP = frozenset({408, 425, 429})
+
+
+def transient_http_status(status: int | None) -> bool:
+    """True when a supplier's HTTP status says to try again later (the queue retries)."""
+    return status is not None and (status in _TRANSIENT_HTTP or status >= 500)
+
+
 class SupplierUnavailable(ServiceUnavailable):
     """The supplier could not be reached or asked us to wait: retry later."""
 

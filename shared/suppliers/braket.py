@@ -65,6 +65,7 @@ from shared.suppliers.base import (
     TaskState,
     map_status,
     sanitise,
+    transient_http_status,
 )
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def sort_error(exc: BaseException, action: str) -> SupplierUnavailable | Supplie
         code = str(error.get("Code") or "Unknown")
         status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
         detail = sanitise(f"AWS Braket could not {action}: {code}: {error.get('Message') or ''}")
-        if code in TRANSIENT_CODES or status == 429 or status >= 500:
+        if code in TRANSIENT_CODES or transient_http_status(status):
             throttled = "Throttl" in code or "Quota" in code or status == 429
             return SupplierUnavailable(
                 detail, retry_after=_THROTTLED_RETRY_AFTER if throttled else 5

@@ -53,6 +53,7 @@ from shared.suppliers.base import (
     TaskState,
     map_status,
     sanitise,
+    transient_http_status,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,6 @@ STATUS_MAP: dict[str, SupplierState] = {
     "CANCELLED": SupplierState.CANCELLED,
 }
 
-_TRANSIENT_HTTP = frozenset({408, 425, 429})
 # requests' texts for an HTTP error ("429 Client Error: Too Many Requests for url: ...") and for
 # retries that ran out ("too many 503 error responses"), which the SDK keeps in its messages
 # when it drops the status code.
@@ -344,7 +344,7 @@ def supplier_error(
     status = _http_status(exc)
     said = _message(exc)
     http = f" (HTTP {status})" if status else ""
-    if _is_transport_error(exc) or status in _TRANSIENT_HTTP or (status or 0) >= 500:
+    if _is_transport_error(exc) or transient_http_status(status):
         return SupplierUnavailable(
             readable(f"IBM Quantum could not {action}{http}: {said}", secrets)
         )

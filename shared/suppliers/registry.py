@@ -93,15 +93,8 @@ class SupplierRegistry:
 
     def mode(self, supplier_id: str) -> Mode:
         """`cloud` when the supplier's credentials are configured, else `emulated`."""
-        return Mode.CLOUD if self._configured(supplier_id) else Mode.EMULATED
-
-    def _configured(self, supplier_id: str) -> bool:
-        configs = self._settings.suppliers
-        return {
-            "ibm_quantum": configs.ibm.configured,
-            "azure_quantum": configs.azure_quantum.configured,
-            "braket": configs.braket.configured,
-        }[supplier(supplier_id).id]
+        configured = self._settings.suppliers.configured(supplier(supplier_id).id)
+        return Mode.CLOUD if configured else Mode.EMULATED
 
     def status(self, supplier_id: str) -> SupplierStatus:
         """`active`, or `unavailable` with the reason when configured credentials fail."""
