@@ -203,7 +203,9 @@ def test_without_credentials_every_supplier_is_emulated_and_every_provider_runs_
         status = wait_terminal(host, headers, job_id, timeout=180)
         assert status["status"] == "completed", (name, status)
         counts = status["result"]["counts"]
-        assert counts.get("00", 0) + counts.get("11", 0) >= 160, (name, counts)
+        # Bell outcomes dominate; a noisy device's snapshot (ibm_torino: about 80% 00/11
+        # in bench/supplier_emulation.py) leaves room for errors, a mixed state would give 50%.
+        assert counts.get("00", 0) + counts.get("11", 0) >= 130, (name, counts)
         meta = requests.get(
             f"{host.url}/api/v1/results/{job_id}", headers=headers, timeout=30
         ).json()["metadata"]
