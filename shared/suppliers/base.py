@@ -70,18 +70,35 @@ def map_status(table: Mapping[str, SupplierState], raw: object) -> SupplierState
 
 @dataclass(frozen=True)
 class CostModel:
-    """How the supplier prices a task (the price book of issue 5 reads this)."""
+    """How the supplier prices a task: one entry of the price book (`data/pricebook.json`, read
+    by `shared.suppliers.pricebook`), the only place prices live.
 
-    unit: str  # "USD", "EUR", "HQC" (Quantinuum credits), "minutes"
+    A task costs `per_task` (`per_task_error_mitigation` instead, when error mitigation is on
+    and the entry has one) + shots x (`per_shot` + `per_1q_gate_shot` x N1q + `per_2q_gate_shot`
+    x N2q + `per_measure_shot` x Nm) + `per_minute` x billed seconds / 60, where the billed
+    seconds are the run's, rounded up to a multiple of `increment_seconds` (when set) and at
+    least `minimum_seconds`. `formula == "free"` marks a free target. `shared.network.pricing`
+    computes a task's price from this.
+    """
+
+    unit: str  # the currency: "USD", or "HQC" (Quantinuum credits)
     per_task: float = 0.0
+    per_task_error_mitigation: float = 0.0  # replaces per_task with error mitigation; 0: none
     per_shot: float = 0.0
-    per_minute: float = 0.0
     per_1q_gate_shot: float = 0.0
     per_2q_gate_shot: float = 0.0
-    minimum_per_task: float = 0.0
-    formula: str = ""  # in words, e.g. "0.30 USD per task + 0.03 USD per shot"
-    source: str = ""
-    as_of: str = ""  # the date the price was published or read
+    per_measure_shot: float = 0.0
+    per_minute: float = 0.0  # of QPU or simulator time
+    minimum_seconds: float = 0.0  # time billed at least
+    increment_seconds: float = 0.0  # time billed in multiples of this; 0: as measured
+    formula: str = ""  # in words, e.g. "0.30 USD per task + 0.08 USD per shot"; or "free"
+    source: str = ""  # the public page the price was read from
+    as_of: str = ""  # the date it was read
+    version: str = ""  # the price book's version
+
+    @property
+    def free(self) -> bool:
+        return self.formula == "free"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,1 @@
+"""The network API: backend catalog, routing, result aggregation, price book and estimates."""
