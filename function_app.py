@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from shared.api import accounts, health, jobs, openapi, suppliers, worker
+from shared.api import BLUEPRINTS
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)  # API keys: shared.http
 
-for blueprint in (health.bp, jobs.bp, suppliers.bp, accounts.bp, openapi.bp, worker.bp):
+for blueprint in BLUEPRINTS:
     app.register_functions(blueprint)

@@ -195,6 +195,9 @@ class Settings:
     # Processes that run heavy simulations (None: one per CPU).
     aer_processes: int | None = None
     suppliers: SupplierSettings = field(default_factory=SupplierSettings)
+    # The network API: backends one `strategy: all` job may fan out to, runs in one batch.
+    network_max_fanout: int = 10
+    network_max_runs: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -230,6 +233,8 @@ class Settings:
             auth_cache_seconds=_int(env, "QCOS_AUTH_CACHE_SECONDS", 30),
             aer_processes=_int(env, "QCOS_AER_PROCESSES", 0, minimum=0) or None,
             suppliers=suppliers,
+            network_max_fanout=_int(env, "QCOS_NETWORK_MAX_FANOUT", 10, minimum=1),
+            network_max_runs=_int(env, "QCOS_NETWORK_MAX_RUNS", 100, minimum=1),
         )
 
 

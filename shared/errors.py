@@ -8,7 +8,7 @@ Every error a user can see is an `ApiError`: it carries its HTTP status and a st
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +25,13 @@ class ApiError(Exception):
         *,
         error_code: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.error_code = error_code or self.code
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})  # more fields of the error body (never secrets)
 
 
 class BadRequest(ApiError):

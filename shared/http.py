@@ -9,6 +9,7 @@ validation, the call, the mapping of errors to the standard body, and the header
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -54,6 +55,8 @@ class Operation:
     description: str = ""
     tag: str = "jobs"
     route_template: str | None = None  # when the host needs another template for `path`
+    # v2: answers `{"success": true, "data": ...}` and errors with `"success": false`
+    envelope: bool = False
 
     def route(self, bp: func.Blueprint) -> Callable[[F], F]:
         """Register the decorated function on `bp` for this operation's method and path."""
@@ -118,10 +121,23 @@ def handle(
             )
         )
     except Exception as exc:  # every failure leaves as the standard body
-        return error_response(to_api_error(exc), request_id)
-    if isinstance(result, Reply):
-        return json_response(result.body, result.status or op.status, request_id, result.headers)
-    return json_response(result, op.status, request_id)
+        return error_response(to_api_error(exc), request_id, envelope=op.envelope)
+    reply = result if isinstance(result, Reply) else Reply(result)
+    answer = reply.body
+    if op.envelope:
+        data = answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
+        answer = {"success": True, "data": data}
+    return json_response(answer, reply.status or op.status, request_id, reply.headers)
+
+
+async def handle_async(
+    req: func.HttpRequest,
+    op: Operation,
+    call: Callable[[RequestContext[Any]], BaseModel | Reply | Mapping[str, Any]],
+) -> func.HttpResponse:
+    """`handle` for an async function (one with a durable client binding): the pipeline and
+    its blocking storage calls run in a worker thread, off the host's event loop."""
+    return await asyncio.to_thread(handle, req, op, call)
 
 
 def json_response(
@@ -139,8 +155,12 @@ def json_response(
     )
 
 
-def error_response(error: ApiError, request_id: str) -> func.HttpResponse:
-    body = {"detail": error.detail, "error_code": error.error_code, "request_id": request_id}
+def error_response(
+    error: ApiError, request_id: str, *, envelope: bool = False
+) -> func.HttpResponse:
+    body: dict[str, Any] = {"success": False} if envelope else {}
+    body |= {"detail": error.detail, "error_code": error.error_code, "request_id": request_id}
+    body |= error.extra
     return json_response(body, error.status, request_id, error.headers)
 
 

@@ -11,6 +11,8 @@ from shared.config import Settings, get_settings
 from shared.jobs.estimates import Estimator
 from shared.jobs.repository import JobRepository
 from shared.jobs.service import JobService
+from shared.network.repository import NetworkRepository
+from shared.network.service import NetworkService
 from shared.storage import Storage
 from shared.suppliers import aer
 from shared.suppliers.base import SupplierAdapter
@@ -24,6 +26,7 @@ class Services:
     accounts: Accounts
     jobs: JobService
     suppliers: SupplierRegistry
+    network: NetworkService
 
     @classmethod
     def build(
@@ -35,14 +38,18 @@ class Services:
         repo = JobRepository(storage)
         estimator = Estimator(storage, repo, settings.worker_parallelism)
         suppliers = SupplierRegistry(settings, adapters)
+        jobs = JobService(settings, repo, estimator, suppliers)
         return cls(
             settings=settings,
             storage=storage,
             accounts=Accounts(
                 storage, settings.admin_api_key, cache_seconds=settings.auth_cache_seconds
             ),
-            jobs=JobService(settings, repo, estimator, suppliers),
+            jobs=jobs,
             suppliers=suppliers,
+            network=NetworkService(
+                settings, NetworkRepository(storage), jobs, repo, suppliers, estimator
+            ),
         )
 
 

@@ -80,13 +80,19 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
     }
     ok: dict[str, Any] = {"description": "Success"}
     if op.response is not None:
-        ok["content"] = {"application/json": {"schema": ref(op.response, "serialization")}}
+        schema = ref(op.response, "serialization")
+        if op.envelope:
+            schema = _enveloped(True, {"data": schema})
+        ok["content"] = {"application/json": {"schema": schema}}
     spec["responses"][str(op.status)] = ok
     errors = {*op.errors, 500} | ({401} if op.auth is not Auth.PUBLIC else set())
+    error_schema = ref(ErrorBody, "serialization")
+    if op.envelope:
+        error_schema = {"allOf": [error_schema, _enveloped(False, {})]}
     for status in sorted(errors):
         spec["responses"][str(status)] = {
             "description": _STATUS_TEXT.get(status, "Error"),
-            "content": {"application/json": {"schema": ref(ErrorBody, "serialization")}},
+            "content": {"application/json": {"schema": error_schema}},
         }
     if op.body is not None:
         spec["requestBody"] = {
@@ -95,6 +101,15 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
         }
     spec["security"] = [] if op.auth is Auth.PUBLIC else [{"ApiKeyHeader": []}, {"Bearer": []}]
     return spec
+
+
+def _enveloped(success: bool, properties: dict[str, Any]) -> dict[str, Any]:
+    """The v2 envelope: `{"success": <success>, ...properties}`."""
+    return {
+        "type": "object",
+        "properties": {"success": {"const": success}, **properties},
+        "required": ["success", *properties],
+    }
 
 
 @lru_cache(maxsize=1)

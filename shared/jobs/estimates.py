@@ -53,6 +53,11 @@ class Estimator:
         waves = self._depth / self._parallelism + 1
         return max(1, math.ceil(self._avg_ms * waves / 1000))
 
+    def mean_seconds(self) -> float:
+        """The measured mean execution time of recent jobs, in seconds."""
+        self._refresh()
+        return self._avg_ms / 1000
+
     def record(self, execution_ms: float) -> None:
         """Fold one job's measured execution time into the shared average."""
         with self._lock:

@@ -9,6 +9,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared import events
 from shared.jobs.messages import JobMessage
 from shared.jobs.models import Job, JobStatus
 from shared.storage import Storage, get_or_none, insert_new, merge, merge_if_match
@@ -37,6 +38,8 @@ class JobRepository:
         """Insert a new job row (setting `job.etag`); False when the owner already has a job
         with this id."""
         job.etag = insert_new(self._jobs, job.to_entity())
+        if job.etag is not None:
+            _published(job)
         return job.etag is not None
 
     def get(self, user_id: str, job_id: str) -> Job | None:
@@ -56,6 +59,8 @@ class JobRepository:
         for name, value in changes.items():
             setattr(job, name, value)
         job.etag = etag
+        if "status" in changes:
+            _published(job)
         return True
 
     def update_unchecked(self, user_id: str, job_id: str, changes: Mapping[str, Any]) -> None:
@@ -78,6 +83,25 @@ class JobRepository:
             parts.append(f"{name} {op or 'eq'} {literal}")
         for row in self._jobs.query_entities(" and ".join(parts)):
             yield Job.from_entity(row)
+
+    def open_jobs(self) -> Iterator[dict[str, Any]]:
+        """`supplier` and `backend` of every queued or running job (every owner's)."""
+        query = "status eq 'queued' or status eq 'processing'"
+        yield from self._jobs.query_entities(query, select=["supplier", "backend"])
+
+    def created_since(self, since: str) -> Iterator[dict[str, Any]]:
+        """The figures of every job created at or after `since` (every owner's)."""
+        fields = [
+            "status",
+            "supplier",
+            "backend",
+            "shots",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "execution_time_ms",
+        ]
+        yield from self._jobs.query_entities(f"created_at ge {_odata(since)}", select=fields)
 
     # -- blobs ----------------------------------------------------------------------------------
 
@@ -142,6 +166,12 @@ class JobRepository:
     @property
     def _results(self) -> Any:
         return self._storage.container(RESULTS_CONTAINER)
+
+
+def _published(job: Job) -> None:
+    events.publish(
+        events.Event("job", job.job_id, job.status.value, user_id=job.user_id, backend=job.backend)
+    )
 
 
 def _stored(changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -213,7 +213,7 @@ class JobService:
         target = info.target(backend)
         mode = self._suppliers.mode(info.id)
         execute = req.as_execute()
-        parsed = self._parse(principal, execute)
+        parsed = self.parse(principal, execute)
         check_fits(target, parsed, execute.shots, mode=mode, limits=self._settings.limits)
         job = self._new_job(principal, execute, parsed)
         job.supplier, job.backend, job.mode = info.id, target.name, mode.value
@@ -281,7 +281,7 @@ class JobService:
         self._insert(job, on_failure=lambda: self._repo.delete_result_quietly(job.result_blob))
         return outcome.response(job)
 
-    def _parse(self, principal: Principal, req: ExecuteRequest) -> ParsedCircuit:
+    def parse(self, principal: Principal, req: ExecuteRequest) -> ParsedCircuit:
         """The circuit, checked against the caller's tier (shots, qubits) and the limits."""
         tier = principal.tier
         if req.shots > tier.max_shots:
@@ -292,9 +292,64 @@ class JobService:
         limits = self._settings.limits
         return parse_circuit(req.qasm, CircuitLimits.from_limits(limits, tier.max_qubits))
 
+    def create_child(
+        self,
+        user_id: str,
+        job_id: str,
+        *,
+        supplier: str | None,
+        backend: str,
+        circuit_blob: str,
+        shots: int,
+        num_qubits: int,
+        qasm_hash: str,
+    ) -> Job:
+        """The job `job_id` of a network job's run (made now unless it exists): a job like any
+        other, on a circuit blob its network job owns, marked enqueued without a message (the
+        network job runs it with `run_child`; the recovery timer, if that never happens)."""
+        existing = self._repo.get(user_id, job_id)
+        if existing is not None:
+            return existing
+        now = clock.now_iso()
+        job = Job(
+            user_id=user_id,
+            job_id=job_id,
+            status=JobStatus.QUEUED,
+            shots=shots,
+            created_at=now,
+            backend=backend,
+            num_qubits=num_qubits,
+            qasm_hash=qasm_hash,
+            circuit_blob=circuit_blob,
+            result_blob=f"{user_id}/{job_id}-{secrets.token_hex(4)}.json",
+            enqueued=True,
+            enqueued_at=now,
+        )
+        if supplier is not None:
+            job.supplier, job.mode = supplier, self._suppliers.mode(supplier).value
+        if self._repo.insert(job):
+            return job
+        found = self._repo.get(user_id, job_id)  # another delivery made it first
+        assert found is not None
+        return found
+
+    def run_child(self, user_id: str, job_id: str) -> Job:
+        """Run a network job's run here, as the queue worker would (emulated and local runs
+        complete; a cloud task is submitted and polled by the queue). When it cannot run now,
+        it is handed to the queue, which retries it. Returns the job as it stands after."""
+        message = JobMessage(user_id, job_id)
+        try:
+            self.run(message.encode(), Delivery(message_id=f"network-{job_id}", dequeue_count=1))
+        except Exception as exc:
+            logger.warning("job %s: not run here (%s); queued", job_id, type(exc).__name__)
+            self._repo.enqueue(message)
+        job = self._repo.get(user_id, job_id)
+        assert job is not None
+        return job
+
     def _check(self, principal: Principal, req: ExecuteRequest) -> ParsedCircuit:
         """`_parse`, and the local simulator can run it within `max_run_seconds`."""
-        parsed = self._parse(principal, req)
+        parsed = self.parse(principal, req)
         limits = self._settings.limits
         aer.check_runnable(
             parsed,

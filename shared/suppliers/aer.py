@@ -229,6 +229,17 @@ def _is_heavy(parsed: ParsedCircuit, method: str, shots: int) -> bool:
 
 def _costs_at_least(parsed: ParsedCircuit, method: str, shots: int, budget_ns: float) -> bool:
     """True when the run's estimated cost (module docstring) reaches `budget_ns`."""
+    cost, one_run = _cost_ns(parsed, method, shots)
+    if cost >= budget_ns:
+        return True
+    if shots == 1 or cost + shots * (_NS_PER_UNSAMPLED_SHOT + one_run) < budget_ns:
+        return False
+    # Only now look at the circuit itself (one pass over its top-level instructions).
+    return not _samples_shots(parsed.circuit)
+
+
+def _cost_ns(parsed: ParsedCircuit, method: str, shots: int) -> tuple[float, float]:
+    """(the run's estimated cost when its shots are sampled from one run, that one run's)."""
     qubits, operations = parsed.num_qubits, parsed.operations
     if method == STATEVECTOR:
         width = 2.0**qubits
@@ -240,13 +251,13 @@ def _costs_at_least(parsed: ParsedCircuit, method: str, shots: int, budget_ns: f
         width = 0.0
         per_shot = _NS_PER_STABILIZER_SHOT + _NS_PER_STABILIZER_SHOT_QUBIT2 * qubits * qubits
     one_run = operations * _NS_PER_AMPLITUDE * width
-    cost = operations * _NS_PER_OPERATION + one_run + shots * per_shot
-    if cost >= budget_ns:
-        return True
-    if shots == 1 or cost + shots * (_NS_PER_UNSAMPLED_SHOT + one_run) < budget_ns:
-        return False
-    # Only now look at the circuit itself (one pass over its top-level instructions).
-    return not _samples_shots(parsed.circuit)
+    return operations * _NS_PER_OPERATION + one_run + shots * per_shot, one_run
+
+
+def estimated_ns(parsed: ParsedCircuit, shots: int, *, statevector_max_qubits: int) -> float:
+    """The estimated cost of an ideal run (module docstring), with shots sampled from one run:
+    a lower bound for circuits that measure mid-way (those run every shot)."""
+    return _cost_ns(parsed, choose_method(parsed, statevector_max_qubits), shots)[0]
 
 
 def check_runnable(

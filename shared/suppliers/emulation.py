@@ -318,15 +318,17 @@ def run_syntax_check(device: NoisyDevice, parsed: ParsedCircuit, shots: int) -> 
     )
 
 
-def calibrated_device(target: Target, build_target: Callable[[], Any] | None = None) -> NoisyDevice:
-    """The noisy device a QPU, emulator or syntax-checker target is emulated on: its data
-    file's, or what `build_target` makes (IBM passes its fake backend's target)."""
-    if build_target is None:
-        if not target.calibration.endswith(".json"):
-            raise ValueError(f"{target.name} has no device data file")
-        data_file = target.calibration
-        build_target = lambda: device_target(load_device(data_file))  # noqa: E731
-    return noisy_device(target.calibration, build_target)
+def target_device(target: Target) -> NoisyDevice:
+    """The calibrated device that stands in for a QPU, emulator or syntax-checker `target`:
+    IBM's snapshot (`fake_<name>`) or the target's device data file."""
+    calibration = target.calibration
+    if calibration.startswith("fake_"):
+        from shared.suppliers.ibm import fake_backend
+
+        return noisy_device(calibration, lambda: fake_backend(calibration).target)
+    if not calibration.endswith(".json"):
+        raise ValueError(f"{target.name} has no calibration to emulate")
+    return noisy_device(calibration, lambda: device_target(load_device(calibration)))
 
 
 def emulate_target(
@@ -335,13 +337,12 @@ def emulate_target(
     shots: int,
     *,
     limits: Limits,
-    build_target: Callable[[], Any] | None = None,
 ) -> EmulatedRun:
     """Run `parsed` as `target` would, locally: ideal for simulators, zeros for syntax
     checkers, the restricted noise model for QPUs and emulators."""
     if target.kind is DeviceKind.SIMULATOR:
         return run_ideal(parsed, shots, statevector_max_qubits=limits.statevector_max_qubits)
-    device = calibrated_device(target, build_target)
+    device = target_device(target)
     if target.kind is DeviceKind.SYNTAX_CHECKER:
         return run_syntax_check(device, parsed, shots)
     if target.kind is DeviceKind.ANALOG:

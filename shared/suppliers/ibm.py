@@ -167,14 +167,7 @@ class IBMQuantum:
     def emulate(self, target: Target, parsed: ParsedCircuit, shots: int) -> EmulatedRun:
         """`parsed` on the noise of the fake backend of `target.calibration`, restricted to the
         qubits the circuit uses (`emulation.emulate_target`)."""
-        calibration = target.calibration
-        return emulation.emulate_target(
-            target,
-            parsed,
-            shots,
-            limits=self._settings.limits,
-            build_target=lambda: fake_backend(calibration).target,
-        )
+        return emulation.emulate_target(target, parsed, shots, limits=self._settings.limits)
 
     def _get_service(self) -> Any:
         """The adapter's `QiskitRuntimeService` (IAM, instance lookup and backend listing on

@@ -1,0 +1,197 @@
+"""Network jobs: rows in `networkjobs`, results in blobs, each user's round-robin turn.
+
+A network job (PartitionKey = owner, RowKey = job id) holds its plan: the circuits
+(`groups`: circuit blob, shots, name) and the slots, each one run of one circuit with the
+backends it may use in order (`ordered` falls over along them; every other strategy has one).
+A slot's attempt k is a v1 job row of its own in `jobs`, `<job id>-<slot>-<k>`, run by the
+job service like any other job; the network job's result blob is written once they finished.
+
+    queued --(orchestration)--> completed | failed
+    queued --cancel--> cancelled
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+from shared import events
+from shared.jobs.models import Job
+from shared.storage import Storage, get_or_none, insert_new, merge_if_match
+from shared.storage.clients import JOBS_TABLE, RESULTS_CONTAINER
+
+NETWORK_JOBS_TABLE = "networkjobs"
+ROUTING_TABLE = "routing"
+
+
+class NetworkStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"  # shown while children exist; the row stays queued until it ends
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (NetworkStatus.COMPLETED, NetworkStatus.FAILED, NetworkStatus.CANCELLED)
+
+
+@dataclass
+class Group:
+    """One circuit of the job."""
+
+    circuit_blob: str
+    shots: int
+    num_qubits: int = 0
+    qasm_hash: str = ""
+    name: str | None = None
+    fidelity: dict[str, float] = field(default_factory=dict)  # per backend id, for weighting
+
+
+@dataclass
+class Slot:
+    """One run of circuit `group`: on `backends[0]`, then (ordered) on the next on failure."""
+
+    group: int
+    backends: list[str]
+
+
+@dataclass
+class NetworkJob:
+    user_id: str
+    job_id: str
+    status: NetworkStatus
+    kind: str  # "single", "all" or "batch"
+    strategy: str
+    created_at: str
+    groups: list[Group]
+    slots: list[Slot]
+    aggregate: bool = True
+    method: str = "weighted_average"
+    min_confidence: float | None = None
+    result_blob: str = ""
+    completed_at: str | None = None
+    error_code: str | None = None
+    error_detail: str | None = None
+    etag: str | None = None
+
+    def child_id(self, slot: int, attempt: int) -> str:
+        return child_id(self.job_id, slot, attempt)
+
+    def to_entity(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("etag")
+        entity = {k: v for k, v in data.items() if v is not None}
+        entity["PartitionKey"] = entity.pop("user_id")
+        entity["RowKey"] = entity.pop("job_id")
+        entity["status"] = self.status.value
+        entity["groups"] = json.dumps(data["groups"], separators=(",", ":"))
+        entity["slots"] = json.dumps(data["slots"], separators=(",", ":"))
+        return entity
+
+    @classmethod
+    def from_entity(cls, entity: Any) -> NetworkJob:
+        skip = {"user_id", "job_id", "status", "etag", "groups", "slots"}
+        names = {f.name for f in fields(cls)} - skip
+        return cls(
+            user_id=str(entity["PartitionKey"]),
+            job_id=str(entity["RowKey"]),
+            status=NetworkStatus(str(entity["status"])),
+            groups=[Group(**g) for g in json.loads(entity["groups"])],
+            slots=[Slot(**s) for s in json.loads(entity["slots"])],
+            etag=getattr(entity, "metadata", {}).get("etag"),
+            **{k: entity[k] for k in names if k in entity},
+        )
+
+
+def child_id(job_id: str, slot: int, attempt: int) -> str:
+    return f"{job_id}-{slot}-{attempt}"
+
+
+class NetworkRepository:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def insert(self, job: NetworkJob) -> bool:
+        job.etag = insert_new(self._table, job.to_entity())
+        if job.etag is not None:
+            _published(job)
+        return job.etag is not None
+
+    def get(self, user_id: str, job_id: str) -> NetworkJob | None:
+        row = get_or_none(self._table, user_id, job_id)
+        return NetworkJob.from_entity(row) if row is not None else None
+
+    def update(self, job: NetworkJob, changes: Mapping[str, Any]) -> bool:
+        """Apply `changes` if the row is unchanged since it was read; False otherwise."""
+        assert job.etag is not None
+        stored = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in changes.items()}
+        entity = {"PartitionKey": job.user_id, "RowKey": job.job_id, **stored}
+        etag = merge_if_match(self._table, entity, job.etag)
+        if etag is None:
+            return False
+        for name, value in changes.items():
+            setattr(job, name, value)
+        job.etag = etag
+        if "status" in changes:
+            _published(job)
+        return True
+
+    def delete_quietly(self, job: NetworkJob) -> None:
+        try:
+            self._table.delete_entity(partition_key=job.user_id, row_key=job.job_id)
+        except Exception:  # an orphan row of a job never started: harmless
+            pass
+
+    def children(self, job: NetworkJob) -> Iterator[Job]:
+        """The job's v1 jobs (`<job id>-<slot>-<attempt>`), whatever their state."""
+        query = (
+            f"PartitionKey eq '{job.user_id}' and RowKey ge '{job.job_id}-'"
+            f" and RowKey lt '{job.job_id}.'"
+        )
+        for row in self._storage.table(JOBS_TABLE).query_entities(query):
+            yield Job.from_entity(row)
+
+    def put_result(self, blob_name: str, result: Mapping[str, Any]) -> None:
+        data = json.dumps(result, separators=(",", ":")).encode("utf-8")
+        self._results.get_blob_client(blob_name).upload_blob(data, overwrite=True)
+
+    def get_result(self, blob_name: str) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            text = self._results.download_blob(blob_name).readall().decode("utf-8")
+        except ResourceNotFoundError:
+            return None
+        result: dict[str, Any] = json.loads(text)
+        return result
+
+    def next_turn(self, user_id: str, attempts: int = 8) -> int:
+        """The user's round-robin turn, moved on by one (an ETag-guarded counter)."""
+        table = self._storage.table(ROUTING_TABLE)
+        for _ in range(attempts):
+            row = get_or_none(table, user_id, "round_robin")
+            if row is None:
+                if insert_new(table, {"PartitionKey": user_id, "RowKey": "round_robin", "turn": 1}):
+                    return 0
+                continue
+            turn = int(row["turn"])
+            entity = {"PartitionKey": user_id, "RowKey": "round_robin", "turn": turn + 1}
+            if merge_if_match(table, entity, row.metadata["etag"]):
+                return turn
+        raise RuntimeError("could not take a round-robin turn: too much contention")
+
+    @property
+    def _table(self) -> Any:
+        return self._storage.table(NETWORK_JOBS_TABLE)
+
+    @property
+    def _results(self) -> Any:
+        return self._storage.container(RESULTS_CONTAINER)
+
+
+def _published(job: NetworkJob) -> None:
+    events.publish(events.Event("network_job", job.job_id, job.status.value, user_id=job.user_id))

@@ -1,0 +1,288 @@
+"""Request and response models of the v2 network API (`/api/v2/network`).
+
+Every success is answered as `{"success": true, "data": <model>}` and every error as
+`{"success": false, "detail", "error_code", "request_id"}` (`shared.http`, `envelope=True`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.jobs.schemas import BELL_QASM
+
+MAX_BACKENDS_LISTED = 32
+
+
+class NetworkExecuteRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "qasm": BELL_QASM,
+                    "backends": ["qiskit_aer", "ionq_simulator", "ibm_brisbane"],
+                    "strategy": "all",
+                    "shots": 1000,
+                    "aggregate": True,
+                    "aggregation_method": "weighted_average",
+                }
+            ]
+        },
+    )
+
+    qasm: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
+    backends: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_BACKENDS_LISTED,
+        description="Backend ids to choose from (GET /api/v2/network/backends); every online "
+        "backend when omitted",
+    )
+    strategy: str = Field(
+        "fastest",
+        max_length=40,
+        description="fastest, best_fidelity, round_robin, cost_optimized, ordered or all",
+    )
+    shots: int = Field(1024, ge=1, le=100_000)
+    aggregate: bool = Field(True, description="strategy all: merge the backends' counts")
+    aggregation_method: str = Field("weighted_average", max_length=40)
+    min_confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="Fail (AGGREGATION_FAILED) below this agreement"
+    )
+
+
+class BatchCircuit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    qasm: str = Field(min_length=1)
+    shots: int | None = Field(None, ge=1, le=100_000, description="This circuit's shots")
+    name: str | None = Field(None, max_length=100)
+
+
+class NetworkBatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "circuits": [{"qasm": BELL_QASM, "name": "bell"}],
+                    "strategy": "fastest",
+                    "shots": 500,
+                }
+            ]
+        },
+    )
+
+    circuits: list[BatchCircuit] = Field(min_length=1, max_length=100)
+    backends: list[str] | None = Field(None, min_length=1, max_length=MAX_BACKENDS_LISTED)
+    strategy: str = Field("fastest", max_length=40)
+    shots: int = Field(1024, ge=1, le=100_000, description="Shots of circuits that name none")
+    aggregate: bool = True
+    aggregation_method: str = Field("weighted_average", max_length=40)
+    min_confidence: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class AggregateInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field(min_length=1, max_length=100)
+    counts: dict[str, int] = Field(min_length=1)
+    weight: float | None = Field(None, gt=0.0, description="The backend's weight (fidelity)")
+
+
+class AggregateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {"backend": "ibm_brisbane", "counts": {"00": 480, "11": 470, "01": 50}},
+                        {"backend": "ionq_simulator", "counts": {"00": 510, "11": 490}},
+                    ],
+                    "method": "weighted_average",
+                }
+            ]
+        },
+    )
+
+    results: list[AggregateInput] = Field(min_length=1, max_length=64)
+    method: str = Field("weighted_average", max_length=40)
+    shots: int | None = Field(None, ge=1, le=10_000_000, description="Counts to produce")
+
+
+class EstimateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    qasm: str = Field(min_length=1)
+    shots: int = Field(1024, ge=1, le=100_000)
+    backends: list[str] | None = Field(None, min_length=1, max_length=MAX_BACKENDS_LISTED)
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+class PriceInfo(BaseModel):
+    amount: float
+    currency: str = Field(description="USD, or HQC (Quantinuum credits)")
+    formula: str = Field(description="The formula applied, with this circuit's numbers")
+    source: str
+    as_of: str
+    pricebook_version: str
+
+
+class BackendInfo(BaseModel):
+    id: str = Field(examples=["ibm_brisbane"])
+    supplier: str = Field(examples=["ibm_quantum"])
+    provider: str
+    target: str = Field(description="The supplier's own name for the backend")
+    kind: str
+    qubits: int | None = Field(description="None for the local simulator (your tier's limit)")
+    native_gates: list[str]
+    status: str = Field(description="online, offline or maintenance")
+    queue_depth: int = Field(description="Open jobs of this gateway on the backend")
+    mode: str = Field(description="local, emulated or cloud")
+    price: dict[str, Any] | None = Field(description="The price book's entry")
+
+
+class BackendList(BaseModel):
+    backends: list[BackendInfo]
+
+
+class QubitInfo(BaseModel):
+    qubit: int
+    t1_us: float | None
+    t2_us: float | None
+    readout_error: float | None
+
+
+class GateInfo(BaseModel):
+    gate: str
+    qubits: list[int] | None = Field(description="None: the same figure for every qubit/pair")
+    error: float | None
+    duration_ns: float | None
+
+
+class CalibrationInfo(BaseModel):
+    backend: str
+    source: str
+    timestamp: str | None
+    kind: str = Field(description="snapshot, data_file or ideal")
+    qubits: list[QubitInfo]
+    gates: list[GateInfo]
+    notes: str
+
+
+class QueueInfo(BaseModel):
+    backend: str
+    queue_depth: int
+    estimated_wait_s: float
+    source: str = Field(description="What the figure counts")
+
+
+class BackendStatus(BaseModel):
+    id: str
+    status: str
+    queue_depth: int
+
+
+class NetworkStatus(BaseModel):
+    overall_status: str = Field(description="operational, degraded or down")
+    total_capacity: int = Field(description="Qubits across the online gate-model backends")
+    active_jobs: int = Field(description="Jobs queued or running on the network")
+    backends: list[BackendStatus]
+
+
+class TopologyNode(BaseModel):
+    id: str
+    type: str = Field(description="supplier, provider or backend")
+    name: str
+    qubits: int | None = None
+    coupling: list[list[int]] | str | None = Field(
+        None, description="Qubit pairs, `all-to-all`, or None for a simulator"
+    )
+
+
+class TopologyEdge(BaseModel):
+    source: str
+    target: str
+
+
+class Topology(BaseModel):
+    nodes: list[TopologyNode]
+    edges: list[TopologyEdge]
+
+
+class AggregateResult(BaseModel):
+    aggregated_counts: dict[str, int]
+    aggregation_confidence: float
+    weights: dict[str, float]
+    method: str
+
+
+class AggregationMethodInfo(BaseModel):
+    name: str
+    summary: str
+    formula: str
+    when_it_helps: str
+
+
+class AggregationMethods(BaseModel):
+    methods: list[AggregationMethodInfo]
+    note: str
+
+
+class BackendEstimateInfo(BaseModel):
+    backend: str
+    fits: bool
+    reasons: list[str] = Field(description="Why it does not fit")
+    status: str
+    mode: str
+    cost: PriceInfo | None = Field(description="What this run costs (0 when emulated)")
+    device_cost: PriceInfo | None = Field(description="What the real device would cost")
+    estimated_wait_s: float | None
+    estimated_run_s: float | None = Field(description="How long the run takes as it runs now")
+    device_run_s: float | None = Field(description="The real device's estimated run time")
+    fidelity: float | None = Field(description="Estimated success probability after layout")
+
+
+class EstimateResult(BaseModel):
+    shots: int
+    backends: list[BackendEstimateInfo]
+    strategies: dict[str, str | list[str] | None] = Field(
+        description="The backend(s) each strategy would choose (None: none fits)"
+    )
+
+
+class RunResult(BaseModel):
+    backend: str
+    job_id: str = Field(description="The v1 job that ran on this backend")
+    status: str
+    counts: dict[str, int] | None = None
+    mode: str | None = None
+    fidelity: float | None = None
+    queue_time_s: float | None = None
+    execution_time_s: float | None = None
+
+
+class Failure(BaseModel):
+    backend: str
+    error_code: str
+    detail: str
+
+
+class NetworkJobResult(BaseModel):
+    """A network job. Single-backend strategies fill `backend` and `counts`; `all` fills
+    `results`, `aggregated_counts`, `aggregation_confidence`, `weights` and `failed`; a batch
+    fills `circuits`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    status: str = Field(description="queued, running, completed, failed or cancelled")
+    strategy: str
+    created_at: str
+    completed_at: str | None = None
+    error: dict[str, str] | None = None

@@ -1,0 +1,936 @@
+"""The network: backends across every supplier, routing, fan-out, batches, estimates.
+
+A network job is planned here (strategy over estimates), recorded (circuit blobs, then its
+row), and run by the `network_job` orchestration (`shared.orchestration.network_job`) through
+three activities that call back in: `run_slot` (one run, a v1 job of its own, run as the worker
+would), `read_runs` (the runs a cloud supplier is still running) and `finish` (the result).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from shared import clock, events
+from shared.accounts.service import Principal
+from shared.circuits import ParsedCircuit
+from shared.config import Settings
+from shared.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
+from shared.jobs.estimates import Estimator
+from shared.jobs.models import Job, JobStatus
+from shared.jobs.repository import JobRepository
+from shared.jobs.schemas import JOB_ID_PATTERN, ExecuteRequest
+from shared.jobs.service import JobService
+from shared.network import aggregation, calibration, strategies
+from shared.network.backends import Backend, all_backends, find, of_job
+from shared.network.estimates import BackendEstimate, Situation, estimate
+from shared.network.repository import (
+    Group,
+    NetworkJob,
+    NetworkRepository,
+    NetworkStatus,
+    Slot,
+)
+from shared.network.schemas import (
+    AggregateRequest,
+    AggregateResult,
+    AggregationMethodInfo,
+    AggregationMethods,
+    BackendEstimateInfo,
+    BackendInfo,
+    BackendList,
+    BackendStatus,
+    CalibrationInfo,
+    EstimateRequest,
+    EstimateResult,
+    GateInfo,
+    NetworkBatchRequest,
+    NetworkExecuteRequest,
+    PriceInfo,
+    QubitInfo,
+    QueueInfo,
+    Topology,
+    TopologyEdge,
+    TopologyNode,
+)
+from shared.network.schemas import NetworkStatus as NetworkStatusModel
+from shared.orchestration.client import Orchestrations
+from shared.orchestration.network_job import ORCHESTRATOR
+from shared.suppliers.base import DeviceKind
+from shared.suppliers.registry import SupplierRegistry
+from shared.suppliers.schemas import connectivity_of
+
+logger = logging.getLogger(__name__)
+
+_LOAD_TTL_S = 5.0
+_METRICS_TTL_S = 10.0
+_WAIT_FIRST_S, _WAIT_MOST_S = 0.02, 0.25
+_POLL_FIRST_S, _POLL_MOST_S = 2, 60
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+_ERROR_STATUS = {"ALL_BACKENDS_FAILED": 503, "AGGREGATION_FAILED": 500}
+
+
+class NetworkJobFailed(ApiError):
+    """A network job that ended failed, answered with its own code (and what it found)."""
+
+    def __init__(self, job: NetworkJob, extra: dict[str, Any]) -> None:
+        super().__init__(
+            job.error_detail or "The job failed",
+            error_code=job.error_code or "ALL_BACKENDS_FAILED",
+            extra={"job_id": job.job_id, **extra},
+        )
+        self.status = _ERROR_STATUS.get(self.error_code, 502)  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A network job still running when the bounded wait ended."""
+
+    job_id: str
+    body: dict[str, Any]
+
+
+class NetworkService:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: NetworkRepository,
+        jobs: JobService,
+        job_repo: JobRepository,
+        suppliers: SupplierRegistry,
+        estimator: Estimator,
+    ) -> None:
+        self._settings = settings
+        self._repo = repo
+        self._jobs = jobs
+        self._job_repo = job_repo
+        self._suppliers = suppliers
+        self._estimator = estimator
+        self._lock = threading.Lock()
+        self._load: tuple[float, dict[str, int]] = (-math.inf, {})
+        self._metrics: tuple[float, dict[str, Any]] = (-math.inf, {})
+        self._last_status: dict[str, str] = {}
+
+    # -- backends -------------------------------------------------------------------------------
+
+    def backends(self) -> BackendList:
+        load = self._queue_load()
+        return BackendList(backends=[self._info(b, load) for b in all_backends()])
+
+    def backend(self, backend_id: str) -> BackendInfo:
+        return self._info(find(backend_id), self._queue_load())
+
+    def calibration(self, backend_id: str) -> CalibrationInfo:
+        backend = find(backend_id)
+        found = calibration.calibration(backend.target)
+        return CalibrationInfo(
+            backend=backend.id,
+            source=found.source,
+            timestamp=found.timestamp,
+            kind=found.kind,
+            qubits=[QubitInfo(**vars(q)) for q in found.qubits],
+            gates=[GateInfo(**vars(g)) for g in found.gates],
+            notes=found.notes,
+        )
+
+    def queue(self, backend_id: str) -> QueueInfo:
+        backend = find(backend_id)
+        depth = self._queue_load().get(backend.id, 0)
+        parallelism = self._settings.worker_parallelism
+        waves = math.ceil(depth / parallelism)
+        return QueueInfo(
+            backend=backend.id,
+            queue_depth=depth,
+            estimated_wait_s=round(waves * self._estimator.mean_seconds(), 3),
+            source="this gateway's queued and running jobs on the backend, in waves of "
+            f"{parallelism} times the measured mean job time; a supplier's own queue is not read",
+        )
+
+    def status(self) -> NetworkStatusModel:
+        load = self._queue_load()
+        listed = []
+        capacity = 0
+        for backend in all_backends():
+            state = self._backend_status(backend)
+            listed.append(
+                BackendStatus(id=backend.id, status=state, queue_depth=load.get(backend.id, 0))
+            )
+            if state == "online" and backend.kind is not DeviceKind.ANALOG:
+                capacity += backend.num_qubits or 0
+        offered = [b for b, s in zip(all_backends(), listed, strict=True) if _offered(b)]
+        online = sum(
+            1
+            for b, s in zip(all_backends(), listed, strict=True)
+            if _offered(b) and s.status == "online"
+        )
+        overall = "operational" if online == len(offered) else "degraded" if online else "down"
+        return NetworkStatusModel(
+            overall_status=overall,
+            total_capacity=capacity,
+            active_jobs=sum(load.values()),
+            backends=listed,
+        )
+
+    def topology(self) -> Topology:
+        nodes: list[TopologyNode] = []
+        edges: list[TopologyEdge] = []
+        seen: set[str] = set()
+        for backend in all_backends():
+            supplier_node = f"supplier:{backend.supplier}"
+            provider_node = f"provider:{backend.supplier}/{backend.provider}"
+            for node_id, kind, name in (
+                (supplier_node, "supplier", backend.supplier),
+                (provider_node, "provider", backend.provider),
+            ):
+                if node_id not in seen:
+                    seen.add(node_id)
+                    nodes.append(TopologyNode(id=node_id, type=kind, name=name, coupling=None))
+            if (supplier_node, provider_node) not in {(e.source, e.target) for e in edges}:
+                edges.append(TopologyEdge(source=supplier_node, target=provider_node))
+            nodes.append(
+                TopologyNode(
+                    id=backend.id,
+                    type="backend",
+                    name=backend.name,
+                    qubits=backend.num_qubits,
+                    coupling=_coupling(backend),
+                )
+            )
+            edges.append(TopologyEdge(source=provider_node, target=backend.id))
+        return Topology(nodes=nodes, edges=edges)
+
+    def metrics(self) -> dict[str, Any]:
+        """Jobs by status, throughput, p50/p95 queue and execution times per backend, success
+        rate and shots, over the last hour and day (cached for a few seconds)."""
+        now = time.monotonic()
+        with self._lock:
+            at, cached = self._metrics
+        if now - at < _METRICS_TTL_S:
+            return cached
+        day_ago = clock.utcnow() - timedelta(days=1)
+        rows = list(self._job_repo.created_since(clock.iso(day_ago)))
+        hour_ago = clock.iso(clock.utcnow() - timedelta(hours=1))
+        result = {
+            "generated_at": clock.now_iso(),
+            "last_hour": _window([r for r in rows if r.get("created_at", "") >= hour_ago], 3600),
+            "last_day": _window(rows, 86400),
+        }
+        with self._lock:
+            self._metrics = (now, result)
+        return result
+
+    # -- aggregation and estimates --------------------------------------------------------------
+
+    @staticmethod
+    def aggregate(req: AggregateRequest) -> AggregateResult:
+        method = _method(req.method)
+        merged = aggregation.aggregate(
+            [aggregation.BackendResult(r.backend, r.counts, r.weight) for r in req.results],
+            method,
+            shots=req.shots,
+        )
+        return AggregateResult(
+            aggregated_counts=merged.counts,
+            aggregation_confidence=merged.confidence,
+            weights=merged.weights,
+            method=method.value,
+        )
+
+    @staticmethod
+    def methods() -> AggregationMethods:
+        return AggregationMethods(
+            methods=[
+                AggregationMethodInfo(
+                    name=m.name.value,
+                    summary=m.summary,
+                    formula=m.formula,
+                    when_it_helps=m.when_it_helps,
+                )
+                for m in aggregation.METHODS
+            ],
+            note=aggregation.ENSEMBLE_NOTE,
+        )
+
+    def estimate(self, principal: Principal, req: EstimateRequest) -> EstimateResult:
+        parsed = self._parse(principal, req.qasm, req.shots)
+        found = estimate(self._candidates(req.backends), parsed, req.shots, self._situation())
+        choices = strategies.every_choice(found)
+        return EstimateResult(
+            shots=req.shots,
+            backends=[_estimate_info(e) for e in found],
+            strategies={
+                name: (ids if name in ("all", "ordered") else (ids[0] if ids else None))
+                for name, ids in choices.items()
+            },
+        )
+
+    # -- execution ------------------------------------------------------------------------------
+
+    def execute(
+        self, principal: Principal, req: NetworkExecuteRequest, orchestrations: Orchestrations
+    ) -> dict[str, Any] | Accepted:
+        """Plan, record and start a network job, then wait a bounded time for it.
+
+        Raises 400 INVALID_STRATEGY, 404 BACKEND_NOT_FOUND, 503 NO_BACKENDS, 400
+        CIRCUIT_DOES_NOT_FIT (fits no online backend), 400 TOO_MANY_BACKENDS, 403
+        QUOTA_EXCEEDED, and the job's own failure (503 ALL_BACKENDS_FAILED, 500
+        AGGREGATION_FAILED) when it fails within the wait."""
+        strategy = strategies.parse(req.strategy)
+        _method(req.aggregation_method)
+        parsed = self._parse(principal, req.qasm, req.shots)
+        group, slots = self._route(principal, strategy, req.backends, parsed, req.shots)
+        self._check_quota(principal, len(slots))
+        job = self._new_job(
+            principal, strategy, "all" if strategy is strategies.Strategy.ALL else "single"
+        )
+        job.aggregate, job.method, job.min_confidence = (
+            req.aggregate,
+            req.aggregation_method,
+            req.min_confidence,
+        )
+        job.groups, job.slots = [group], slots
+        self._start(job, [req.qasm], orchestrations)
+        return self._wait(principal, job.job_id)
+
+    def execute_batch(
+        self, principal: Principal, req: NetworkBatchRequest, orchestrations: Orchestrations
+    ) -> dict[str, Any] | Accepted:
+        """A batch: each circuit routed by the strategy, every run in one orchestration."""
+        strategy = strategies.parse(req.strategy)
+        _method(req.aggregation_method)
+        groups: list[Group] = []
+        slots: list[Slot] = []
+        sources = []
+        for index, circuit in enumerate(req.circuits):
+            shots = circuit.shots or req.shots
+            try:
+                parsed = self._parse(principal, circuit.qasm, shots)
+                group, routed = self._route(principal, strategy, req.backends, parsed, shots)
+            except ApiError as exc:
+                exc.detail = f"circuits[{index}]: {exc.detail}"
+                raise
+            group.name = circuit.name or f"circuit-{index}"
+            for slot in routed:
+                slot.group = index
+            groups.append(group)
+            slots.extend(routed)
+            sources.append(circuit.qasm)
+        limit = self._settings.network_max_runs
+        if len(slots) > limit:
+            raise BadRequest(
+                f"This batch makes {len(slots)} runs; at most {limit} may run in one batch",
+                error_code="TOO_MANY_RUNS",
+            )
+        self._check_quota(principal, len(slots))
+        job = self._new_job(principal, strategy, "batch")
+        job.aggregate, job.method, job.min_confidence = (
+            req.aggregate,
+            req.aggregation_method,
+            req.min_confidence,
+        )
+        job.groups, job.slots = groups, slots
+        self._start(job, sources, orchestrations)
+        return self._wait(principal, job.job_id)
+
+    def get(self, principal: Principal, job_id: str) -> dict[str, Any]:
+        """The job's status and, once it ended, its results (per circuit for a batch)."""
+        job = self._get(principal, job_id)
+        return self._view(job)
+
+    def cancel(
+        self, principal: Principal, job_id: str, orchestrations: Orchestrations
+    ) -> dict[str, Any]:
+        """Cancel a network job: its row first (so no new run starts), the orchestration,
+        then every run not yet finished (a cloud task is cancelled at its supplier). Runs that
+        finished keep their results. 409 JOB_NOT_CANCELLABLE once the job has ended."""
+        for _ in range(8):
+            job = self._get(principal, job_id)
+            if job.status is NetworkStatus.CANCELLED:
+                break
+            if job.status.terminal:
+                raise Conflict(
+                    f"Job {job_id} is {job.status.value} and can no longer be cancelled",
+                    error_code="JOB_NOT_CANCELLABLE",
+                )
+            if self._repo.update(
+                job, {"status": NetworkStatus.CANCELLED, "completed_at": clock.now_iso()}
+            ):
+                break
+        else:
+            raise RuntimeError(f"could not cancel job {job_id}: too much contention")
+        orchestrations.terminate(job_id, "cancelled by its owner")
+        for child in self._repo.children(job):
+            if child.status.terminal:
+                continue
+            try:
+                self._jobs.cancel(principal, child.job_id)
+            except Conflict:
+                logger.info(
+                    "run %s of %s could not be cancelled; it finishes", child.job_id, job_id
+                )
+        return {"job_id": job_id, "status": NetworkStatus.CANCELLED.value}
+
+    # -- the orchestration's activities ---------------------------------------------------------
+
+    def run_slot(self, user_id: str, job_id: str, slot: int, attempt: int) -> dict[str, Any]:
+        """Run attempt `attempt` of slot `slot` (activity `network_run`; safe to repeat)."""
+        job = self._repo.get(user_id, job_id)
+        if job is None:
+            return _outcome(slot, attempt, "", None, "failed", "JOB_NOT_FOUND", "no such job")
+        plan = job.slots[slot]
+        backend = find(plan.backends[attempt])
+        run_id = job.child_id(slot, attempt)
+        if job.status.terminal:
+            return _outcome(slot, attempt, backend.id, run_id, "cancelled")
+        group = job.groups[plan.group]
+        self._jobs.create_child(
+            user_id,
+            run_id,
+            supplier=None if backend.local else backend.supplier,
+            backend=backend.name,
+            circuit_blob=group.circuit_blob,
+            shots=group.shots,
+            num_qubits=group.num_qubits,
+            qasm_hash=group.qasm_hash,
+        )
+        return _run_outcome(slot, attempt, backend.id, self._jobs.run_child(user_id, run_id))
+
+    def read_runs(self, user_id: str, runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The outcomes of runs still running (activity `network_poll`)."""
+        found = []
+        for run in runs:
+            child = self._job_repo.get(user_id, str(run["run_id"]))
+            slot, attempt, backend = int(run["slot"]), int(run["attempt"]), str(run["backend"])
+            if child is None:
+                found.append(_outcome(slot, attempt, backend, None, "failed", "JOB_NOT_FOUND", ""))
+            else:
+                found.append(_run_outcome(slot, attempt, backend, child))
+        return found
+
+    def finish(
+        self, user_id: str, job_id: str, outcomes: Sequence[Mapping[str, Any] | None]
+    ) -> dict[str, Any]:
+        """Merge the runs into the job's result and end the job (activity `network_finish`)."""
+        job = self._repo.get(user_id, job_id)
+        if job is None:
+            return {"status": "missing"}
+        if job.status.terminal:
+            return {"status": job.status.value}
+        groups = [self._group_result(job, g, outcomes) for g in range(len(job.groups))]
+        result: dict[str, Any] = {"groups": groups}
+        done = [g for g in groups if g["status"] == "completed"]
+        changes: dict[str, Any] = {"completed_at": clock.now_iso()}
+        if done:
+            changes["status"] = NetworkStatus.COMPLETED
+        else:
+            failed_codes = {g.get("error_code") for g in groups}
+            code = (
+                "AGGREGATION_FAILED"
+                if failed_codes == {"AGGREGATION_FAILED"}
+                else "ALL_BACKENDS_FAILED"
+            )
+            changes |= {
+                "status": NetworkStatus.FAILED,
+                "error_code": code,
+                "error_detail": groups[0].get("error_detail") or "Every backend failed",
+            }
+        self._repo.put_result(job.result_blob, result)
+        if not self._repo.update(job, changes):
+            logger.warning("network job %s changed while finishing; left as it is", job_id)
+        return {"status": job.status.value}
+
+    # -- planning -------------------------------------------------------------------------------
+
+    def _parse(self, principal: Principal, qasm: str, shots: int) -> ParsedCircuit:
+        return self._jobs.parse(principal, ExecuteRequest(qasm=qasm, shots=shots, job_id=None))
+
+    def _candidates(self, named: Sequence[str] | None) -> list[Backend]:
+        """The backends named (in that order, each once), or every backend that runs circuits
+        (syntax checkers, which return zeros, and analog devices only when named)."""
+        if named:
+            chosen: dict[str, Backend] = {}
+            for name in named:
+                backend = find(name)
+                chosen.setdefault(backend.id, backend)
+            return list(chosen.values())
+        excluded = (DeviceKind.SYNTAX_CHECKER, DeviceKind.ANALOG)
+        return [b for b in all_backends() if b.kind not in excluded]
+
+    def _route(
+        self,
+        principal: Principal,
+        strategy: strategies.Strategy,
+        named: Sequence[str] | None,
+        parsed: ParsedCircuit,
+        shots: int,
+    ) -> tuple[Group, list[Slot]]:
+        found = estimate(self._candidates(named), parsed, shots, self._situation())
+        turn = (
+            self._repo.next_turn(principal.user_id)
+            if strategy is strategies.Strategy.ROUND_ROBIN
+            else 0
+        )
+        chosen = strategies.choose(strategy, found, turn=turn)
+        fan_out = self._settings.network_max_fanout
+        if strategy is strategies.Strategy.ALL and len(chosen) > fan_out:
+            raise BadRequest(
+                f"strategy all would run on {len(chosen)} backends; at most {fan_out} may run "
+                "at once: name them in `backends`",
+                error_code="TOO_MANY_BACKENDS",
+            )
+        group = Group(
+            circuit_blob="",
+            shots=shots,
+            num_qubits=parsed.num_qubits,
+            qasm_hash=parsed.qasm_hash,
+            fidelity={e.backend.id: e.fidelity or 0.0 for e in chosen},
+        )
+        if strategy is strategies.Strategy.ALL:
+            return group, [Slot(0, [e.backend.id]) for e in chosen]
+        if strategy is strategies.Strategy.ORDERED:
+            return group, [Slot(0, [e.backend.id for e in chosen])]
+        return group, [Slot(0, [chosen[0].backend.id])]
+
+    def _check_quota(self, principal: Principal, runs: int) -> None:
+        """The tier's daily jobs: every run of a network job is a job."""
+        limit = principal.tier.daily_jobs
+        if limit is None:
+            return
+        used = self._jobs.usage(principal.user_id).jobs_today
+        if used + runs > limit:
+            raise Forbidden(
+                f"This needs {runs} job(s); {used} of the {principal.tier.name} tier's "
+                f"{limit} daily jobs are used",
+                error_code="QUOTA_EXCEEDED",
+            )
+
+    def _new_job(
+        self, principal: Principal, strategy: strategies.Strategy, kind: str
+    ) -> NetworkJob:
+        job_id = uuid.uuid4().hex
+        return NetworkJob(
+            user_id=principal.user_id,
+            job_id=job_id,
+            status=NetworkStatus.QUEUED,
+            kind=kind,
+            strategy=strategy.value,
+            created_at=clock.now_iso(),
+            groups=[],
+            slots=[],
+            result_blob=f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}.network.json",
+        )
+
+    def _start(
+        self, job: NetworkJob, sources: Sequence[str], orchestrations: Orchestrations
+    ) -> None:
+        """Circuit blobs, the row, then the orchestration; undone when the start fails."""
+        for index, (group, source) in enumerate(zip(job.groups, sources, strict=True)):
+            group.circuit_blob = f"{job.user_id}/{job.job_id}-{index}-{secrets.token_hex(4)}.qasm"
+            self._job_repo.put_circuit(group.circuit_blob, source)
+        if not self._repo.insert(job):
+            raise Conflict(f"Job {job.job_id} exists", error_code="DUPLICATE_JOB_ID")
+        payload = {
+            "user_id": job.user_id,
+            "job_id": job.job_id,
+            "slots": [len(s.backends) for s in job.slots],
+            "poll": [_POLL_FIRST_S, _POLL_MOST_S],
+            "max_polls": self._settings.suppliers.task_deadline_hours * 3600 // _POLL_MOST_S + 20,
+        }
+        try:
+            orchestrations.start(ORCHESTRATOR, job.job_id, payload)
+        except Exception as exc:
+            logger.error("network job %s could not start: %s", job.job_id, exc)
+            self._repo.delete_quietly(job)
+            for group in job.groups:
+                self._job_repo.delete_circuit_quietly(group.circuit_blob)
+            raise ServiceUnavailable("The orchestration could not be started; retry") from exc
+
+    def _wait(self, principal: Principal, job_id: str) -> dict[str, Any] | Accepted:
+        deadline = time.monotonic() + self._settings.sync_timeout_seconds
+        pause = _WAIT_FIRST_S
+        while True:
+            job = self._get(principal, job_id)
+            if job.status.terminal:
+                view = self._view(job)
+                if job.status is NetworkStatus.FAILED:
+                    raise NetworkJobFailed(
+                        job, {k: v for k, v in view.items() if k in ("failed", "distributions")}
+                    )
+                return view
+            if time.monotonic() + pause > deadline:
+                return Accepted(job_id, self._view(job))
+            time.sleep(pause)
+            pause = min(pause * 1.5, _WAIT_MOST_S)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _get(self, principal: Principal, job_id: str) -> NetworkJob:
+        found = None
+        if _valid_id(job_id):
+            found = self._repo.get(principal.user_id, job_id)
+        if found is None:
+            raise NotFound(f"Job {job_id} not found", error_code="JOB_NOT_FOUND")
+        return found
+
+    def _view(self, job: NetworkJob) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "job_id": job.job_id,
+            "status": job.status.value,
+            "strategy": job.strategy,
+            "created_at": job.created_at,
+            "completed_at": job.completed_at,
+        }
+        if job.status is NetworkStatus.FAILED:
+            base["error"] = {"error_code": job.error_code or "", "detail": job.error_detail or ""}
+        stored = self._repo.get_result(job.result_blob) if job.status.terminal else None
+        if stored is None:
+            runs = list(self._repo.children(job))
+            if runs and job.status is NetworkStatus.QUEUED:
+                base["status"] = NetworkStatus.RUNNING.value
+            base["progress"] = {
+                "runs_started": len(runs),
+                "runs_finished": sum(1 for r in runs if r.status.terminal),
+                "runs_planned": len(job.slots),
+            }
+            return base
+        groups = stored["groups"]
+        if job.kind == "batch":
+            return base | {"circuits": groups}
+        return base | _public_group(groups[0], single=job.kind == "single")
+
+    def _group_result(
+        self, job: NetworkJob, index: int, outcomes: Sequence[Mapping[str, Any] | None]
+    ) -> dict[str, Any]:
+        group = job.groups[index]
+        results: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for slot_index, slot in enumerate(job.slots):
+            if slot.group != index:
+                continue
+            for attempt in range(len(slot.backends)):
+                child = self._job_repo.get(job.user_id, job.child_id(slot_index, attempt))
+                backend_id = slot.backends[attempt]
+                if child is None:
+                    continue
+                if child.status is JobStatus.COMPLETED:
+                    stored = self._job_repo.get_result(child.result_blob)
+                    if stored is not None:
+                        results.append(_run_result(backend_id, child, stored, group))
+                        continue
+                failed.append(_failure(backend_id, child, outcomes))
+        entry: dict[str, Any] = {
+            "index": index,
+            "name": group.name,
+            "results": results,
+            "failed": failed,
+        }
+        if not results:
+            return entry | {
+                "status": "failed",
+                "error_code": "ALL_BACKENDS_FAILED",
+                "error_detail": "; ".join(f"{f['backend']}: {f['detail']}" for f in failed)[:1000]
+                or "No backend ran the circuit",
+            }
+        entry["status"] = "completed"
+        if job.kind == "single" or (job.kind == "batch" and job.strategy != "all"):
+            return entry
+        if not job.aggregate:
+            return entry
+        merged = aggregation.aggregate(
+            [
+                aggregation.BackendResult(
+                    r["backend"], r["counts"], group.fidelity.get(r["backend"]) or None
+                )
+                for r in results
+            ],
+            aggregation.Method(job.method),
+            shots=group.shots,
+        )
+        entry |= {
+            "aggregated_counts": merged.counts,
+            "aggregation_confidence": merged.confidence,
+            "weights": merged.weights,
+            "aggregation_method": job.method,
+        }
+        if job.min_confidence is not None and merged.confidence < job.min_confidence:
+            entry |= {
+                "status": "failed",
+                "error_code": "AGGREGATION_FAILED",
+                "error_detail": f"The backends agree to {merged.confidence:.3f}; the job asked "
+                f"for at least {job.min_confidence:.3f}",
+                "distributions": merged.distributions,
+            }
+        return entry
+
+    # -- the network's state --------------------------------------------------------------------
+
+    def _situation(self) -> Situation:
+        return Situation(
+            modes={s: self._suppliers.mode(s) for s in self._suppliers.ids()},
+            online={b.id: self._backend_status(b) == "online" for b in all_backends()},
+            queue_depth=self._queue_load(),
+            mean_job_s=self._estimator.mean_seconds(),
+            parallelism=self._settings.worker_parallelism,
+            limits=self._settings.limits,
+        )
+
+    def _backend_status(self, backend: Backend) -> str:
+        """online or offline (a retired target, or a supplier whose credentials fail);
+        a change is published as an event."""
+        status = "online"
+        if backend.target is not None:
+            if not backend.target.available:
+                status = "offline"
+            elif self._suppliers.status(backend.supplier).status != "active":
+                status = "offline"
+        with self._lock:
+            before = self._last_status.get(backend.id)
+            self._last_status[backend.id] = status
+        if before is not None and before != status:
+            events.publish(events.Event("backend", backend.id, status))
+        return status
+
+    def _queue_load(self) -> dict[str, int]:
+        """This gateway's open jobs per backend id (cached for a few seconds)."""
+        now = time.monotonic()
+        with self._lock:
+            at, cached = self._load
+        if now - at < _LOAD_TTL_S:
+            return cached
+        counts: Counter[str] = Counter()
+        for row in self._job_repo.open_jobs():
+            try:
+                backend = of_job(row.get("supplier"), str(row.get("backend") or ""))
+            except NotFound:
+                continue
+            counts[backend.id] += 1
+        load = dict(counts)
+        with self._lock:
+            self._load = (now, load)
+        return load
+
+    def _info(self, backend: Backend, load: Mapping[str, int]) -> BackendInfo:
+        target = backend.target
+        mode = "local" if target is None else self._suppliers.mode(backend.supplier).value
+        return BackendInfo(
+            id=backend.id,
+            supplier=backend.supplier,
+            provider=backend.provider,
+            target=backend.name,
+            kind=backend.kind.value,
+            qubits=backend.num_qubits,
+            native_gates=list(target.native_gates) if target else [],
+            status=self._backend_status(backend),
+            queue_depth=load.get(backend.id, 0),
+            mode=mode,
+            price=target.cost.to_dict() if target and target.cost else None,
+        )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _offered(backend: Backend) -> bool:
+    """False for a target its supplier retired (listed for reference, never online)."""
+    return backend.target is None or backend.target.available
+
+
+def _method(name: str) -> aggregation.Method:
+    try:
+        return aggregation.Method(name.strip().lower())
+    except ValueError:
+        names = ", ".join(m.value for m in aggregation.Method)
+        raise BadRequest(
+            f"Unknown aggregation method {name[:40]!r}; methods: {names}",
+            error_code="INVALID_AGGREGATION_METHOD",
+        ) from None
+
+
+def _valid_id(job_id: str) -> bool:
+    return _JOB_ID.match(job_id) is not None
+
+
+def _outcome(
+    slot: int,
+    attempt: int,
+    backend: str,
+    run_id: str | None,
+    status: str,
+    error_code: str | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    outcome: dict[str, Any] = {
+        "slot": slot,
+        "attempt": attempt,
+        "backend": backend,
+        "run_id": run_id,
+        "status": status,
+    }
+    if error_code:
+        outcome |= {"error_code": error_code, "detail": detail or ""}
+    return outcome
+
+
+def _run_outcome(slot: int, attempt: int, backend: str, child: Job) -> dict[str, Any]:
+    if child.status is JobStatus.COMPLETED:
+        return _outcome(slot, attempt, backend, child.job_id, "completed")
+    if child.status is JobStatus.FAILED:
+        return _outcome(
+            slot,
+            attempt,
+            backend,
+            child.job_id,
+            "failed",
+            child.error_code or "FAILED",
+            child.error_detail,
+        )
+    if child.status is JobStatus.CANCELLED:
+        return _outcome(slot, attempt, backend, child.job_id, "cancelled")
+    return _outcome(slot, attempt, backend, child.job_id, "running")
+
+
+def _run_result(
+    backend_id: str, child: Job, stored: Mapping[str, Any], group: Group
+) -> dict[str, Any]:
+    metadata = stored.get("metadata", {})
+    queue_ms = metadata.get("queue_time_ms")
+    return {
+        "backend": backend_id,
+        "job_id": child.job_id,
+        "status": "completed",
+        "counts": stored["counts"],
+        "mode": metadata.get("mode") or ("local" if child.supplier is None else None),
+        "fidelity": group.fidelity.get(backend_id),
+        "queue_time_s": None if queue_ms is None else round(queue_ms / 1000, 6),
+        "execution_time_s": round(float(metadata.get("execution_time_ms", 0.0)) / 1000, 6),
+    }
+
+
+def _failure(
+    backend_id: str, child: Job, outcomes: Sequence[Mapping[str, Any] | None]
+) -> dict[str, Any]:
+    if child.status is JobStatus.FAILED:
+        return {
+            "backend": backend_id,
+            "error_code": child.error_code or "FAILED",
+            "detail": child.error_detail or "",
+        }
+    if child.status is JobStatus.CANCELLED:
+        return {"backend": backend_id, "error_code": "CANCELLED", "detail": "The run was cancelled"}
+    return {
+        "backend": backend_id,
+        "error_code": "SUPPLIER_TIMEOUT",
+        "detail": "The run had not finished when the job ended",
+    }
+
+
+def _public_group(group: Mapping[str, Any], *, single: bool) -> dict[str, Any]:
+    """A group's result in the shape of its strategy (issue's `POST /execute` answers)."""
+    if single:
+        results = group.get("results") or [{}]
+        best = results[0]
+        return {
+            "backend": best.get("backend"),
+            "counts": best.get("counts"),
+            "mode": best.get("mode"),
+            "run_job_id": best.get("job_id"),
+            "queue_time_s": best.get("queue_time_s"),
+            "execution_time_s": best.get("execution_time_s"),
+            "failed": group.get("failed", []),
+        }
+    shown = {
+        k: group.get(k)
+        for k in ("results", "aggregated_counts", "aggregation_confidence", "weights", "failed")
+    }
+    shown["aggregation_method"] = group.get("aggregation_method")
+    if "distributions" in group:
+        shown["distributions"] = group["distributions"]
+    return shown
+
+
+def _coupling(backend: Backend) -> list[list[int]] | str | None:
+    target = backend.target
+    if target is None or target.kind is DeviceKind.SIMULATOR:
+        return None
+    if target.coupling is not None:
+        return [list(pair) for pair in target.coupling]
+    if target.calibration.startswith("fake_"):
+        from shared.suppliers.emulation import target_device
+
+        qiskit_target = target_device(target).target
+        return [list(pair) for pair in qiskit_target.build_coupling_map().get_edges()]
+    return connectivity_of(target)
+
+
+def _estimate_info(e: BackendEstimate) -> BackendEstimateInfo:
+    return BackendEstimateInfo(
+        backend=e.backend.id,
+        fits=e.fits,
+        reasons=list(e.reasons),
+        status="online" if e.online else "offline",
+        mode=e.mode,
+        cost=PriceInfo(**e.cost.to_dict()) if e.cost else None,
+        device_cost=PriceInfo(**e.device_cost.to_dict()) if e.device_cost else None,
+        estimated_wait_s=e.wait_s,
+        estimated_run_s=e.run_s,
+        device_run_s=e.device_run_s,
+        fidelity=e.fidelity,
+    )
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 3)
+
+
+def _window(rows: Sequence[Mapping[str, Any]], seconds: int) -> dict[str, Any]:
+    by_status = Counter(str(r.get("status")) for r in rows)
+    finished = by_status["completed"] + by_status["failed"]
+    per_backend: dict[str, dict[str, list[float]]] = {}
+    shots = 0
+    for row in rows:
+        try:
+            backend = of_job(row.get("supplier"), str(row.get("backend") or "")).id
+        except NotFound:
+            continue
+        times = per_backend.setdefault(backend, {"queue": [], "execution": []})
+        if row.get("started_at") and row.get("created_at"):
+            waited = clock.parse_iso(row["started_at"]) - clock.parse_iso(row["created_at"])
+            times["queue"].append(max(waited.total_seconds() * 1000, 0.0))
+        if row.get("status") == "completed":
+            shots += int(row.get("shots") or 0)
+            if row.get("execution_time_ms") is not None:
+                times["execution"].append(float(row["execution_time_ms"]))
+    return {
+        "jobs_by_status": dict(by_status),
+        "jobs": len(rows),
+        "throughput_per_minute": round(finished / (seconds / 60), 3),
+        "success_rate": round(by_status["completed"] / finished, 4) if finished else None,
+        "shots_executed": shots,
+        "backends": {
+            backend: {
+                "jobs": len(times["queue"]),
+                "queue_time_ms": {
+                    "p50": _percentile(times["queue"], 0.5),
+                    "p95": _percentile(times["queue"], 0.95),
+                },
+                "execution_time_ms": {
+                    "p50": _percentile(times["execution"], 0.5),
+                    "p95": _percentile(times["execution"], 0.95),
+                },
+            }
+            for backend, times in sorted(per_backend.items())
+        },
+    }

@@ -1,0 +1,1 @@
+"""Durable orchestrations: deterministic orchestrators, and the client that starts them."""
