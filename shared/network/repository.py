@@ -49,6 +49,8 @@ class Group:
     qasm_hash: str = ""
     name: str | None = None
     fidelity: dict[str, float] = field(default_factory=dict)  # per backend id, for weighting
+    # Backends named for the circuit that it was not run on, and why (`failed` in the result).
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -495,6 +495,8 @@ class NetworkService:
             qasm_hash=parsed.qasm_hash,
             fidelity={e.backend.id: e.fidelity or 0.0 for e in chosen},
         )
+        if named and strategy in (strategies.Strategy.ALL, strategies.Strategy.ORDERED):
+            group.skipped = [_skipped(e) for e in found if not e.usable]
         if strategy is strategies.Strategy.ALL:
             return group, [Slot(0, [e.backend.id]) for e in chosen]
         if strategy is strategies.Strategy.ORDERED:
@@ -628,6 +630,7 @@ class NetworkService:
                         results.append(_run_result(backend_id, child, stored, group))
                         continue
                 failed.append(_failure(backend_id, child, outcomes))
+        failed += group.skipped
         entry: dict[str, Any] = {
             "index": index,
             "name": group.name,
@@ -738,6 +741,14 @@ class NetworkService:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _skipped(e: BackendEstimate) -> dict[str, str]:
+    """A named backend the plan left out: offline, or the circuit does not fit it."""
+    if not e.online:
+        return {"backend": e.backend.id, "error_code": "BACKEND_OFFLINE", "detail": "offline"}
+    code, _, detail = (e.reasons[0] if e.reasons else "CIRCUIT_DOES_NOT_FIT: ").partition(": ")
+    return {"backend": e.backend.id, "error_code": code, "detail": detail}
 
 
 def _offered(backend: Backend) -> bool:
