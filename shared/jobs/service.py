@@ -307,9 +307,6 @@ class JobService:
         """The job `job_id` of a network job's run (made now unless it exists): a job like any
         other, on a circuit blob its network job owns, marked enqueued without a message (the
         network job runs it with `run_child`; the recovery timer, if that never happens)."""
-        existing = self._repo.get(user_id, job_id)
-        if existing is not None:
-            return existing
         now = clock.now_iso()
         job = Job(
             user_id=user_id,
@@ -329,7 +326,7 @@ class JobService:
             job.supplier, job.mode = supplier, self._suppliers.mode(supplier).value
         if self._repo.insert(job):
             return job
-        found = self._repo.get(user_id, job_id)  # another delivery made it first
+        found = self._repo.get(user_id, job_id)  # made by an earlier delivery of the activity
         assert found is not None
         return found
 
@@ -816,11 +813,12 @@ class JobService:
             )
 
     def usage(self, user_id: str) -> Usage:
+        return Usage(jobs_today=self.jobs_today(user_id), jobs_total=self._repo.count(user_id))
+
+    def jobs_today(self, user_id: str) -> int:
+        """The user's jobs created since midnight UTC."""
         midnight = clock.utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        return Usage(
-            jobs_today=self._repo.count(user_id, created_since=clock.iso(midnight)),
-            jobs_total=self._repo.count(user_id),
-        )
+        return self._repo.count(user_id, created_since=clock.iso(midnight))
 
     def _get(self, principal: Principal, job_id: str) -> Job:
         # An id no job can have is not sent to storage (which answers some with a 400).

@@ -66,7 +66,7 @@ class NetworkJob:
     user_id: str
     job_id: str
     status: NetworkStatus
-    kind: str  # "single", "all" or "batch"
+    kind: str  # "direct" (one run, in the request), "single" (ordered), "all" or "batch"
     strategy: str
     created_at: str
     groups: list[Group]

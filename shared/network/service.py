@@ -17,6 +17,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -120,6 +122,7 @@ class NetworkService:
         self._load: tuple[float, dict[str, int]] = (-math.inf, {})
         self._metrics: tuple[float, dict[str, Any]] = (-math.inf, {})
         self._last_status: dict[str, str] = {}
+        self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="network-direct")
 
     # -- backends -------------------------------------------------------------------------------
 
@@ -290,15 +293,16 @@ class NetworkService:
         parsed = self._parse(principal, req.qasm, req.shots)
         group, slots = self._route(principal, strategy, req.backends, parsed, req.shots)
         self._check_quota(principal, len(slots))
-        job = self._new_job(
-            principal, strategy, "all" if strategy is strategies.Strategy.ALL else "single"
-        )
+        kind = {strategies.Strategy.ALL: "all", strategies.Strategy.ORDERED: "single"}
+        job = self._new_job(principal, strategy, kind.get(strategy, "direct"))
         job.aggregate, job.method, job.min_confidence = (
             req.aggregate,
             req.aggregation_method,
             req.min_confidence,
         )
         job.groups, job.slots = [group], slots
+        if job.kind == "direct":
+            return self._run_direct(job, req.qasm)
         self._start(job, [req.qasm], orchestrations)
         return self._wait(principal, job.job_id)
 
@@ -368,7 +372,8 @@ class NetworkService:
                 break
         else:
             raise RuntimeError(f"could not cancel job {job_id}: too much contention")
-        orchestrations.terminate(job_id, "cancelled by its owner")
+        if job.kind != "direct":
+            orchestrations.terminate(job_id, "cancelled by its owner")
         for child in self._repo.children(job):
             if child.status.terminal:
                 continue
@@ -508,7 +513,7 @@ class NetworkService:
         limit = principal.tier.daily_jobs
         if limit is None:
             return
-        used = self._jobs.usage(principal.user_id).jobs_today
+        used = self._jobs.jobs_today(principal.user_id)
         if used + runs > limit:
             raise Forbidden(
                 f"This needs {runs} job(s); {used} of the {principal.tier.name} tier's "
@@ -532,15 +537,35 @@ class NetworkService:
             result_blob=f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}.network.json",
         )
 
-    def _start(
-        self, job: NetworkJob, sources: Sequence[str], orchestrations: Orchestrations
-    ) -> None:
-        """Circuit blobs, the row, then the orchestration; undone when the start fails."""
+    def _record(self, job: NetworkJob, sources: Sequence[str]) -> None:
+        """The circuit blobs, then the row: the job is accepted once its row exists."""
         for index, (group, source) in enumerate(zip(job.groups, sources, strict=True)):
             group.circuit_blob = f"{job.user_id}/{job.job_id}-{index}-{secrets.token_hex(4)}.qasm"
             self._job_repo.put_circuit(group.circuit_blob, source)
         if not self._repo.insert(job):
             raise Conflict(f"Job {job.job_id} exists", error_code="DUPLICATE_JOB_ID")
+
+    def _run_direct(self, job: NetworkJob, source: str) -> dict[str, Any] | Accepted:
+        """A job on one backend with nothing to fall over to: its one run runs in this request
+        (as `POST /execute-sync` does), bounded by the sync timeout; a cloud run is submitted
+        and polled by the queue. Past the bound the job to poll is returned and the run goes
+        on; the job settles when it is next read (`_view`)."""
+        self._record(job, [source])
+        run = self._sync_pool.submit(self.run_slot, job.user_id, job.job_id, 0, 0)
+        try:
+            run.result(timeout=self._settings.sync_timeout_seconds)
+        except FutureTimeout:
+            return Accepted(job.job_id, self._view(job))
+        view = self._view(job)
+        if view["status"] == NetworkStatus.FAILED.value:
+            raise NetworkJobFailed(job, {"failed": view.get("failed", [])})
+        return view
+
+    def _start(
+        self, job: NetworkJob, sources: Sequence[str], orchestrations: Orchestrations
+    ) -> None:
+        """Circuit blobs, the row, then the orchestration; undone when the start fails."""
+        self._record(job, sources)
         payload = {
             "user_id": job.user_id,
             "job_id": job.job_id,
@@ -594,6 +619,8 @@ class NetworkService:
         }
         if job.status is NetworkStatus.FAILED:
             base["error"] = {"error_code": job.error_code or "", "detail": job.error_detail or ""}
+        if job.kind == "direct":
+            return self._direct_view(job, base)
         stored = self._repo.get_result(job.result_blob) if job.status.terminal else None
         if stored is None:
             runs = list(self._repo.children(job))
@@ -609,6 +636,42 @@ class NetworkService:
         if job.kind == "batch":
             return base | {"circuits": groups}
         return base | _public_group(groups[0], single=job.kind == "single")
+
+    def _direct_view(self, job: NetworkJob, base: dict[str, Any]) -> dict[str, Any]:
+        """A direct job's view, from its one run; the row is settled once the run ended."""
+        run = self._job_repo.get(job.user_id, job.child_id(0, 0))
+        if run is None or not run.status.terminal:
+            if run is not None and not job.status.terminal:
+                base["status"] = NetworkStatus.RUNNING.value
+            return base | {"backend": job.slots[0].backends[0]}
+        group = self._group_result(job, 0, [])
+        if not job.status.terminal:
+            self._settle(job, group)
+            base |= {"status": job.status.value, "completed_at": job.completed_at}
+            if job.status is NetworkStatus.FAILED:
+                base["error"] = {
+                    "error_code": job.error_code or "",
+                    "detail": job.error_detail or "",
+                }
+        return base | _public_group(group, single=True)
+
+    def _settle(self, job: NetworkJob, group: Mapping[str, Any]) -> None:
+        """Record a direct job's end (`job` then holds it), as its run ended."""
+        changes: dict[str, Any] = {"completed_at": clock.now_iso()}
+        if group["status"] == "completed":
+            changes["status"] = NetworkStatus.COMPLETED
+        else:
+            changes |= {
+                "status": NetworkStatus.FAILED,
+                "error_code": "ALL_BACKENDS_FAILED",
+                "error_detail": group.get("error_detail") or "The backend failed",
+            }
+        if self._repo.update(job, changes):
+            return
+        fresh = self._repo.get(job.user_id, job.job_id)  # another reader settled it first
+        if fresh is not None:
+            job.status, job.completed_at = fresh.status, fresh.completed_at
+            job.error_code, job.error_detail = fresh.error_code, fresh.error_detail
 
     def _group_result(
         self, job: NetworkJob, index: int, outcomes: Sequence[Mapping[str, Any] | None]
@@ -645,7 +708,7 @@ class NetworkService:
                 or "No backend ran the circuit",
             }
         entry["status"] = "completed"
-        if job.kind == "single" or (job.kind == "batch" and job.strategy != "all"):
+        if job.kind in ("single", "direct") or (job.kind == "batch" and job.strategy != "all"):
             return entry
         if not job.aggregate:
             return entry
