@@ -21,7 +21,7 @@ from typing import Any
 from shared import events
 from shared.jobs.models import Job
 from shared.storage import Storage, get_or_none, insert_new, merge_if_match
-from shared.storage.clients import JOBS_TABLE, RESULTS_CONTAINER
+from shared.storage.clients import JOBS_TABLE
 
 NETWORK_JOBS_TABLE = "networkjobs"
 ROUTING_TABLE = "routing"
@@ -157,20 +157,6 @@ class NetworkRepository:
         for row in self._storage.table(JOBS_TABLE).query_entities(query):
             yield Job.from_entity(row)
 
-    def put_result(self, blob_name: str, result: Mapping[str, Any]) -> None:
-        data = json.dumps(result, separators=(",", ":")).encode("utf-8")
-        self._results.get_blob_client(blob_name).upload_blob(data, overwrite=True)
-
-    def get_result(self, blob_name: str) -> dict[str, Any] | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            text = self._results.download_blob(blob_name).readall().decode("utf-8")
-        except ResourceNotFoundError:
-            return None
-        result: dict[str, Any] = json.loads(text)
-        return result
-
     def next_turn(self, user_id: str, attempts: int = 8) -> int:
         """The user's round-robin turn, moved on by one (an ETag-guarded counter)."""
         table = self._storage.table(ROUTING_TABLE)
@@ -189,10 +175,6 @@ class NetworkRepository:
     @property
     def _table(self) -> Any:
         return self._storage.table(NETWORK_JOBS_TABLE)
-
-    @property
-    def _results(self) -> Any:
-        return self._storage.container(RESULTS_CONTAINER)
 
 
 def _published(job: NetworkJob) -> None:

@@ -449,7 +449,7 @@ class NetworkService:
                 "error_code": code,
                 "error_detail": groups[0].get("error_detail") or "Every backend failed",
             }
-        self._repo.put_result(job.result_blob, result)
+        self._job_repo.put_result(job.result_blob, result)
         if not self._repo.update(job, changes):
             logger.warning("network job %s changed while finishing; left as it is", job_id)
         return {"status": job.status.value}
@@ -621,7 +621,7 @@ class NetworkService:
             base["error"] = {"error_code": job.error_code or "", "detail": job.error_detail or ""}
         if job.kind == "direct":
             return self._direct_view(job, base)
-        stored = self._repo.get_result(job.result_blob) if job.status.terminal else None
+        stored = self._job_repo.get_result(job.result_blob) if job.status.terminal else None
         if stored is None:
             runs = list(self._repo.children(job))
             if runs and job.status is NetworkStatus.QUEUED:
