@@ -19,7 +19,9 @@ qiskit is imported inside the functions that need it, so importing this module s
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -510,6 +512,24 @@ def _clean(message: str) -> str:
     return one_line(message, _MAX_MESSAGE)
 
 
+_import_lock = threading.Lock()
+_imported = False
+
+
+def _import_parsers() -> None:
+    """Import qiskit's parsers once, in one thread. Threads that import qiskit for the first
+    time together see its modules half-initialised (a circular import inside qiskit), and a
+    valid circuit then fails to parse: a burst of requests at a cold start did exactly that."""
+    global _imported
+    if _imported:
+        return
+    with _import_lock:
+        import qiskit.qasm2
+        import qiskit.qasm3  # noqa: F401
+
+        _imported = True
+
+
 def _located(match: re.Match[str] | None, fallback: str) -> str:
     if match is None:
         return _clean(fallback) or "the circuit could not be parsed"
@@ -519,6 +539,7 @@ def _located(match: re.Match[str] | None, fallback: str) -> str:
 
 def _parse(qasm: str, version: int) -> Any:
     """The qiskit circuit of `qasm`; every failure is an `InvalidQasm`."""
+    _import_parsers()
     try:
         if version == 2:
             return _parse_qasm2(qasm)
@@ -534,6 +555,7 @@ def _parse(qasm: str, version: int) -> Any:
 
         if isinstance(exc, QiskitError) and exc.message:
             raise InvalidQasm(f"The circuit is invalid: {_clean(exc.message)}") from None
+        logging.getLogger(__name__).warning("parser failed", exc_info=True)
         raise InvalidQasm("The circuit could not be parsed") from None
 
 
