@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """Base of every error answered with the standard body `{detail, error_code, request_id}`."""
 
-    status: ClassVar[int] = 500
+    status: int = 500  # the class's status; an instance may answer another (`status=`)
     code: ClassVar[str] = "INTERNAL_ERROR"
 
     def __init__(
@@ -26,8 +26,11 @@ class ApiError(Exception):
         error_code: str | None = None,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(detail)
+        if status is not None:
+            self.status = status
         self.detail = detail
         self.error_code = error_code or self.code
         self.headers = dict(headers or {})

@@ -37,6 +37,4 @@ def network_poll(runs: dict) -> list:
 
 @bp.activity_trigger(input_name="outcomes")
 def network_finish(outcomes: dict) -> dict:
-    return services().network.finish(
-        str(outcomes["user_id"]), str(outcomes["job_id"]), outcomes["outcomes"]
-    )
+    return services().network.finish(str(outcomes["user_id"]), str(outcomes["job_id"]))

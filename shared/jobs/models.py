@@ -63,6 +63,10 @@ class Job:
     poll_seq: int | None = None
     etag: str | None = field(default=None, compare=False)
 
+    @property
+    def keys(self) -> tuple[str, str]:
+        return self.user_id, self.job_id
+
     def to_entity(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("etag")

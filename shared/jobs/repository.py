@@ -12,7 +12,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from shared import events
 from shared.jobs.messages import JobMessage
 from shared.jobs.models import Job, JobStatus
-from shared.storage import Storage, get_or_none, insert_new, merge, merge_if_match
+from shared.storage import Storage, get_or_none, insert_new, merge, update_row
 from shared.storage.clients import (
     CIRCUITS_CONTAINER,
     JOBS_POISON_QUEUE,
@@ -51,14 +51,8 @@ class JobRepository:
 
         On success `job` holds the changes and its new etag.
         """
-        assert job.etag is not None, "update needs a job read from storage"
-        entity = {"PartitionKey": job.user_id, "RowKey": job.job_id, **_stored(changes)}
-        etag = merge_if_match(self._jobs, entity, job.etag)
-        if etag is None:
+        if not update_row(self._jobs, job, changes):
             return False
-        for name, value in changes.items():
-            setattr(job, name, value)
-        job.etag = etag
         if "status" in changes:
             _published(job)
         return True
@@ -73,6 +67,15 @@ class JobRepository:
         if created_since:
             query += f" and created_at ge {_odata(created_since)}"
         return sum(1 for _ in self._jobs.query_entities(query, select=["RowKey"]))
+
+    def runs_of(self, user_id: str, job_id: str) -> Iterator[Job]:
+        """The runs of network job `job_id` (rows `<job id>-<slot>-<attempt>`)."""
+        query = (
+            f"PartitionKey eq {_odata(user_id)} and RowKey ge {_odata(job_id + '-')}"
+            f" and RowKey lt {_odata(job_id + '.')}"  # '.' sorts right after '-'
+        )
+        for row in self._jobs.query_entities(query):
+            yield Job.from_entity(row)
 
     def find(self, status: JobStatus, **filters: Any) -> Iterator[Job]:
         """Jobs of every owner in `status`; `filters`: `created_at__lt="..."`, `enqueued=False`."""

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+
+
+def is_job_id(text: str) -> bool:
+    """True when `text` is an id a job can have (others are never sent to storage, which
+    answers some of them with a 400)."""
+    return _JOB_ID.match(text) is not None
+
+
 BELL_QASM = (
     'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
     "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"

@@ -13,7 +13,6 @@ the job is still accepted: the recovery timer enqueues rows left `enqueued = fal
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -41,7 +40,6 @@ from shared.jobs.messages import Delivery, JobMessage, MalformedMessage
 from shared.jobs.models import Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import (
-    JOB_ID_PATTERN,
     ExecuteRequest,
     JobAccepted,
     JobCancelled,
@@ -52,6 +50,7 @@ from shared.jobs.schemas import (
     ResultMetadata,
     SupplierExecuteRequest,
     SyncResult,
+    is_job_id,
 )
 from shared.suppliers import aer
 from shared.suppliers.base import (
@@ -68,7 +67,6 @@ from shared.suppliers.registry import SupplierRegistry
 
 logger = logging.getLogger(__name__)
 
-_JOB_ID = re.compile(JOB_ID_PATTERN)
 _MAX_CAS_ATTEMPTS = 8
 _DETAIL_MAX = 1000
 QUEUED_MESSAGE = "Job queued for processing"
@@ -821,8 +819,7 @@ class JobService:
         return self._repo.count(user_id, created_since=clock.iso(midnight))
 
     def _get(self, principal: Principal, job_id: str) -> Job:
-        # An id no job can have is not sent to storage (which answers some with a 400).
-        job = self._repo.get(principal.user_id, job_id) if _JOB_ID.match(job_id) else None
+        job = self._repo.get(principal.user_id, job_id) if is_job_id(job_id) else None
         if job is None:
             raise NotFound(f"Job {job_id} not found", error_code="JOB_NOT_FOUND")
         return job

@@ -95,12 +95,17 @@ def find(backend: str) -> Backend:
     return found
 
 
+@lru_cache(maxsize=1)
+def _by_supplier_name() -> dict[tuple[str, str], Backend]:
+    return {(b.supplier, b.name): b for b in _all().values() if not b.local}
+
+
 def of_job(supplier: str | None, name: str) -> Backend:
     """The backend a job row names (its `supplier`, None for the local simulator, and
     `backend`, the supplier's name)."""
     if supplier is None:
         return _all()[LOCAL_ID]
-    for backend in _all().values():
-        if backend.supplier == supplier and backend.name == name:
-            return backend
-    raise NotFound(f"Unknown backend {supplier}/{name}", error_code="BACKEND_NOT_FOUND")
+    found = _by_supplier_name().get((supplier, name))
+    if found is None:
+        raise NotFound(f"Unknown backend {supplier}/{name}", error_code="BACKEND_NOT_FOUND")
+    return found

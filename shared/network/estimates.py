@@ -19,6 +19,7 @@ For each backend, `estimate` answers:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -79,6 +80,11 @@ class BackendEstimate:
         return chosen.amount
 
 
+def wait_seconds(depth: int, parallelism: int, mean_job_s: float) -> float:
+    """The wait behind `depth` open jobs: in waves of `parallelism`, each the mean job time."""
+    return round(math.ceil(depth / max(parallelism, 1)) * mean_job_s, 3)
+
+
 def mode_of(backend: Backend, situation: Situation) -> str:
     if backend.local:
         return "local"
@@ -98,7 +104,6 @@ def _one(
 ) -> BackendEstimate:
     mode = mode_of(backend, situation)
     depth = situation.queue_depth.get(backend.id, 0)
-    waves = depth // max(situation.parallelism, 1) + (1 if depth else 0)
     result = BackendEstimate(
         backend=backend,
         mode=mode,
@@ -108,7 +113,7 @@ def _one(
         fidelity=None,
         run_s=None,
         device_run_s=None,
-        wait_s=round(waves * situation.mean_job_s, 3),
+        wait_s=wait_seconds(depth, situation.parallelism, situation.mean_job_s),
         queue_depth=depth,
         cost=None,
         device_cost=None,
@@ -151,7 +156,7 @@ def _one(
     if mode == Mode.EMULATED:
         run_s = emulated_s
         if device_cost is not None:
-            cost = Price(0.0, device_cost.currency, "emulated: free", *_provenance(device_cost))
+            cost = replace(device_cost, amount=0.0, formula="emulated: free")
     return replace(
         result,
         fits=True,
@@ -161,7 +166,3 @@ def _one(
         cost=cost,
         device_cost=device_cost,
     )
-
-
-def _provenance(p: Price) -> tuple[str, str, str]:
-    return p.source, p.as_of, p.pricebook_version

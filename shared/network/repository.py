@@ -1,42 +1,30 @@
-"""Network jobs: rows in `networkjobs`, results in blobs, each user's round-robin turn.
+"""Network jobs: rows in `networkjobs`, and each user's round-robin turn in `routing`.
 
 A network job (PartitionKey = owner, RowKey = job id) holds its plan: the circuits
 (`groups`: circuit blob, shots, name) and the slots, each one run of one circuit with the
 backends it may use in order (`ordered` falls over along them; every other strategy has one).
 A slot's attempt k is a v1 job row of its own in `jobs`, `<job id>-<slot>-<k>`, run by the
 job service like any other job; the network job's result blob is written once they finished.
+The row's status is a `JobStatus`: a network job is shown `running` while its runs run, but
+its row moves only from queued:
 
-    queued --(orchestration)--> completed | failed
+    queued --(its runs end)--> completed | failed
     queued --cancel--> cancelled
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from enum import StrEnum
 from typing import Any
 
 from shared import events
-from shared.jobs.models import Job
-from shared.storage import Storage, get_or_none, insert_new, merge_if_match
-from shared.storage.clients import JOBS_TABLE
+from shared.jobs.models import JobStatus
+from shared.storage import Storage, get_or_none, insert_new, merge_if_match, update_row
 
 NETWORK_JOBS_TABLE = "networkjobs"
 ROUTING_TABLE = "routing"
-
-
-class NetworkStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"  # shown while children exist; the row stays queued until it ends
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (NetworkStatus.COMPLETED, NetworkStatus.FAILED, NetworkStatus.CANCELLED)
 
 
 @dataclass
@@ -65,7 +53,7 @@ class Slot:
 class NetworkJob:
     user_id: str
     job_id: str
-    status: NetworkStatus
+    status: JobStatus
     kind: str  # "direct" (one run, in the request), "single" (ordered), "all" or "batch"
     strategy: str
     created_at: str
@@ -79,6 +67,10 @@ class NetworkJob:
     error_code: str | None = None
     error_detail: str | None = None
     etag: str | None = None
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return self.user_id, self.job_id
 
     def child_id(self, slot: int, attempt: int) -> str:
         return child_id(self.job_id, slot, attempt)
@@ -101,7 +93,7 @@ class NetworkJob:
         return cls(
             user_id=str(entity["PartitionKey"]),
             job_id=str(entity["RowKey"]),
-            status=NetworkStatus(str(entity["status"])),
+            status=JobStatus(str(entity["status"])),
             groups=[Group(**g) for g in json.loads(entity["groups"])],
             slots=[Slot(**s) for s in json.loads(entity["slots"])],
             etag=getattr(entity, "metadata", {}).get("etag"),
@@ -129,15 +121,8 @@ class NetworkRepository:
 
     def update(self, job: NetworkJob, changes: Mapping[str, Any]) -> bool:
         """Apply `changes` if the row is unchanged since it was read; False otherwise."""
-        assert job.etag is not None
-        stored = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in changes.items()}
-        entity = {"PartitionKey": job.user_id, "RowKey": job.job_id, **stored}
-        etag = merge_if_match(self._table, entity, job.etag)
-        if etag is None:
+        if not update_row(self._table, job, changes):
             return False
-        for name, value in changes.items():
-            setattr(job, name, value)
-        job.etag = etag
         if "status" in changes:
             _published(job)
         return True
@@ -147,15 +132,6 @@ class NetworkRepository:
             self._table.delete_entity(partition_key=job.user_id, row_key=job.job_id)
         except Exception:  # an orphan row of a job never started: harmless
             pass
-
-    def children(self, job: NetworkJob) -> Iterator[Job]:
-        """The job's v1 jobs (`<job id>-<slot>-<attempt>`), whatever their state."""
-        query = (
-            f"PartitionKey eq '{job.user_id}' and RowKey ge '{job.job_id}-'"
-            f" and RowKey lt '{job.job_id}.'"
-        )
-        for row in self._storage.table(JOBS_TABLE).query_entities(query):
-            yield Job.from_entity(row)
 
     def next_turn(self, user_id: str, attempts: int = 8) -> int:
         """The user's round-robin turn, moved on by one (an ETag-guarded counter)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import secrets
 import threading
 import time
@@ -31,16 +30,16 @@ from shared.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, S
 from shared.jobs.estimates import Estimator
 from shared.jobs.models import Job, JobStatus
 from shared.jobs.repository import JobRepository
-from shared.jobs.schemas import JOB_ID_PATTERN, ExecuteRequest
+from shared.jobs.schemas import ExecuteRequest, is_job_id
 from shared.jobs.service import JobService
-from shared.network import aggregation, calibration, strategies
+from shared.network import aggregation, strategies
 from shared.network.backends import Backend, all_backends, find, of_job
-from shared.network.estimates import BackendEstimate, Situation, estimate
+from shared.network.calibration import calibration as read_calibration
+from shared.network.estimates import BackendEstimate, Situation, estimate, wait_seconds
 from shared.network.repository import (
     Group,
     NetworkJob,
     NetworkRepository,
-    NetworkStatus,
     Slot,
 )
 from shared.network.schemas import (
@@ -58,6 +57,7 @@ from shared.network.schemas import (
     GateInfo,
     NetworkBatchRequest,
     NetworkExecuteRequest,
+    NetworkStatus,
     PriceInfo,
     QubitInfo,
     QueueInfo,
@@ -65,7 +65,6 @@ from shared.network.schemas import (
     TopologyEdge,
     TopologyNode,
 )
-from shared.network.schemas import NetworkStatus as NetworkStatusModel
 from shared.orchestration.client import Orchestrations
 from shared.orchestration.network_job import ORCHESTRATOR
 from shared.suppliers.base import DeviceKind
@@ -78,20 +77,21 @@ _LOAD_TTL_S = 5.0
 _METRICS_TTL_S = 10.0
 _WAIT_FIRST_S, _WAIT_MOST_S = 0.01, 0.05  # a point read each; the wait adds at most 50 ms
 _POLL_FIRST_S, _POLL_MOST_S = 2, 60
-_JOB_ID = re.compile(JOB_ID_PATTERN)
 _ERROR_STATUS = {"ALL_BACKENDS_FAILED": 503, "AGGREGATION_FAILED": 500}
+RUNNING = "running"  # how a queued network job whose runs have started is shown
 
 
 class NetworkJobFailed(ApiError):
     """A network job that ended failed, answered with its own code (and what it found)."""
 
     def __init__(self, job: NetworkJob, extra: dict[str, Any]) -> None:
+        code = job.error_code or "ALL_BACKENDS_FAILED"
         super().__init__(
             job.error_detail or "The job failed",
-            error_code=job.error_code or "ALL_BACKENDS_FAILED",
+            error_code=code,
             extra={"job_id": job.job_id, **extra},
+            status=_ERROR_STATUS.get(code, 502),
         )
-        self.status = _ERROR_STATUS.get(self.error_code, 502)  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class NetworkService:
 
     def calibration(self, backend_id: str) -> CalibrationInfo:
         backend = find(backend_id)
-        found = calibration.calibration(backend.target)
+        found = read_calibration(backend.target)
         return CalibrationInfo(
             backend=backend.id,
             source=found.source,
@@ -150,19 +150,20 @@ class NetworkService:
         backend = find(backend_id)
         depth = self._queue_load().get(backend.id, 0)
         parallelism = self._settings.worker_parallelism
-        waves = math.ceil(depth / parallelism)
         return QueueInfo(
             backend=backend.id,
             queue_depth=depth,
-            estimated_wait_s=round(waves * self._estimator.mean_seconds(), 3),
+            estimated_wait_s=wait_seconds(depth, parallelism, self._estimator.mean_seconds()),
             source="this gateway's queued and running jobs on the backend, in waves of "
             f"{parallelism} times the measured mean job time; a supplier's own queue is not read",
         )
 
-    def status(self) -> NetworkStatusModel:
+    def status(self) -> NetworkStatus:
+        """The network's status: `operational` when every backend its supplier still offers
+        is online (a retired one is listed offline but degrades nothing)."""
         load = self._queue_load()
         listed = []
-        capacity = 0
+        capacity = offered = online = 0
         for backend in all_backends():
             state = self._backend_status(backend)
             listed.append(
@@ -170,14 +171,11 @@ class NetworkService:
             )
             if state == "online" and backend.kind is not DeviceKind.ANALOG:
                 capacity += backend.num_qubits or 0
-        offered = [b for b, s in zip(all_backends(), listed, strict=True) if _offered(b)]
-        online = sum(
-            1
-            for b, s in zip(all_backends(), listed, strict=True)
-            if _offered(b) and s.status == "online"
-        )
-        overall = "operational" if online == len(offered) else "degraded" if online else "down"
-        return NetworkStatusModel(
+            if _offered(backend):
+                offered += 1
+                online += state == "online"
+        overall = "operational" if online == offered else "degraded" if online else "down"
+        return NetworkStatus(
             overall_status=overall,
             total_capacity=capacity,
             active_jobs=sum(load.values()),
@@ -359,7 +357,7 @@ class NetworkService:
         finished keep their results. 409 JOB_NOT_CANCELLABLE once the job has ended."""
         for _ in range(8):
             job = self._get(principal, job_id)
-            if job.status is NetworkStatus.CANCELLED:
+            if job.status is JobStatus.CANCELLED:
                 break
             if job.status.terminal:
                 raise Conflict(
@@ -367,14 +365,14 @@ class NetworkService:
                     error_code="JOB_NOT_CANCELLABLE",
                 )
             if self._repo.update(
-                job, {"status": NetworkStatus.CANCELLED, "completed_at": clock.now_iso()}
+                job, {"status": JobStatus.CANCELLED, "completed_at": clock.now_iso()}
             ):
                 break
         else:
             raise RuntimeError(f"could not cancel job {job_id}: too much contention")
         if job.kind != "direct":
             orchestrations.terminate(job_id, "cancelled by its owner")
-        for child in self._repo.children(job):
+        for child in self._job_repo.runs_of(job.user_id, job.job_id):
             if child.status.terminal:
                 continue
             try:
@@ -383,7 +381,7 @@ class NetworkService:
                 logger.info(
                     "run %s of %s could not be cancelled; it finishes", child.job_id, job_id
                 )
-        return {"job_id": job_id, "status": NetworkStatus.CANCELLED.value}
+        return {"job_id": job_id, "status": JobStatus.CANCELLED.value}
 
     # -- the orchestration's activities ---------------------------------------------------------
 
@@ -392,6 +390,9 @@ class NetworkService:
         job = self._repo.get(user_id, job_id)
         if job is None:
             return _outcome(slot, attempt, "", None, "failed", "JOB_NOT_FOUND", "no such job")
+        return self._run(job, slot, attempt)
+
+    def _run(self, job: NetworkJob, slot: int, attempt: int) -> dict[str, Any]:
         plan = job.slots[slot]
         backend = find(plan.backends[attempt])
         run_id = job.child_id(slot, attempt)
@@ -399,7 +400,7 @@ class NetworkService:
             return _outcome(slot, attempt, backend.id, run_id, "cancelled")
         group = job.groups[plan.group]
         self._jobs.create_child(
-            user_id,
+            job.user_id,
             run_id,
             supplier=None if backend.local else backend.supplier,
             backend=backend.name,
@@ -408,7 +409,7 @@ class NetworkService:
             num_qubits=group.num_qubits,
             qasm_hash=group.qasm_hash,
         )
-        return _run_outcome(slot, attempt, backend.id, self._jobs.run_child(user_id, run_id))
+        return _run_outcome(slot, attempt, backend.id, self._jobs.run_child(job.user_id, run_id))
 
     def read_runs(self, user_id: str, runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The outcomes of runs still running (activity `network_poll`)."""
@@ -422,36 +423,17 @@ class NetworkService:
                 found.append(_run_outcome(slot, attempt, backend, child))
         return found
 
-    def finish(
-        self, user_id: str, job_id: str, outcomes: Sequence[Mapping[str, Any] | None]
-    ) -> dict[str, Any]:
-        """Merge the runs into the job's result and end the job (activity `network_finish`)."""
+    def finish(self, user_id: str, job_id: str) -> dict[str, Any]:
+        """Merge the runs into the job's result and end the job (activity `network_finish`).
+        The runs' rows are the record; the orchestrator's outcomes only say they all ended."""
         job = self._repo.get(user_id, job_id)
         if job is None:
             return {"status": "missing"}
         if job.status.terminal:
             return {"status": job.status.value}
-        groups = [self._group_result(job, g, outcomes) for g in range(len(job.groups))]
-        result: dict[str, Any] = {"groups": groups}
-        done = [g for g in groups if g["status"] == "completed"]
-        changes: dict[str, Any] = {"completed_at": clock.now_iso()}
-        if done:
-            changes["status"] = NetworkStatus.COMPLETED
-        else:
-            failed_codes = {g.get("error_code") for g in groups}
-            code = (
-                "AGGREGATION_FAILED"
-                if failed_codes == {"AGGREGATION_FAILED"}
-                else "ALL_BACKENDS_FAILED"
-            )
-            changes |= {
-                "status": NetworkStatus.FAILED,
-                "error_code": code,
-                "error_detail": groups[0].get("error_detail") or "Every backend failed",
-            }
-        self._job_repo.put_result(job.result_blob, result)
-        if not self._repo.update(job, changes):
-            logger.warning("network job %s changed while finishing; left as it is", job_id)
+        groups = [self._group_result(job, g) for g in range(len(job.groups))]
+        self._job_repo.put_result(job.result_blob, {"groups": groups})
+        self._end(job, groups)
         return {"status": job.status.value}
 
     # -- planning -------------------------------------------------------------------------------
@@ -528,7 +510,7 @@ class NetworkService:
         return NetworkJob(
             user_id=principal.user_id,
             job_id=job_id,
-            status=NetworkStatus.QUEUED,
+            status=JobStatus.QUEUED,
             kind=kind,
             strategy=strategy.value,
             created_at=clock.now_iso(),
@@ -551,13 +533,13 @@ class NetworkService:
         and polled by the queue. Past the bound the job to poll is returned and the run goes
         on; the job settles when it is next read (`_view`)."""
         self._record(job, [source])
-        run = self._sync_pool.submit(self.run_slot, job.user_id, job.job_id, 0, 0)
+        run = self._sync_pool.submit(self._run, job, 0, 0)
         try:
             run.result(timeout=self._settings.sync_timeout_seconds)
         except FutureTimeout:
             return Accepted(job.job_id, self._view(job))
         view = self._view(job)
-        if view["status"] == NetworkStatus.FAILED.value:
+        if view["status"] == JobStatus.FAILED.value:
             raise NetworkJobFailed(job, {"failed": view.get("failed", [])})
         return view
 
@@ -589,7 +571,7 @@ class NetworkService:
             job = self._get(principal, job_id)
             if job.status.terminal:
                 view = self._view(job)
-                if job.status is NetworkStatus.FAILED:
+                if job.status is JobStatus.FAILED:
                     raise NetworkJobFailed(
                         job, {k: v for k, v in view.items() if k in ("failed", "distributions")}
                     )
@@ -603,7 +585,7 @@ class NetworkService:
 
     def _get(self, principal: Principal, job_id: str) -> NetworkJob:
         found = None
-        if _valid_id(job_id):
+        if is_job_id(job_id):
             found = self._repo.get(principal.user_id, job_id)
         if found is None:
             raise NotFound(f"Job {job_id} not found", error_code="JOB_NOT_FOUND")
@@ -617,15 +599,15 @@ class NetworkService:
             "created_at": job.created_at,
             "completed_at": job.completed_at,
         }
-        if job.status is NetworkStatus.FAILED:
+        if job.status is JobStatus.FAILED:
             base["error"] = {"error_code": job.error_code or "", "detail": job.error_detail or ""}
         if job.kind == "direct":
             return self._direct_view(job, base)
         stored = self._job_repo.get_result(job.result_blob) if job.status.terminal else None
         if stored is None:
-            runs = list(self._repo.children(job))
-            if runs and job.status is NetworkStatus.QUEUED:
-                base["status"] = NetworkStatus.RUNNING.value
+            runs = list(self._job_repo.runs_of(job.user_id, job.job_id))
+            if runs and job.status is JobStatus.QUEUED:
+                base["status"] = RUNNING
             base["progress"] = {
                 "runs_started": len(runs),
                 "runs_finished": sum(1 for r in runs if r.status.terminal),
@@ -642,40 +624,46 @@ class NetworkService:
         run = self._job_repo.get(job.user_id, job.child_id(0, 0))
         if run is None or not run.status.terminal:
             if run is not None and not job.status.terminal:
-                base["status"] = NetworkStatus.RUNNING.value
+                base["status"] = RUNNING
             return base | {"backend": job.slots[0].backends[0]}
-        group = self._group_result(job, 0, [])
+        group = self._group_result(job, 0, {run.job_id: run})
         if not job.status.terminal:
-            self._settle(job, group)
+            self._end(job, [group])
             base |= {"status": job.status.value, "completed_at": job.completed_at}
-            if job.status is NetworkStatus.FAILED:
+            if job.status is JobStatus.FAILED:
                 base["error"] = {
                     "error_code": job.error_code or "",
                     "detail": job.error_detail or "",
                 }
         return base | _public_group(group, single=True)
 
-    def _settle(self, job: NetworkJob, group: Mapping[str, Any]) -> None:
-        """Record a direct job's end (`job` then holds it), as its run ended."""
+    def _end(self, job: NetworkJob, groups: Sequence[Mapping[str, Any]]) -> None:
+        """Record the job's end from its circuits' results (`job` then holds it): completed
+        when any circuit completed, else failed with AGGREGATION_FAILED when that is every
+        circuit's reason, ALL_BACKENDS_FAILED otherwise."""
         changes: dict[str, Any] = {"completed_at": clock.now_iso()}
-        if group["status"] == "completed":
-            changes["status"] = NetworkStatus.COMPLETED
+        if any(g["status"] == "completed" for g in groups):
+            changes["status"] = JobStatus.COMPLETED
         else:
+            codes = {g.get("error_code") for g in groups}
             changes |= {
-                "status": NetworkStatus.FAILED,
-                "error_code": "ALL_BACKENDS_FAILED",
-                "error_detail": group.get("error_detail") or "The backend failed",
+                "status": JobStatus.FAILED,
+                "error_code": "AGGREGATION_FAILED"
+                if codes == {"AGGREGATION_FAILED"}
+                else "ALL_BACKENDS_FAILED",
+                "error_detail": groups[0].get("error_detail") or "Every backend failed",
             }
         if self._repo.update(job, changes):
             return
-        fresh = self._repo.get(job.user_id, job.job_id)  # another reader settled it first
+        fresh = self._repo.get(job.user_id, job.job_id)  # another writer ended it first
         if fresh is not None:
             job.status, job.completed_at = fresh.status, fresh.completed_at
             job.error_code, job.error_detail = fresh.error_code, fresh.error_detail
 
     def _group_result(
-        self, job: NetworkJob, index: int, outcomes: Sequence[Mapping[str, Any] | None]
+        self, job: NetworkJob, index: int, known: Mapping[str, Job] | None = None
     ) -> dict[str, Any]:
+        """Circuit `index`'s result from its runs' rows (`known`: runs already read)."""
         group = job.groups[index]
         results: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
@@ -683,7 +671,8 @@ class NetworkService:
             if slot.group != index:
                 continue
             for attempt in range(len(slot.backends)):
-                child = self._job_repo.get(job.user_id, job.child_id(slot_index, attempt))
+                run_id = job.child_id(slot_index, attempt)
+                child = (known or {}).get(run_id) or self._job_repo.get(job.user_id, run_id)
                 backend_id = slot.backends[attempt]
                 if child is None:
                     continue
@@ -692,7 +681,7 @@ class NetworkService:
                     if stored is not None:
                         results.append(_run_result(backend_id, child, stored, group))
                         continue
-                failed.append(_failure(backend_id, child, outcomes))
+                failed.append(_failure(backend_id, child))
         failed += group.skipped
         entry: dict[str, Any] = {
             "index": index,
@@ -830,10 +819,6 @@ def _method(name: str) -> aggregation.Method:
         ) from None
 
 
-def _valid_id(job_id: str) -> bool:
-    return _JOB_ID.match(job_id) is not None
-
-
 def _outcome(
     slot: int,
     attempt: int,
@@ -890,9 +875,7 @@ def _run_result(
     }
 
 
-def _failure(
-    backend_id: str, child: Job, outcomes: Sequence[Mapping[str, Any] | None]
-) -> dict[str, Any]:
+def _failure(backend_id: str, child: Job) -> dict[str, Any]:
     if child.status is JobStatus.FAILED:
         return {
             "backend": backend_id,

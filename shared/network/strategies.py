@@ -33,11 +33,6 @@ class Strategy(StrEnum):
     ORDERED = "ordered"
     ALL = "all"
 
-    @property
-    def single(self) -> bool:
-        """True when the strategy runs the circuit on one backend (ordered: one at a time)."""
-        return self is not Strategy.ALL
-
 
 class NoBackends(ServiceUnavailable):
     code = "NO_BACKENDS"

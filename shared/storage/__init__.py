@@ -1,7 +1,7 @@
 """Table, Queue and Blob access: one owner of the clients, and the conditional-write helpers."""
 
 from shared.storage.clients import Storage, StorageNotConfigured
-from shared.storage.etag import get_or_none, insert_new, merge, merge_if_match
+from shared.storage.etag import get_or_none, insert_new, merge, merge_if_match, update_row
 
 __all__ = [
     "Storage",
@@ -10,4 +10,5 @@ __all__ = [
     "insert_new",
     "merge",
     "merge_if_match",
+    "update_row",
 ]

@@ -7,7 +7,8 @@ decides about (a duplicate job id, a lost claim race), so they come back as `Fal
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from enum import Enum
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -40,6 +41,32 @@ def merge_if_match(table: Any, entity: Mapping[str, Any], etag: str) -> str | No
     except (ResourceModifiedError, ResourceNotFoundError):
         return None
     return str(meta["etag"])
+
+
+class Row(Protocol):
+    """A stored object that knows its keys and the etag it was read at."""
+
+    etag: str | None
+
+    @property
+    def keys(self) -> tuple[str, str]: ...
+
+
+def update_row(table: Any, row: Row, changes: Mapping[str, Any]) -> bool:
+    """Merge `changes` (enum members stored as their values) into `row`'s row if it is still
+    at `row.etag`. On success `row` holds the changes and its new etag; False when another
+    writer changed the row first."""
+    assert row.etag is not None, "an update needs a row read from storage"
+    stored = {k: (v.value if isinstance(v, Enum) else v) for k, v in changes.items()}
+    partition_key, row_key = row.keys
+    entity = {"PartitionKey": partition_key, "RowKey": row_key, **stored}
+    etag = merge_if_match(table, entity, row.etag)
+    if etag is None:
+        return False
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.etag = etag
+    return True
 
 
 def merge(table: Any, entity: Mapping[str, Any]) -> None:
