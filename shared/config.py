@@ -175,6 +175,36 @@ class SupplierSettings:
 
 
 @dataclass(frozen=True)
+class LegalSettings:
+    """The operator's company details and documents (GET /legal). A document is the path of a
+    text or Markdown file, absolute or relative to the app's directory; unset: 404."""
+
+    company_name: str | None = None
+    address: str | None = None
+    email: str | None = None
+    registration: str | None = None  # company register and number
+    vat_id: str | None = None
+    website: str | None = None
+    eula_file: str | None = None
+    terms_file: str | None = None
+    privacy_file: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LegalSettings:
+        return cls(
+            company_name=_text(env, "QCOS_LEGAL_COMPANY_NAME"),
+            address=_text(env, "QCOS_LEGAL_ADDRESS"),
+            email=_text(env, "QCOS_LEGAL_EMAIL"),
+            registration=_text(env, "QCOS_LEGAL_REGISTRATION"),
+            vat_id=_text(env, "QCOS_LEGAL_VAT_ID"),
+            website=_text(env, "QCOS_LEGAL_WEBSITE"),
+            eula_file=_text(env, "QCOS_LEGAL_EULA_FILE"),
+            terms_file=_text(env, "QCOS_LEGAL_TERMS_FILE"),
+            privacy_file=_text(env, "QCOS_LEGAL_PRIVACY_FILE"),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     version: str = __version__
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -198,6 +228,14 @@ class Settings:
     # The network API: backends one `strategy: all` job may fan out to, runs in one batch.
     network_max_fanout: int = 10
     network_max_runs: int = 100
+    # The deployment's license: a signed document (JSON) and its issuer's Ed25519 public key
+    # (base64 of the 32 raw bytes). Unset: the license is reported invalid; nothing is gated.
+    license_document: str | None = None
+    license_public_key: str | None = None
+    # Signs ledger evidence bundles: base64 of a 32-byte Ed25519 seed. Unset: a key made at
+    # start (bundles say the key is ephemeral).
+    ledger_signing_key: str | None = None
+    legal: LegalSettings = field(default_factory=LegalSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -235,6 +273,10 @@ class Settings:
             suppliers=suppliers,
             network_max_fanout=_int(env, "QCOS_NETWORK_MAX_FANOUT", 10, minimum=1),
             network_max_runs=_int(env, "QCOS_NETWORK_MAX_RUNS", 100, minimum=1),
+            license_document=_text(env, "QCOS_LICENSE"),
+            license_public_key=_text(env, "QCOS_LICENSE_PUBLIC_KEY"),
+            ledger_signing_key=_text(env, "QCOS_LEDGER_SIGNING_KEY"),
+            legal=LegalSettings.from_env(env),
         )
 
 

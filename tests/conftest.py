@@ -117,6 +117,8 @@ def call_http(
     )
     resp = fn(req)
     text = resp.get_body()
+    if resp.mimetype != "application/json":  # a document (text, Markdown, CSV)
+        return Answer(resp.status_code, dict(resp.headers), text.decode("utf-8"))
     return Answer(resp.status_code, dict(resp.headers), json.loads(text) if text else None)
 
 
