@@ -57,6 +57,8 @@ class Operation:
     route_template: str | None = None  # when the host needs another template for `path`
     # v2: answers `{"success": true, "data": ...}` and errors with `"success": false`
     envelope: bool = False
+    # What a success may be: JSON (the `response` model) and/or text documents (e.g. text/csv)
+    media_types: tuple[str, ...] = ("application/json",)
 
     def route(self, bp: func.Blueprint) -> Callable[[F], F]:
         """Register the decorated function on `bp` for this operation's method and path."""
@@ -93,11 +95,13 @@ class RequestContext(Generic[B]):
 
 @dataclass
 class Reply:
-    """A result with a status or headers other than the operation's defaults."""
+    """A result with a status or headers other than the operation's defaults, or a text
+    document (`body` a str, sent as `media_type`)."""
 
-    body: BaseModel | Mapping[str, Any]
+    body: BaseModel | Mapping[str, Any] | str
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = JSON
 
 
 def handle(
@@ -124,6 +128,10 @@ def handle(
         return error_response(to_api_error(exc), request_id, envelope=op.envelope)
     reply = result if isinstance(result, Reply) else Reply(result)
     answer = reply.body
+    if isinstance(answer, str):
+        return text_response(
+            answer, reply.media_type, reply.status or op.status, request_id, reply.headers
+        )
     if op.envelope:
         data = answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
         answer = {"success": True, "data": data}
@@ -152,6 +160,22 @@ def json_response(
         status_code=status,
         mimetype=JSON,
         headers={**(headers or {}), "X-Request-ID": request_id},
+    )
+
+
+def text_response(
+    text: str,
+    media_type: str,
+    status: int,
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        text,
+        status_code=status,
+        headers={**(headers or {}), "X-Request-ID": request_id},
+        mimetype=media_type,
+        charset="utf-8",
     )
 
 

@@ -84,6 +84,9 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
         if op.envelope:
             schema = _enveloped(True, {"data": schema})
         ok["content"] = {"application/json": {"schema": schema}}
+    for media_type in op.media_types:
+        if media_type != "application/json":
+            ok.setdefault("content", {})[media_type] = {"schema": {"type": "string"}}
     spec["responses"][str(op.status)] = ok
     errors = {*op.errors, 500} | ({401} if op.auth is not Auth.PUBLIC else set())
     error_schema = ref(ErrorBody, "serialization")
