@@ -220,8 +220,6 @@ class Settings:
     stale_claim_seconds: int = 900
     # How many jobs one instance runs at once (host.json queues.batchSize), for estimates.
     worker_parallelism: int = 16
-    # How long an instance trusts a valid API key without reading storage (0: never).
-    auth_cache_seconds: int = 30
     # Processes that run heavy simulations (None: one per CPU).
     aer_processes: int | None = None
     suppliers: SupplierSettings = field(default_factory=SupplierSettings)
@@ -268,7 +266,6 @@ class Settings:
             recover_after_seconds=_int(env, "QCOS_RECOVER_AFTER_SECONDS", 60, minimum=1),
             stale_claim_seconds=stale_claim_seconds,
             worker_parallelism=_int(env, "QCOS_WORKER_PARALLELISM", 16, minimum=1),
-            auth_cache_seconds=_int(env, "QCOS_AUTH_CACHE_SECONDS", 30),
             aer_processes=_int(env, "QCOS_AER_PROCESSES", 0, minimum=0) or None,
             suppliers=suppliers,
             network_max_fanout=_int(env, "QCOS_NETWORK_MAX_FANOUT", 10, minimum=1),

@@ -22,7 +22,8 @@ from typing import Any, Generic, TypeVar
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared.accounts.service import Principal
+from shared import idempotency
+from shared.accounts.service import Admission, Principal
 from shared.errors import ApiError, InvalidJson, PayloadTooLarge, ValidationFailed, to_api_error
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Auth(Enum):
     PUBLIC = "public"
     USER = "user"
     ADMIN = "admin"
+    USER_OR_ADMIN = "user_or_admin"  # a user's key, or the admin key (sees everyone's)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Operation:
     envelope: bool = False
     # What a success may be: JSON (the `response` model) and/or text documents (e.g. text/csv)
     media_types: tuple[str, ...] = ("application/json",)
+    # Creates a job: honours `Idempotency-Key` (shared/idempotency.py)
+    idempotent: bool = False
 
     def route(self, bp: func.Blueprint) -> Callable[[F], F]:
         """Register the decorated function on `bp` for this operation's method and path."""
@@ -109,12 +113,31 @@ def handle(
     op: Operation,
     call: Callable[[RequestContext[Any]], BaseModel | Reply | Mapping[str, Any]],
 ) -> func.HttpResponse:
-    """Run `call` for `req` under `op`'s contract; never raises."""
+    """Run `call` for `req` under `op`'s contract; never raises.
+
+    In order: request id, body cap, authentication with the key's rate limit, validation,
+    `Idempotency-Key` (a replay answers here), the call, errors to the standard body. Every
+    answer to an authenticated user carries the rate-limit headers of its one decision.
+    """
     request_id = _request_id(req)
+    limit_headers: dict[str, str] = {}
+    claim = None
     try:
         raw = _capped_body(req)
-        principal = _authenticate(req, op)
+        admission = _admit(req, op)
+        principal = admission.principal if admission else None
+        if admission is not None and admission.rate is not None:
+            limit_headers = admission.rate.headers()
         body = _parse_body(raw, op)
+        if op.idempotent and principal is not None and req.headers.get(idempotency.HEADER):
+            begun = _idempotency().begin(
+                principal.user_id,
+                req.headers[idempotency.HEADER],
+                idempotency.fingerprint(req.method, _path(req), raw),
+            )
+            if isinstance(begun, idempotency.Stored):
+                return _replay(begun, request_id, limit_headers)
+            claim = begun
         result = call(
             RequestContext(
                 request=req,
@@ -124,18 +147,66 @@ def handle(
                 params=req.route_params,
             )
         )
+        response = _success(result, op, request_id, limit_headers)
     except Exception as exc:  # every failure leaves as the standard body
-        return error_response(to_api_error(exc), request_id, envelope=op.envelope)
-    reply = result if isinstance(result, Reply) else Reply(result)
-    answer = reply.body
-    if isinstance(answer, str):
-        return text_response(
-            answer, reply.media_type, reply.status or op.status, request_id, reply.headers
+        error = to_api_error(exc)
+        error.headers = {**limit_headers, **error.headers}
+        response = error_response(error, request_id, envelope=op.envelope)
+    if claim is not None:
+        _idempotency().finish(
+            claim,
+            response.status_code,
+            response.get_body().decode("utf-8"),
+            response.mimetype or JSON,
+            dict(response.headers),
         )
+    return response
+
+
+def _success(
+    result: BaseModel | Reply | Mapping[str, Any],
+    op: Operation,
+    request_id: str,
+    limit_headers: Mapping[str, str],
+) -> func.HttpResponse:
+    reply = result if isinstance(result, Reply) else Reply(result)
+    headers = {**limit_headers, **reply.headers}
+    answer, status = reply.body, reply.status or op.status
+    if isinstance(answer, str):
+        return text_response(answer, reply.media_type, status, request_id, headers)
     if op.envelope:
         data = answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
         answer = {"success": True, "data": data}
-    return json_response(answer, reply.status or op.status, request_id, reply.headers)
+    return json_response(answer, status, request_id, headers)
+
+
+def _replay(
+    stored: idempotency.Stored, request_id: str, limit_headers: Mapping[str, str]
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        stored.body,
+        status_code=stored.status,
+        mimetype=stored.media_type,
+        charset="utf-8",
+        headers={
+            **stored.headers,
+            **limit_headers,
+            idempotency.REPLAYED: "true",
+            "X-Request-ID": request_id,
+        },
+    )
+
+
+def _path(req: func.HttpRequest) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(req.url).path
+
+
+def _idempotency() -> idempotency.Idempotency:
+    from shared.services import services
+
+    return services().idempotency
 
 
 async def handle_async(
@@ -204,12 +275,16 @@ def presented_key(req: func.HttpRequest) -> str | None:
     return None
 
 
-def _authenticate(req: func.HttpRequest, op: Operation) -> Principal | None:
+def _admit(req: func.HttpRequest, op: Operation) -> Admission | None:
     if op.auth is Auth.PUBLIC:
         return None
     from shared.services import services
 
-    return services().accounts.authenticate(presented_key(req), admin=op.auth is Auth.ADMIN)
+    return services().accounts.admit(
+        presented_key(req),
+        admin=op.auth is Auth.ADMIN,
+        admin_allowed=op.auth is Auth.USER_OR_ADMIN,
+    )
 
 
 def _capped_body(req: func.HttpRequest) -> bytes:

@@ -6,11 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from shared.accounts.quota import Quotas
 from shared.accounts.service import Accounts
 from shared.config import Settings, get_settings
 from shared.jobs.estimates import Estimator
 from shared.jobs.repository import JobRepository
+from shared.idempotency import Idempotency
 from shared.jobs.service import JobService
+from shared.ledger.repository import LedgerRepository
+from shared.ledger.service import Ledger
 from shared.network.repository import NetworkRepository
 from shared.network.service import NetworkService
 from shared.storage import Storage
@@ -27,6 +31,9 @@ class Services:
     jobs: JobService
     suppliers: SupplierRegistry
     network: NetworkService
+    quotas: Quotas
+    ledger: Ledger
+    idempotency: Idempotency
 
     @classmethod
     def build(
@@ -38,18 +45,21 @@ class Services:
         repo = JobRepository(storage)
         estimator = Estimator(storage, repo, settings.worker_parallelism)
         suppliers = SupplierRegistry(settings, adapters)
-        jobs = JobService(settings, repo, estimator, suppliers)
+        quotas = Quotas(storage)
+        ledger = Ledger(storage, LedgerRepository(storage))
+        jobs = JobService(settings, repo, estimator, suppliers, quotas, ledger)
         return cls(
             settings=settings,
             storage=storage,
-            accounts=Accounts(
-                storage, settings.admin_api_key, cache_seconds=settings.auth_cache_seconds
-            ),
+            accounts=Accounts(storage, settings.admin_api_key),
             jobs=jobs,
             suppliers=suppliers,
             network=NetworkService(
                 settings, NetworkRepository(storage), jobs, repo, suppliers, estimator
             ),
+            quotas=quotas,
+            ledger=ledger,
+            idempotency=Idempotency(storage),
         )
 
 

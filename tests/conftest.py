@@ -34,8 +34,10 @@ def azurite() -> Iterator[Azurite]:
 
 def reset_caches() -> None:
     from shared.api.openapi import build_spec
+    from shared.legal.license import reset as reset_license
 
     get_settings.cache_clear()
+    reset_license()
     services.cache_clear()
     build_spec.cache_clear()
 

@@ -1,11 +1,14 @@
-"""Users and their API keys: create, authenticate, look up.
+"""Users and their API keys: create, authenticate (with the key's rate limit), administer.
 
 Rows (Table Storage):
-- `users`: PartitionKey = user id, RowKey `profile` (email, tier, created_at); and
+- `users`: PartitionKey = user id, RowKey `profile` (email, tier, tenant, created_at); and
   PartitionKey `email-<sha256 of the address>`, RowKey `email` (the user id), which makes an
   email address unique through a conditional insert.
-- `apikeys`: PartitionKey = the key's public id, RowKey `key` (user id, tier, hash, revoked).
-  Authentication is one point read; the tier is copied there so a request needs no second read.
+- `apikeys`: PartitionKey = the key's public id, RowKey `key` (user id, tier, tenant, hash,
+  revoked) and RowKey `rate` (the key's rate-limit counter). The user's tier and tenant are
+  copied onto each key, so a request is one partition read (key and counter together) and one
+  counter write. Nothing is cached: a revoked key or a changed tier counts from the next
+  request, on every instance.
 """
 
 from __future__ import annotations
@@ -15,25 +18,26 @@ import hmac
 import logging
 import re
 import secrets
-import threading
-import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shared import clock
 from shared.accounts import keys
+from shared.accounts.ratelimit import RATE_ROW, Decision, RateLimiter
 from shared.accounts.tiers import Tier, TierName, tier
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
-from shared.storage import Storage, get_or_none, insert_new
+from shared.storage import Storage, get_or_none, insert_new, merge
 from shared.storage.clients import API_KEYS_TABLE, USERS_TABLE
+from shared.storage.query import literal, page
 
 logger = logging.getLogger(__name__)
 
 _PROFILE = "profile"
 _KEY_ROW = "key"
-# Hashed when a key's public id is unknown, so that case costs what a wrong secret costs.
-_CACHE_MAX = 10_000
 _USER_ID = re.compile(r"^u_[0-9a-f]{16}$")
+_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+# Hashed when a key's public id is unknown, so that case costs what a wrong secret costs.
 _DUMMY_HASH = keys.hash_key("qcos_0000000000000000_" + "0" * 43)
 
 
@@ -45,9 +49,18 @@ class Principal:
     tier: Tier
     key_id: str
     is_admin: bool = False
+    tenant: str = ""  # "" when the user belongs to no tenant
 
 
 ADMIN = Principal(user_id="admin", tier=tier("enterprise"), key_id="admin", is_admin=True)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An authenticated caller and, for a user's key, the rate-limit decision it counted."""
+
+    principal: Principal
+    rate: Decision | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,20 @@ class User:
     email: str
     tier: TierName
     created_at: str
+    tenant: str = ""
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    created_at: str
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class UserPage:
+    users: list[User]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -64,73 +91,80 @@ class CreatedUser:
     api_key: str  # shown once, never stored
 
 
+def _user(row: Any) -> User:
+    return User(
+        user_id=str(row["PartitionKey"]),
+        email=str(row["email"]),
+        tier=TierName(str(row["tier"])),
+        created_at=str(row["created_at"]),
+        tenant=str(row.get("tenant") or ""),
+    )
+
+
 def _email_partition(email: str) -> str:
     return "email-" + hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
 
 
 class Accounts:
-    def __init__(
-        self, storage: Storage, admin_api_key: str | None, *, cache_seconds: float = 0.0
-    ) -> None:
+    def __init__(self, storage: Storage, admin_api_key: str | None) -> None:
         self._storage = storage
         self._admin_hash = keys.hash_key(admin_api_key) if admin_api_key else None
-        # Valid keys seen lately (by hash): a request then costs no storage read. A revoked
-        # key keeps working for at most `cache_seconds` in each instance that cached it.
-        self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Principal]] = {}
-        self._cache_lock = threading.Lock()
+        self._rates = RateLimiter(storage)
 
-    def authenticate(self, presented: str | None, *, admin: bool = False) -> Principal:
-        """The principal for `presented`.
+    def admit(
+        self, presented: str | None, *, admin: bool = False, admin_allowed: bool = False
+    ) -> Admission:
+        """The caller presenting `presented`, with its request counted against the key's
+        rate limit (the admin key is not limited).
 
-        Raises `Unauthorized` (the same for missing, malformed, unknown and revoked keys) and,
-        when `admin` is set, `Forbidden` for a valid user key. The admin key is accepted only
-        where `admin` is set; elsewhere it is `Forbidden` too (it owns no jobs).
+        Raises `Unauthorized` (the same for missing, malformed, unknown and revoked keys);
+        `Forbidden` for a user key where `admin` is required, and for the admin key where
+        neither `admin` nor `admin_allowed` is set (it owns no jobs); `RateLimited` (429)
+        over the key's limit.
         """
         if not presented:
             raise Unauthorized()
         digest = keys.hash_key(presented)
         if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
-            if admin:
-                return ADMIN
+            if admin or admin_allowed:
+                return Admission(ADMIN)
             raise Forbidden("The admin key is for /admin routes; use a user's API key here")
-        principal = self._cached(digest)
-        if principal is None:
-            principal = self._lookup(presented)
+        principal, rate_row = self._lookup(presented)
         if admin:
             raise Forbidden("This route needs the admin key")
-        return principal
+        decision = self._rates.decide(
+            principal.key_id, principal.tier.requests_per_minute, rate_row
+        )
+        if not decision.allowed:
+            raise decision.refusal()
+        return Admission(principal, decision)
 
-    def _cached(self, digest: str) -> Principal | None:
-        if self._cache_seconds <= 0:
-            return None
-        entry = self._cache.get(digest)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
+    def authenticate(self, presented: str | None, *, admin: bool = False) -> Principal:
+        """`admit`'s principal."""
+        return self.admit(presented, admin=admin).principal
 
-    def _lookup(self, presented: str) -> Principal:
+    def _lookup(self, presented: str) -> tuple[Principal, Any | None]:
+        """The key's principal and its rate row, from one read of the key's partition."""
         key_id = keys.public_id(presented)
-        row = get_or_none(self._table(API_KEYS_TABLE), key_id, _KEY_ROW) if key_id else None
+        rows = {}
+        if key_id is not None:
+            query = f"PartitionKey eq '{key_id}'"  # a checked hex id
+            rows = {r["RowKey"]: r for r in self._table(API_KEYS_TABLE).query_entities(query)}
+        row = rows.get(_KEY_ROW)
         if key_id is None or row is None or row.get("revoked"):
             keys.matches(presented, _DUMMY_HASH)
             raise Unauthorized()
         if not keys.matches(presented, str(row["key_hash"])):
             raise Unauthorized()
         principal = Principal(
-            user_id=str(row["user_id"]), tier=tier(str(row["tier"])), key_id=key_id
+            user_id=str(row["user_id"]),
+            tier=tier(str(row["tier"])),
+            key_id=key_id,
+            tenant=str(row.get("tenant") or ""),
         )
-        if self._cache_seconds > 0:
-            with self._cache_lock:
-                if len(self._cache) >= _CACHE_MAX:
-                    self._cache.clear()
-                self._cache[str(row["key_hash"])] = (
-                    time.monotonic() + self._cache_seconds,
-                    principal,
-                )
-        return principal
+        return principal, rows.get(RATE_ROW)
 
-    def create_user(self, email: str, tier_name: TierName) -> CreatedUser:
+    def create_user(self, email: str, tier_name: TierName, tenant: str = "") -> CreatedUser:
         """Create a user and their first API key.
 
         Raises `Conflict(EMAIL_EXISTS)` when the address is taken. A failure part-way removes
@@ -142,6 +176,7 @@ class Accounts:
             email=email.strip(),
             tier=tier_name,
             created_at=clock.now_iso(),
+            tenant=tenant,
         )
         email_row = {
             "PartitionKey": _email_partition(user.email),
@@ -157,22 +192,12 @@ class Accounts:
                 "RowKey": _PROFILE,
                 "email": user.email,
                 "tier": user.tier.value,
+                "tenant": user.tenant,
                 "created_at": user.created_at,
             }
             users.create_entity(entity=profile)
             written.append((users, profile))
-            new_key = keys.generate()
-            self._table(API_KEYS_TABLE).create_entity(
-                entity={
-                    "PartitionKey": new_key.key_id,
-                    "RowKey": _KEY_ROW,
-                    "user_id": user.user_id,
-                    "tier": user.tier.value,
-                    "key_hash": new_key.key_hash,
-                    "created_at": user.created_at,
-                    "revoked": False,
-                }
-            )
+            new_key = self._new_key(user)
         except Exception:
             for table, row in reversed(written):
                 try:
@@ -189,12 +214,108 @@ class Accounts:
         row = get_or_none(self._table(USERS_TABLE), user_id, _PROFILE) if valid else None
         if row is None:
             raise NotFound(f"User {user_id} not found", error_code="USER_NOT_FOUND")
-        return User(
-            user_id=user_id,
-            email=str(row["email"]),
-            tier=TierName(str(row["tier"])),
-            created_at=str(row["created_at"]),
+        return _user(row)
+
+    # -- administration -------------------------------------------------------------------------
+
+    def list_users(
+        self,
+        *,
+        tier_name: TierName | None = None,
+        tenant: str | None = None,
+        page_size: int = 50,
+        cursor: str | None = None,
+    ) -> UserPage:
+        """A page of users (by user id), optionally of one tier or tenant; `next_cursor` gives
+        the next page. Raises `ValidationFailed` for a cursor this did not make."""
+        query = f"RowKey eq '{_PROFILE}'"
+        if tier_name is not None:
+            query += f" and tier eq '{tier_name.value}'"
+        if tenant is not None:
+            query += " and tenant eq " + literal(tenant)
+        rows, next_cursor = page(self._table(USERS_TABLE), query, page_size, cursor)
+        return UserPage([_user(row) for row in rows], next_cursor)
+
+    def update_user(
+        self, user_id: str, *, tier_name: TierName | None = None, tenant: str | None = None
+    ) -> User:
+        """Change a user's tier and/or tenant. The profile is written first, then every key
+        (what requests read): both count from the user's next request. A failure part-way
+        is finished by repeating the call."""
+        user = self.get_user(user_id)
+        changes: dict[str, Any] = {}
+        if tier_name is not None:
+            changes["tier"] = tier_name.value
+        if tenant is not None:
+            changes["tenant"] = tenant
+        if not changes:
+            return user
+        merge(self._table(USERS_TABLE), {"PartitionKey": user_id, "RowKey": _PROFILE, **changes})
+        for key_row in self._key_rows(user_id):
+            merge(
+                self._table(API_KEYS_TABLE),
+                {"PartitionKey": key_row["PartitionKey"], "RowKey": _KEY_ROW, **changes},
+            )
+        logger.info("user %s changed: %s", user_id, ", ".join(sorted(changes)))
+        return replace(
+            user,
+            tier=TierName(changes.get("tier", user.tier)),
+            tenant=changes.get("tenant", user.tenant),
         )
+
+    def issue_key(self, user_id: str) -> tuple[KeyInfo, str]:
+        """Another API key for the user (their other keys keep working): (its info, the key,
+        shown once)."""
+        user = self.get_user(user_id)
+        new_key = self._new_key(user)
+        logger.info("issued key %s to %s", new_key.key_id, user_id)
+        return KeyInfo(new_key.key_id, clock.now_iso(), False), new_key.secret_key
+
+    def list_keys(self, user_id: str) -> list[KeyInfo]:
+        self.get_user(user_id)
+        return sorted(
+            (
+                KeyInfo(
+                    key_id=str(row["PartitionKey"]),
+                    created_at=str(row.get("created_at", "")),
+                    revoked=bool(row.get("revoked")),
+                )
+                for row in self._key_rows(user_id)
+            ),
+            key=lambda k: (k.created_at, k.key_id),
+        )
+
+    def revoke_key(self, user_id: str, key_id: str) -> KeyInfo:
+        """Revoke one of the user's keys: refused from the next request on (no cache).
+        Raises `NotFound(KEY_NOT_FOUND)` for a key that is not the user's."""
+        self.get_user(user_id)
+        table = self._table(API_KEYS_TABLE)
+        row = get_or_none(table, key_id, _KEY_ROW) if _KEY_ID.match(key_id) else None
+        if row is None or row.get("user_id") != user_id:
+            raise NotFound(f"Key {key_id} not found for user {user_id}", error_code="KEY_NOT_FOUND")
+        merge(table, {"PartitionKey": key_id, "RowKey": _KEY_ROW, "revoked": True})
+        logger.info("revoked key %s of %s", key_id, user_id)
+        return KeyInfo(key_id, str(row.get("created_at", "")), True)
+
+    def _key_rows(self, user_id: str) -> Iterator[Any]:
+        query = f"RowKey eq '{_KEY_ROW}' and user_id eq " + literal(user_id)
+        yield from self._table(API_KEYS_TABLE).query_entities(query)
+
+    def _new_key(self, user: User) -> keys.NewKey:
+        new_key = keys.generate()
+        self._table(API_KEYS_TABLE).create_entity(
+            entity={
+                "PartitionKey": new_key.key_id,
+                "RowKey": _KEY_ROW,
+                "user_id": user.user_id,
+                "tier": user.tier.value,
+                "tenant": user.tenant,
+                "key_hash": new_key.key_hash,
+                "created_at": clock.now_iso(),
+                "revoked": False,
+            }
+        )
+        return new_key
 
     def _table(self, name: str) -> Any:
         return self._storage.table(name)

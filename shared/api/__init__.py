@@ -5,6 +5,7 @@ from shared.api import (
     accounts,
     health,
     jobs,
+    legal,
     network,
     openapi,
     orchestration,
@@ -19,6 +20,7 @@ BLUEPRINTS = (
     network.bp,
     orchestration.bp,
     accounts.bp,
+    legal.bp,
     openapi.bp,
     worker.bp,
 )

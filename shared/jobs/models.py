@@ -11,6 +11,7 @@ records the supplier's task id, and polls it through delayed `poll` messages (`p
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -61,11 +62,21 @@ class Job:
     submitted_at: str | None = None
     # The poll chain of a cloud task: only the message carrying this number may poll.
     poll_seq: int | None = None
+    # FinOps: the owner's tenant at submit, the job's tags (JSON text), and the day of the
+    # daily quota it reserved (None: it reserved nothing, e.g. a network job's run).
+    tenant: str | None = None
+    tags: str | None = None
+    quota_day: str | None = None
     etag: str | None = field(default=None, compare=False)
 
     @property
     def keys(self) -> tuple[str, str]:
         return self.user_id, self.job_id
+
+    @property
+    def project(self) -> str:
+        """The `project` tag, "" when none."""
+        return str(json.loads(self.tags).get("project", "")) if self.tags else ""
 
     def to_entity(self) -> dict[str, Any]:
         data = asdict(self)

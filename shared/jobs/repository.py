@@ -20,12 +20,9 @@ from shared.storage.clients import (
     JOBS_TABLE,
     RESULTS_CONTAINER,
 )
+from shared.storage.query import literal
 
 logger = logging.getLogger(__name__)
-
-
-def _odata(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class JobRepository:
@@ -63,27 +60,27 @@ class JobRepository:
 
     def count(self, user_id: str, created_since: str | None = None) -> int:
         """How many jobs `user_id` has (created at or after `created_since`, when given)."""
-        query = f"PartitionKey eq {_odata(user_id)}"
+        query = f"PartitionKey eq {literal(user_id)}"
         if created_since:
-            query += f" and created_at ge {_odata(created_since)}"
+            query += f" and created_at ge {literal(created_since)}"
         return sum(1 for _ in self._jobs.query_entities(query, select=["RowKey"]))
 
     def runs_of(self, user_id: str, job_id: str) -> Iterator[Job]:
         """The runs of network job `job_id` (rows `<job id>-<slot>-<attempt>`)."""
         query = (
-            f"PartitionKey eq {_odata(user_id)} and RowKey ge {_odata(job_id + '-')}"
-            f" and RowKey lt {_odata(job_id + '.')}"  # '.' sorts right after '-'
+            f"PartitionKey eq {literal(user_id)} and RowKey ge {literal(job_id + '-')}"
+            f" and RowKey lt {literal(job_id + '.')}"  # '.' sorts right after '-'
         )
         for row in self._jobs.query_entities(query):
             yield Job.from_entity(row)
 
     def find(self, status: JobStatus, **filters: Any) -> Iterator[Job]:
         """Jobs of every owner in `status`; `filters`: `created_at__lt="..."`, `enqueued=False`."""
-        parts = [f"status eq {_odata(status.value)}"]
+        parts = [f"status eq {literal(status.value)}"]
         for key, value in filters.items():
             name, _, op = key.partition("__")
-            literal = _odata(value) if isinstance(value, str) else str(value).lower()
-            parts.append(f"{name} {op or 'eq'} {literal}")
+            text = literal(value) if isinstance(value, str) else str(value).lower()
+            parts.append(f"{name} {op or 'eq'} {text}")
         for row in self._jobs.query_entities(" and ".join(parts)):
             yield Job.from_entity(row)
 
@@ -104,7 +101,7 @@ class JobRepository:
             "completed_at",
             "execution_time_ms",
         ]
-        yield from self._jobs.query_entities(f"created_at ge {_odata(since)}", select=fields)
+        yield from self._jobs.query_entities(f"created_at ge {literal(since)}", select=fields)
 
     # -- blobs ----------------------------------------------------------------------------------
 

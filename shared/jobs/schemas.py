@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _JOB_ID = re.compile(JOB_ID_PATTERN)
@@ -27,6 +27,20 @@ def _if_none(value: Any) -> bool:
     return value is None
 
 
+_TAG = r"^[A-Za-z0-9._:/-]{1,64}$"
+Tags = dict[
+    Annotated[str, StringConstraints(pattern=_TAG)],
+    Annotated[str, StringConstraints(max_length=256)],
+]
+TAGS_FIELD: Any = Field(
+    None,
+    max_length=10,
+    description="Up to 10 labels for cost reports; `project` groups the job's charges "
+    "in the ledger's chargeback",
+    examples=[{"project": "vqe-study"}],
+)
+
+
 class ExecuteRequest(BaseModel):
     """A circuit to run on the local Aer simulator."""
 
@@ -43,6 +57,7 @@ class ExecuteRequest(BaseModel):
         pattern=JOB_ID_PATTERN,
         description="Your own id for the job, unique among your jobs; generated when omitted",
     )
+    tags: Tags | None = TAGS_FIELD
 
 
 class SupplierExecuteRequest(BaseModel):
@@ -73,6 +88,7 @@ class SupplierExecuteRequest(BaseModel):
         pattern=JOB_ID_PATTERN,
         description="Your own id for the job, unique among your jobs; generated when omitted",
     )
+    tags: Tags | None = TAGS_FIELD
 
     @model_validator(mode="after")
     def _one_circuit(self) -> SupplierExecuteRequest:
@@ -97,7 +113,9 @@ class SupplierExecuteRequest(BaseModel):
         raise AssertionError("validated: one backend field is set")
 
     def as_execute(self) -> ExecuteRequest:
-        return ExecuteRequest(qasm=self.source, shots=self.shots, job_id=self.job_id)
+        return ExecuteRequest(
+            qasm=self.source, shots=self.shots, job_id=self.job_id, tags=self.tags
+        )
 
 
 class JobAccepted(BaseModel):

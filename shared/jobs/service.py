@@ -12,6 +12,7 @@ the job is still accepted: the recovery timer enqueues rows left `enqueued = fal
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import uuid
@@ -20,9 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, TypeGuard
 
 from shared import clock
+from shared.accounts.quota import Quotas
 from shared.accounts.service import Principal
 from shared.accounts.tiers import TIERS
 from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
@@ -52,6 +55,7 @@ from shared.jobs.schemas import (
     SyncResult,
     is_job_id,
 )
+from shared.ledger.service import Cost, Ledger
 from shared.suppliers import aer
 from shared.suppliers.base import (
     Mode,
@@ -167,11 +171,15 @@ class JobService:
         repo: JobRepository,
         estimator: Estimator,
         suppliers: SupplierRegistry,
+        quotas: Quotas,
+        ledger: Ledger,
     ) -> None:
         self._settings = settings
         self._repo = repo
         self._estimator = estimator
         self._suppliers = suppliers
+        self._quotas = quotas
+        self._ledger = ledger
         self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="execute-sync")
         # Circuits were checked against the owner's tier at submit; the worker re-parses under
         # the largest tier's qubit limit with the same operation and depth bounds.
@@ -190,7 +198,7 @@ class JobService:
         the message cannot be sent, the row says so and the recovery timer sends it.
         """
         parsed = self._check(principal, req)
-        return self._accept(self._new_job(principal, req, parsed), req.qasm)
+        return self._accept(principal, self._new_job(principal, req, parsed), req.qasm)
 
     def submit_to_supplier(
         self, principal: Principal, supplier_id: str, req: SupplierExecuteRequest
@@ -215,13 +223,29 @@ class JobService:
         check_fits(target, parsed, execute.shots, mode=mode, limits=self._settings.limits)
         job = self._new_job(principal, execute, parsed)
         job.supplier, job.backend, job.mode = info.id, target.name, mode.value
-        return self._accept(job, execute.qasm)
+        if mode is Mode.CLOUD:  # emulated runs cost nothing
+            estimate = self.cost(job, parsed)
+            self._ledger.check_budget(
+                principal.tenant, job.project, estimate.cost, estimate.currency
+            )
+        return self._accept(principal, job, execute.qasm)
 
-    def _accept(self, job: Job, qasm: str) -> JobAccepted:
-        """Circuit blob, then the row, then the message; the job is accepted once the row is."""
+    def _accept(self, principal: Principal, job: Job, qasm: str) -> JobAccepted:
+        """Reserve a job of today's quota, then circuit blob, the row and the message; the job
+        is accepted once the row is (before that, a failure gives the reservation back)."""
+        job.quota_day = self._quotas.reserve(principal.user_id, principal.tier)
         job.enqueued, job.enqueued_at = True, job.created_at  # one write fewer than flagging later
-        self._repo.put_circuit(job.circuit_blob, qasm)
-        self._insert(job, on_failure=lambda: self._repo.delete_circuit_quietly(job.circuit_blob))
+        try:
+            self._repo.put_circuit(job.circuit_blob, qasm)
+        except Exception:
+            self._release_unsaved(job)
+            raise
+
+        def undo() -> None:
+            self._repo.delete_circuit_quietly(job.circuit_blob)
+            self._release_unsaved(job)
+
+        self._insert(job, on_failure=undo)
         try:
             self._repo.enqueue(JobMessage(job.user_id, job.job_id))
         except Exception as exc:  # accepted: the recovery timer enqueues it
@@ -246,6 +270,18 @@ class JobService:
         """
         parsed = self._check(principal, req)
         job = self._new_job(principal, req, parsed)
+        job.quota_day = self._quotas.reserve(principal.user_id, principal.tier)
+        try:
+            return self._run_sync(job, parsed, req.qasm)
+        except ApiError as exc:
+            if not _permanent(exc) or job.etag is None:  # no failed row: nothing to refund by
+                self._release_unsaved(job)
+            raise
+        except Exception:
+            self._release_unsaved(job)
+            raise
+
+    def _run_sync(self, job: Job, parsed: ParsedCircuit, qasm: str) -> SyncResult | JobAccepted:
         job.status = JobStatus.PROCESSING
         job.started_at = job.claimed_at = job.created_at
         job.claim_message_id, job.claim_dequeue_count = _SYNC_CLAIM, 0
@@ -254,11 +290,11 @@ class JobService:
         try:
             outcome = future.result(timeout=self._settings.sync_timeout_seconds)
         except FutureTimeout:
-            self._repo.put_circuit(job.circuit_blob, req.qasm)
+            self._repo.put_circuit(job.circuit_blob, qasm)
             self._insert(
                 job, on_failure=lambda: self._repo.delete_circuit_quietly(job.circuit_blob)
             )
-            future.add_done_callback(lambda done: self._finish_in_background(job, done))
+            future.add_done_callback(lambda done: self._finish_in_background(job, parsed, done))
             return JobAccepted(
                 job_id=job.job_id,
                 status=JobStatus.PROCESSING.value,
@@ -271,8 +307,10 @@ class JobService:
             for name, value in _failure(exc.error_code, exc.detail).items():
                 setattr(job, name, value)
             self._insert(job)
+            self._release(job)
             raise
         self._repo.put_result(job.result_blob, outcome.stored())
+        self._charge(job, parsed, outcome)
         job.status = JobStatus.COMPLETED
         job.completed_at = clock.now_iso()
         job.execution_time_ms, job.method = outcome.metadata.execution_time_ms, outcome.method
@@ -368,6 +406,8 @@ class JobService:
             qasm_hash=parsed.qasm_hash,
             circuit_blob=f"{stem}.qasm",
             result_blob=f"{stem}.json",
+            tenant=principal.tenant or None,
+            tags=json.dumps(req.tags, sort_keys=True) if req.tags else None,
         )
 
     def _insert(self, job: Job, on_failure: Callable[[], None] | None = None) -> None:
@@ -392,9 +432,11 @@ class JobService:
         except Exception as exc:  # the backstop sweep of old queued jobs still finds it
             logger.warning("job %s: could not flag it for re-enqueue: %s", job.job_id, exc)
 
-    def _finish_in_background(self, job: Job, done: Future[_Outcome]) -> None:
+    def _finish_in_background(
+        self, job: Job, parsed: ParsedCircuit, done: Future[_Outcome]
+    ) -> None:
         try:
-            self._complete(job, done.result())
+            self._complete(job, done.result(), parsed)
         except Exception as exc:
             if _permanent(exc):
                 self._fail(job, exc.error_code, exc.detail)
@@ -523,7 +565,7 @@ class JobService:
                 metadata = _metadata(
                     job, parsed, execution_time_ms=run.execution_time_ms, method=run.method
                 )
-                self._complete(job, _Outcome(run.counts, run.method, metadata))
+                self._complete(job, _Outcome(run.counts, run.method, metadata), parsed)
                 return
             task_id = job.supplier_job_id or self._suppliers.adapter(job.supplier).submit(
                 SubmitRequest(client_token(job), target, parsed, job.shots)
@@ -626,6 +668,7 @@ class JobService:
                 job, {"status": JobStatus.CANCELLED, "completed_at": clock.now_iso()}
             ):
                 logger.info("job %s cancelled at %s", job.job_id, job.supplier)
+                self._release(job)
             return
         if state.state is SupplierState.FAILED:
             reason = state.reason or f"The supplier reported the task {state.raw_status}"
@@ -646,7 +689,7 @@ class JobService:
             method=Mode.CLOUD.value,
             queue_time_ms=state.queue_time_ms,
         )
-        self._complete(job, _Outcome(state.counts, Mode.CLOUD.value, metadata))
+        self._complete(job, _Outcome(state.counts, Mode.CLOUD.value, metadata), parsed)
 
     def _past_deadline(self, job: Job, times: int = 1) -> bool:
         """True `times` task deadlines after the job was accepted."""
@@ -677,11 +720,14 @@ class JobService:
             if _permanent(exc):
                 self._fail(job, exc.error_code, exc.detail)
             raise
-        self._complete(job, outcome)
+        self._complete(job, outcome, parsed)
 
-    def _complete(self, job: Job, outcome: _Outcome) -> None:
-        """Store the result, then mark the claimed row completed (results exist first)."""
+    def _complete(self, job: Job, outcome: _Outcome, parsed: ParsedCircuit) -> None:
+        """Store the result, charge the job, then mark the claimed row completed: results and
+        the charge exist first, so a crash in between is finished by the redelivery, which
+        charges nothing twice (the ledger takes one entry per job)."""
         self._repo.put_result(job.result_blob, outcome.stored())
+        self._charge(job, parsed, outcome)
         done = self._repo.update(
             job,
             {
@@ -697,6 +743,72 @@ class JobService:
     def _fail(self, job: Job, code: str, detail: str) -> None:
         if not self._repo.update(job, _failure(code, detail)):
             logger.warning("job %s changed before it could be marked failed", job.job_id)
+            return
+        if job.supplier_job_id is None:  # it never ran at a supplier
+            self._release(job)
+
+    # -- metering -------------------------------------------------------------------------------
+
+    def cost(self, job: Job, parsed: ParsedCircuit, run_seconds: float | None = None) -> Cost:
+        """What `job` costs: nothing on the local simulator or an emulation; a cloud device's
+        price book price (for `run_seconds` when the supplier reported them). `list_cost` is
+        the device's price either way."""
+        if job.supplier is None:
+            return Cost(Decimal(0), Decimal(0), "USD", "local simulator: free")
+        from shared.network.estimates import device_price
+
+        target = find_supplier(job.supplier).target(job.backend)
+        listed = device_price(
+            target,
+            parsed,
+            job.shots,
+            statevector_max_qubits=self._settings.limits.statevector_max_qubits,
+            run_seconds=run_seconds,
+        )
+        if listed is None:
+            return Cost(Decimal(0), Decimal(0), "USD", f"{target.name}: not in the price book")
+        list_cost = Decimal(repr(listed.amount))
+        charged = list_cost if job.mode == Mode.CLOUD else Decimal(0)
+        return Cost(charged, list_cost, listed.currency, f"pricebook {listed.pricebook_version}")
+
+    def _charge(self, job: Job, parsed: ParsedCircuit, outcome: _Outcome) -> None:
+        """Record the job's charge in the ledger (once, whoever calls)."""
+        run_seconds = None
+        if job.mode == Mode.CLOUD and outcome.metadata.execution_time_ms:
+            run_seconds = outcome.metadata.execution_time_ms / 1000.0
+        try:
+            cost = self.cost(job, parsed, run_seconds)
+        except ApiError as exc:  # the circuit ran but cannot be mapped for a list price
+            logger.warning("job %s: no list price (%s)", job.job_id, exc.error_code)
+            cost = Cost(Decimal(0), Decimal(0), "USD", f"unpriced: {exc.error_code}")
+        self._ledger.charge(
+            user_id=job.user_id,
+            job_id=job.job_id,
+            tenant=job.tenant or "",
+            project=job.project,
+            supplier=job.supplier,
+            backend=job.backend,
+            mode=job.mode or "local",
+            shots=job.shots,
+            cost=cost,
+        )
+
+    def _release(self, job: Job, ref: str | None = None) -> None:
+        """Give back the quota the job reserved (once per `ref`, the job id by default; a job
+        that ran keeps it). Logged, never raised: the job's own state change has been made."""
+        if job.quota_day is None:
+            return
+        try:
+            self._quotas.release(job.user_id, job.quota_day, 1, ref=ref or job.job_id)
+        except Exception as exc:
+            logger.warning("job %s: quota not given back: %s", job.job_id, type(exc).__name__)
+
+    def _release_unsaved(self, job: Job) -> None:
+        """`_release` for a job whose row was never written. Its id may be another job's (a
+        duplicate id), so the refund gets a reference of its own."""
+        if job.quota_day is not None:
+            self._release(job, ref=f"{job.job_id}.unsaved.{secrets.token_hex(4)}")
+            job.quota_day = None
 
     def _fail_last_delivery(self, message: JobMessage, exc: Exception) -> None:
         reason = (
@@ -709,6 +821,8 @@ class JobService:
                 if job is None or job.status.terminal:
                     return
                 if self._repo.update(job, _failure("EXECUTION_FAILED", reason)):
+                    if job.supplier_job_id is None:
+                        self._release(job)
                     return
         except Exception as store_exc:  # storage itself is down: the poison queue keeps the id
             logger.error("could not mark job %s failed: %s", message.job_id, store_exc)
@@ -770,6 +884,7 @@ class JobService:
                 job, {"status": JobStatus.CANCELLED, "completed_at": clock.now_iso()}
             ):
                 logger.info("job %s cancelled", job_id)
+                self._release(job)
                 break
         else:
             raise RuntimeError(f"could not cancel job {job_id}: too much contention")

@@ -27,10 +27,10 @@ from shared.circuits import ParsedCircuit
 from shared.config import Limits
 from shared.errors import ApiError
 from shared.network.backends import Backend
-from shared.network.calibration import on_device
+from shared.network.calibration import OnDevice, on_device
 from shared.network.pricing import GateCounts, Price, gate_counts, price
 from shared.suppliers import aer
-from shared.suppliers.base import DeviceKind, Mode
+from shared.suppliers.base import DeviceKind, Mode, Target
 from shared.suppliers.fit import check_fits
 
 # IBM's documented default repetition delay between shots; the other QPUs' data files give
@@ -147,7 +147,7 @@ def _one(
     if target.kind is DeviceKind.SIMULATOR:
         device_s = emulated_s = sim_s
     else:
-        device_s = shots * (mapped.shot_seconds + _REP_DELAY_S.get(target.supplier, 0.0))
+        device_s = _device_seconds(target, mapped, shots)
         emulated_s = _NOISY_EMULATION_FLOOR_S + aer.noisy_cost_ns(parsed, shots) / 1e9
     device_cost = None
     if target.cost is not None:
@@ -166,3 +166,31 @@ def _one(
         cost=cost,
         device_cost=device_cost,
     )
+
+
+def _device_seconds(target: Target, mapped: OnDevice, shots: int) -> float:
+    """How long `shots` of a circuit mapped onto a QPU take on it."""
+    return shots * (mapped.shot_seconds + _REP_DELAY_S.get(target.supplier, 0.0))
+
+
+def device_price(
+    target: Target,
+    parsed: ParsedCircuit,
+    shots: int,
+    *,
+    statevector_max_qubits: int,
+    run_seconds: float | None = None,
+) -> Price | None:
+    """What `shots` of `parsed` cost on `target`'s device by the price book (None when the
+    book has no price for it). Time-priced targets bill `run_seconds` when the supplier
+    reported them, else the run time the device is estimated to take. Raises `ApiError` when
+    the circuit cannot be mapped onto the device."""
+    if target.cost is None:
+        return None
+    if run_seconds is None:
+        if target.kind is DeviceKind.SIMULATOR:
+            ns = aer.estimated_ns(parsed, shots, statevector_max_qubits=statevector_max_qubits)
+            run_seconds = ns / 1e9
+        else:
+            run_seconds = _device_seconds(target, on_device(target, parsed), shots)
+    return price(target.cost, shots=shots, gates=gate_counts(parsed), run_seconds=run_seconds)

@@ -1,14 +1,24 @@
 """Table, Queue and Blob access: one owner of the clients, and the conditional-write helpers."""
 
 from shared.storage.clients import Storage, StorageNotConfigured
-from shared.storage.etag import get_or_none, insert_new, merge, merge_if_match, update_row
+from shared.storage.etag import (
+    get_or_none,
+    if_match,
+    insert_new,
+    merge,
+    merge_if_match,
+    transact,
+    update_row,
+)
 
 __all__ = [
     "Storage",
     "StorageNotConfigured",
     "get_or_none",
+    "if_match",
     "insert_new",
     "merge",
     "merge_if_match",
+    "transact",
     "update_row",
 ]

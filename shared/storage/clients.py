@@ -33,10 +33,15 @@ JOBS_TABLE = "jobs"
 USERS_TABLE = "users"
 API_KEYS_TABLE = "apikeys"
 STATS_TABLE = "jobstats"
+QUOTAS_TABLE = "quotas"
+LEDGER_TABLE = "ledger"
+BUDGETS_TABLE = "budgets"
+IDEMPOTENCY_TABLE = "idempotency"
 JOBS_QUEUE = "jobs"
 JOBS_POISON_QUEUE = "jobs-poison"
 CIRCUITS_CONTAINER = "circuits"
 RESULTS_CONTAINER = "results"
+EVIDENCE_CONTAINER = "evidence"
 
 _TIMEOUTS: dict[str, Any] = {"connection_timeout": 3, "read_timeout": 30}
 

@@ -69,6 +69,32 @@ def update_row(table: Any, row: Row, changes: Mapping[str, Any]) -> bool:
     return True
 
 
+def transact(table: Any, operations: list[tuple[Any, ...]]) -> bool:
+    """Submit `operations` as one entity-group transaction (one partition, at most 100): all
+    are applied or none. False when one of them lost a race (a duplicate insert, a stale
+    `If-Match`, a row gone); other failures raise."""
+    from azure.data.tables import TableTransactionError
+
+    try:
+        table.submit_transaction(operations)
+    except TableTransactionError as exc:
+        if exc.status_code in (404, 409, 412):
+            return False
+        raise
+    return True
+
+
+def if_match(etag: str) -> dict[str, Any]:
+    """The keyword arguments of a transaction's `update` that make it conditional on `etag`."""
+    from azure.data.tables import UpdateMode
+
+    return {
+        "mode": UpdateMode.MERGE,
+        "etag": etag,
+        "match_condition": MatchConditions.IfNotModified,
+    }
+
+
 def merge(table: Any, entity: Mapping[str, Any]) -> None:
     """Merge `entity`'s properties into an existing row, whatever its state."""
     from azure.data.tables import UpdateMode

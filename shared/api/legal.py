@@ -1,0 +1,190 @@
+"""Public facts about the service: `GET /pricing` (the tier table), `GET /legal` (the
+operator and its documents), `GET /legal/{document}`; and `GET /api/v1/license/status`."""
+
+from __future__ import annotations
+
+import azure.functions as func
+from pydantic import BaseModel, Field
+
+from shared.accounts.tiers import TIERS, TierName
+from shared.config import get_settings
+from shared.http import Auth, Operation, Reply, RequestContext, handle
+from shared.legal import documents
+from shared.legal.license import current
+
+bp = func.Blueprint()
+
+
+class TierPrice(BaseModel):
+    name: TierName
+    daily_jobs: int | None = Field(
+        description="Jobs per UTC day; null: unlimited", examples=[10, None]
+    )
+    max_qubits: int = Field(description="Qubits one circuit may use", examples=[20])
+    max_shots: int = Field(description="Shots one job may ask for", examples=[1024])
+    requests_per_minute: int = Field(
+        description="Requests per minute per API key (rate limit)", examples=[60]
+    )
+    price_eur: int = Field(description="Price in EUR per month", examples=[0, 99])
+
+
+class Pricing(BaseModel):
+    currency: str = Field(description="The currency of every price", examples=["EUR"])
+    period: str = Field(description="What one price pays for", examples=["month"])
+    tiers: list[TierPrice] = Field(description="Every tier, as the limits are enforced")
+
+
+class Company(BaseModel):
+    company_name: str | None = Field(description="null: not configured", examples=["Example GmbH"])
+    address: str | None = Field(examples=["Musterstrasse 1, 10115 Berlin, Germany"])
+    email: str | None = Field(examples=["legal@example.com"])
+    registration: str | None = Field(
+        description="Company register and number", examples=["Amtsgericht Berlin HRB 12345"]
+    )
+    vat_id: str | None = Field(examples=["DE123456789"])
+    website: str | None = Field(examples=["https://example.com"])
+
+
+class LegalInfo(BaseModel):
+    company: Company = Field(description="The operator of this deployment; unset fields null")
+    documents: dict[str, str] = Field(
+        description="The documents this deployment serves (license, eula, terms, privacy), "
+        "each with its path; a document that is not configured is absent",
+        examples=[{"license": "/legal/license", "terms": "/legal/terms"}],
+    )
+
+
+class LicenseStatusView(BaseModel):
+    valid: bool = Field(
+        description="The license's Ed25519 signature verified with the configured issuer key "
+        "and now is within its validity period. false also when no license is configured "
+        "(every open feature still works)."
+    )
+    type: str | None = Field(
+        description="The license type, when the signature verified (also once expired)",
+        examples=["enterprise", None],
+    )
+    expires_at: str | None = Field(
+        description="When the license ends (UTC), when the signature verified",
+        examples=["2027-12-31T00:00:00.000Z", None],
+    )
+    features: list[str] = Field(
+        description="What the license grants; empty unless valid", examples=[["quantum_hardware"]]
+    )
+    quantum_verified: bool = Field(
+        description="valid, and the license grants quantum_hardware (running on the quantum "
+        "suppliers' hardware). Not a claim about post-quantum cryptography (Ed25519 is not "
+        "post-quantum), nor about where any job ran."
+    )
+
+
+PRICING = Operation(
+    "GET",
+    "/pricing",
+    "The tiers: limits, rate limits and prices",
+    Pricing,
+    auth=Auth.PUBLIC,
+    tag="account",
+    description="From the tier table every limit is enforced from. Prices in EUR per month; "
+    "`daily_jobs: null` means unlimited.",
+)
+LEGAL = Operation(
+    "GET",
+    "/legal",
+    "The operator's company details and legal documents",
+    LegalInfo,
+    auth=Auth.PUBLIC,
+    tag="legal",
+)
+DOCUMENT = Operation(
+    "GET",
+    "/legal/{document}",
+    "A legal document: license, eula, terms or privacy",
+    None,
+    auth=Auth.PUBLIC,
+    tag="legal",
+    errors=(404,),
+    media_types=documents.MEDIA_TYPES,
+    description="The document as text: `license` is this software's open-source license; the "
+    "others are the operator's. 404 (DOCUMENT_NOT_FOUND) for any other name or a document "
+    "this deployment does not configure.",
+)
+LICENSE_STATUS = Operation(
+    "GET",
+    "/api/v1/license/status",
+    "The deployment's license",
+    LicenseStatusView,
+    tag="legal",
+    errors=(401, 503),
+    description="Verified from the signed license document configured for this deployment. "
+    "Without one: `valid: false`, and every open feature still works.",
+)
+
+
+@PRICING.route(bp)
+def pricing(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, PRICING, _pricing)
+
+
+@LEGAL.route(bp)
+def legal(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, LEGAL, _legal)
+
+
+@DOCUMENT.route(bp)
+def legal_document(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, DOCUMENT, _document)
+
+
+@LICENSE_STATUS.route(bp)
+def license_status(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, LICENSE_STATUS, _license_status)
+
+
+def _pricing(ctx: RequestContext[None]) -> Pricing:
+    return Pricing(
+        currency="EUR",
+        period="month",
+        tiers=[
+            TierPrice(
+                name=tier.name,
+                daily_jobs=tier.daily_jobs,
+                max_qubits=tier.max_qubits,
+                max_shots=tier.max_shots,
+                requests_per_minute=tier.requests_per_minute,
+                price_eur=tier.price_eur,
+            )
+            for tier in TIERS.values()
+        ],
+    )
+
+
+def _legal(ctx: RequestContext[None]) -> LegalInfo:
+    legal = get_settings().legal
+    return LegalInfo(
+        company=Company(
+            company_name=legal.company_name,
+            address=legal.address,
+            email=legal.email,
+            registration=legal.registration,
+            vat_id=legal.vat_id,
+            website=legal.website,
+        ),
+        documents={name: f"/legal/{name}" for name in documents.available(legal)},
+    )
+
+
+def _document(ctx: RequestContext[None]) -> Reply:
+    document = documents.read(ctx.params.get("document", ""), get_settings().legal)
+    return Reply(document.text, media_type=document.media_type)
+
+
+def _license_status(ctx: RequestContext[None]) -> LicenseStatusView:
+    status = current()
+    return LicenseStatusView(
+        valid=status.valid,
+        type=status.type,
+        expires_at=status.expires_at,
+        features=list(status.features),
+        quantum_verified=status.quantum_verified,
+    )

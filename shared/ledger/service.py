@@ -1,0 +1,368 @@
+"""Charges, usage, chargeback and budgets.
+
+A completed job is charged once (`charge`): what it cost (nothing unless a supplier's device
+ran it), what its backend's device would have cost by the price book, and where that price came
+from. Budgets per tenant or per project are checked at submit (`check_budget`), before anything
+is sent to a supplier.
+
+Who sees what: the admin key sees every entry; an enterprise user sees their tenant's (their
+own, when they belong to no tenant); everyone else is refused (403 LEDGER_FORBIDDEN).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from shared import clock
+from shared.accounts.service import Principal
+from shared.accounts.tiers import TierName
+from shared.errors import ApiError, Forbidden, ValidationFailed
+from shared.ledger.models import LedgerEntry
+from shared.ledger.repository import LedgerRepository
+from shared.storage import Storage
+from shared.storage.clients import BUDGETS_TABLE
+from shared.storage.query import literal
+
+logger = logging.getLogger(__name__)
+
+LOCAL_SUPPLIER = "local"
+NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # tenants and projects
+_TENANT_ROW = "tenant"
+
+
+class BudgetExceeded(ApiError):
+    status = 403
+    code = "BUDGET_EXCEEDED"
+
+
+class BudgetPeriod(StrEnum):
+    DAILY = "daily"
+    MONTHLY = "monthly"
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime]:
+        """The current period: [start, end) in UTC."""
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self is BudgetPeriod.DAILY:
+            return day, day + timedelta(days=1)
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+        return start, end
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a charge amounts to: `cost` charged and `list_cost` by the price book."""
+
+    cost: Decimal
+    list_cost: Decimal
+    currency: str
+    price_source: str
+
+
+@dataclass(frozen=True)
+class Budget:
+    tenant: str
+    project: str | None  # None: the whole tenant
+    period: BudgetPeriod
+    limit: Decimal
+    currency: str
+    updated_at: str
+
+    @property
+    def scope(self) -> str:
+        return f"project:{self.project}" if self.project else f"tenant:{self.tenant}"
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    budget: Budget
+    spent: Decimal
+    period_start: str
+    period_end: str
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.budget.limit - self.spent, Decimal(0))
+
+
+def amount(value: Decimal) -> str:
+    """Decimal text without exponent, at least 2 decimals ("0.00", "80.30", "1.195")."""
+    text = format(value.normalize(), "f")
+    if len(text.partition(".")[2]) < 2:
+        text = format(value, ".2f")
+    return text
+
+
+class Ledger:
+    def __init__(self, storage: Storage, repo: LedgerRepository) -> None:
+        self._storage = storage
+        self.repo = repo
+
+    # -- charges --------------------------------------------------------------------------------
+
+    def charge(
+        self,
+        *,
+        user_id: str,
+        job_id: str,
+        tenant: str,
+        project: str,
+        supplier: str | None,
+        backend: str,
+        mode: str,
+        shots: int,
+        cost: Cost,
+    ) -> LedgerEntry | None:
+        """Record job `job_id`'s charge once; None when it was charged already (a redelivery,
+        or a racing worker). Storage failures raise (the caller retries)."""
+        entry = LedgerEntry(
+            user_id=user_id,
+            job_id=job_id,
+            seq=0,
+            time=clock.now_iso(),
+            tenant=tenant,
+            project=project,
+            supplier=supplier or LOCAL_SUPPLIER,
+            backend=backend,
+            mode=mode,
+            shots=shots,
+            cost=amount(cost.cost),
+            currency=cost.currency,
+            list_cost=amount(cost.list_cost),
+            price_source=cost.price_source,
+        )
+        stored = self.repo.append(entry, now=clock.now_iso)
+        if stored is not None:
+            logger.info(
+                "charged job %s of %s: %s %s", job_id, user_id, stored.cost, stored.currency
+            )
+        return stored
+
+    # -- who sees what --------------------------------------------------------------------------
+
+    @staticmethod
+    def visible(principal: Principal, tenant: str | None = None) -> dict[str, str]:
+        """The filters that keep `principal` to the entries they may see (and to `tenant` when
+        asked). Raises `Forbidden(LEDGER_FORBIDDEN)` for anyone but the admin and enterprise
+        users, and for an enterprise user asking for another tenant."""
+        if principal.is_admin:
+            return {"tenant": tenant} if tenant is not None else {}
+        if principal.tier.name is not TierName.ENTERPRISE:
+            raise Forbidden(
+                "The ledger is for enterprise users and admins", error_code="LEDGER_FORBIDDEN"
+            )
+        if tenant is not None and tenant != principal.tenant:
+            raise Forbidden(
+                "You can see only your own tenant's ledger", error_code="LEDGER_FORBIDDEN"
+            )
+        if principal.tenant:
+            return {"tenant": principal.tenant}
+        return {"user_id": principal.user_id}
+
+    # -- chargeback -----------------------------------------------------------------------------
+
+    def chargeback(
+        self, principal: Principal, since: str, until: str, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Cost per (tenant, project, currency) over [since, until)."""
+        filters = self.visible(principal, tenant) | {"since": since, "until": until}
+        groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for entry in self.repo.entries(**filters):
+            key = (entry.tenant, entry.project, entry.currency)
+            group = groups.setdefault(
+                key,
+                {"jobs": 0, "shots": 0, "cost": Decimal(0), "list_cost": Decimal(0)},
+            )
+            group["jobs"] += 1
+            group["shots"] += entry.shots
+            group["cost"] += Decimal(entry.cost)
+            group["list_cost"] += Decimal(entry.list_cost)
+        return [
+            {
+                "tenant": t,
+                "project": p,
+                "currency": c,
+                "jobs": g["jobs"],
+                "shots": g["shots"],
+                "cost": amount(g["cost"]),
+                "list_cost": amount(g["list_cost"]),
+            }
+            for (t, p, c), g in sorted(groups.items())
+        ]
+
+    # -- the caller's own usage -----------------------------------------------------------------
+
+    def user_usage(self, user_id: str, since: str) -> dict[str, Any]:
+        """`user_id`'s charged jobs since `since`, per day, per backend and per supplier."""
+        by: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
+            "day": {},
+            "backend": {},
+            "supplier": {},
+        }
+        totals: dict[str, dict[str, Any]] = {}
+        for entry in self.repo.entries(user_id=user_id, since=since):
+            keys = {"day": entry.time[:10], "backend": entry.backend, "supplier": entry.supplier}
+            for what, key in keys.items():
+                _add(by[what].setdefault((key, entry.currency), _zero()), entry)
+            _add(totals.setdefault(entry.currency, _zero()), entry)
+        return {
+            "days": _rows(by["day"], "day"),
+            "backends": _rows(by["backend"], "backend"),
+            "suppliers": _rows(by["supplier"], "supplier"),
+            "totals": [{"currency": c, **_shown(t)} for c, t in sorted(totals.items())],
+        }
+
+    # -- budgets --------------------------------------------------------------------------------
+
+    def put_budget(
+        self,
+        principal: Principal,
+        scope: str,
+        *,
+        period: BudgetPeriod,
+        limit: Decimal,
+        currency: str,
+        tenant: str | None = None,
+    ) -> BudgetStatus:
+        """Set the budget of `scope` (`tenant:<tenant>` or `project:<project>`, the project
+        within the caller's tenant, or within `tenant` for the admin)."""
+        owner, project = self._scope(principal, scope, tenant)
+        budget = Budget(owner, project, period, limit, currency, clock.now_iso())
+        self._budgets.upsert_entity(
+            entity={
+                "PartitionKey": owner,
+                "RowKey": _budget_row(project),
+                "period": period.value,
+                "limit": amount(limit),
+                "currency": currency,
+                "updated_at": budget.updated_at,
+            }
+        )
+        return self._status(budget)
+
+    def budgets(self, principal: Principal) -> list[BudgetStatus]:
+        """The budgets the caller may see, with what was spent in their current period."""
+        filters = self.visible(principal)
+        if "tenant" in filters:
+            query = f"PartitionKey eq {literal(filters['tenant'])}"
+        elif "user_id" in filters:
+            return []  # budgets belong to tenants
+        else:
+            query = ""
+        rows = self._budgets.query_entities(query) if query else self._budgets.list_entities()
+        return [self._status(_budget(row)) for row in rows]
+
+    def check_budget(self, tenant: str, project: str, estimated: Decimal, currency: str) -> None:
+        """Raise `BudgetExceeded` (403) when a job estimated at `estimated` `currency` would
+        go over what remains of the budget of its tenant or of its project."""
+        if not tenant or estimated <= 0:
+            return
+        for row in self._budgets.query_entities(f"PartitionKey eq {literal(tenant)}"):
+            budget = _budget(row)
+            if budget.currency != currency or (budget.project not in (None, project)):
+                continue
+            status = self._status(budget)
+            if estimated > status.remaining:
+                raise BudgetExceeded(
+                    f"Estimated cost {amount(estimated)} {currency} exceeds the "
+                    f"{amount(status.remaining)} {currency} left of the {budget.period.value} "
+                    f"budget of {budget.scope}",
+                    extra={
+                        "scope": budget.scope,
+                        "estimated_cost": amount(estimated),
+                        "remaining": amount(status.remaining),
+                        "currency": currency,
+                    },
+                )
+
+    def _status(self, budget: Budget) -> BudgetStatus:
+        start, end = budget.period.bounds(clock.utcnow())
+        filters = {
+            "tenant": budget.tenant,
+            "currency": budget.currency,
+            "since": clock.iso(start),
+            "until": clock.iso(end),
+        }
+        if budget.project:
+            filters["project"] = budget.project
+        spent = sum((Decimal(e.cost) for e in self.repo.entries(**filters)), Decimal(0))
+        return BudgetStatus(budget, spent, clock.iso(start), clock.iso(end))
+
+    def _scope(
+        self, principal: Principal, scope: str, tenant: str | None
+    ) -> tuple[str, str | None]:
+        kind, _, name = scope.partition(":")
+        if kind not in ("tenant", "project") or not NAME.match(name):
+            raise ValidationFailed(
+                "scope must be tenant:<tenant> or project:<project> (letters, digits, . _ -)"
+            )
+        if kind == "tenant":
+            owner, project = name, None
+        else:
+            owner, project = (tenant if principal.is_admin else principal.tenant) or "", name
+            if not owner:
+                raise ValidationFailed(
+                    "a project budget belongs to a tenant: give `tenant`"
+                    if principal.is_admin
+                    else "you belong to no tenant, so you cannot set budgets"
+                )
+        self.visible(principal, owner)  # refuses another tenant's budget
+        return owner, project
+
+    @property
+    def _budgets(self) -> Any:
+        return self._storage.table(BUDGETS_TABLE)
+
+
+def _budget_row(project: str | None) -> str:
+    return f"project:{project}" if project else _TENANT_ROW
+
+
+def _budget(row: Mapping[str, Any]) -> Budget:
+    rk = str(row["RowKey"])
+    try:
+        limit = Decimal(str(row["limit"]))
+    except InvalidOperation:
+        limit = Decimal(0)
+    return Budget(
+        tenant=str(row["PartitionKey"]),
+        project=rk.partition(":")[2] if rk.startswith("project:") else None,
+        period=BudgetPeriod(str(row["period"])),
+        limit=limit,
+        currency=str(row["currency"]),
+        updated_at=str(row.get("updated_at", "")),
+    )
+
+
+def _zero() -> dict[str, Any]:
+    return {"jobs": 0, "shots": 0, "cost": Decimal(0), "list_cost": Decimal(0)}
+
+
+def _add(total: dict[str, Any], entry: LedgerEntry) -> None:
+    total["jobs"] += 1
+    total["shots"] += entry.shots
+    total["cost"] += Decimal(entry.cost)
+    total["list_cost"] += Decimal(entry.list_cost)
+
+
+def _shown(total: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "jobs": total["jobs"],
+        "shots": total["shots"],
+        "cost": amount(total["cost"]),
+        "list_cost": amount(total["list_cost"]),
+    }
+
+
+def _rows(groups: Mapping[tuple[str, str], Mapping[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [
+        {name: key, "currency": currency, **_shown(total)}
+        for (key, currency), total in sorted(groups.items())
+    ]
