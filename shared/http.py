@@ -63,6 +63,8 @@ class Operation:
     media_types: tuple[str, ...] = ("application/json",)
     # Creates a job: honours `Idempotency-Key` (shared/idempotency.py)
     idempotent: bool = False
+    # The query string's parameters, validated like the body (unknown ones are refused)
+    query: type[BaseModel] | None = None
 
     def route(self, bp: func.Blueprint) -> Callable[[F], F]:
         """Register the decorated function on `bp` for this operation's method and path."""
@@ -89,6 +91,7 @@ class RequestContext(Generic[B]):
     principal: Principal | None
     body: B
     params: Mapping[str, str]
+    query: Any = None  # an instance of the operation's `query` model
 
     @property
     def user(self) -> Principal:
@@ -129,6 +132,7 @@ def handle(
         if admission is not None and admission.rate is not None:
             limit_headers = admission.rate.headers()
         body = _parse_body(raw, op)
+        query = _parse_query(req, op)
         if op.idempotent and principal is not None and req.headers.get(idempotency.HEADER):
             begun = _idempotency().begin(
                 principal.user_id,
@@ -145,6 +149,7 @@ def handle(
                 principal=principal,
                 body=body,
                 params=req.route_params,
+                query=query,
             )
         )
         response = _success(result, op, request_id, limit_headers)
@@ -308,7 +313,16 @@ def _parse_body(raw: bytes, op: Operation) -> BaseModel | None:
         raise _validation_error(exc) from None
 
 
-def _validation_error(exc: ValidationError) -> ApiError:
+def _parse_query(req: func.HttpRequest, op: Operation) -> BaseModel | None:
+    if op.query is None:
+        return None
+    try:
+        return op.query.model_validate(dict(req.params))
+    except ValidationError as exc:
+        raise _validation_error(exc, where="query") from None
+
+
+def _validation_error(exc: ValidationError, where: str = "body") -> ApiError:
     errors = exc.errors(include_input=False, include_url=False)
     if any(e["type"] == "json_invalid" for e in errors):
         return InvalidJson("Request body is not valid JSON")
@@ -316,6 +330,6 @@ def _validation_error(exc: ValidationError) -> ApiError:
         return InvalidJson("Request body must be a JSON object")
     parts = []
     for e in errors[:10]:
-        loc = ".".join(str(p) for p in e["loc"]) or "body"
+        loc = ".".join(str(p) for p in e["loc"]) or where
         parts.append(f"{loc}: {e['msg']} ({e['type']})")
     return ValidationFailed("; ".join(parts))

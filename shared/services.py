@@ -9,12 +9,13 @@ from functools import lru_cache
 from shared.accounts.quota import Quotas
 from shared.accounts.service import Accounts
 from shared.config import Settings, get_settings
+from shared.idempotency import Idempotency
 from shared.jobs.estimates import Estimator
 from shared.jobs.repository import JobRepository
-from shared.idempotency import Idempotency
 from shared.jobs.service import JobService
 from shared.ledger.repository import LedgerRepository
 from shared.ledger.service import Ledger
+from shared.legal import license
 from shared.network.repository import NetworkRepository
 from shared.network.service import NetworkService
 from shared.storage import Storage
@@ -41,6 +42,7 @@ class Services:
     ) -> Services:
         """The services for `settings`; `adapters` replaces suppliers' adapters."""
         aer.POOL_PROCESSES = settings.aer_processes  # read when the pool is first made
+        license.current()  # verified at start (and logged), not at the first request
         storage = Storage(settings.storage)
         repo = JobRepository(storage)
         estimator = Estimator(storage, repo, settings.worker_parallelism)
@@ -55,7 +57,7 @@ class Services:
             jobs=jobs,
             suppliers=suppliers,
             network=NetworkService(
-                settings, NetworkRepository(storage), jobs, repo, suppliers, estimator
+                settings, NetworkRepository(storage), jobs, repo, suppliers, estimator, quotas
             ),
             quotas=quotas,
             ledger=ledger,

@@ -5,6 +5,7 @@ from shared.api import (
     accounts,
     health,
     jobs,
+    ledger,
     legal,
     network,
     openapi,
@@ -21,6 +22,7 @@ BLUEPRINTS = (
     orchestration.bp,
     accounts.bp,
     legal.bp,
+    ledger.bp,
     openapi.bp,
     worker.bp,
 )

@@ -1,14 +1,21 @@
-"""Users: created by the admin (`/admin/users`), and `/user/me` for the caller."""
+"""Users: administered with the admin key (`/admin/users...`); `/user/me` and `/user/usage`
+for the caller."""
 
 from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
 
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.accounts.service import User
+from shared import clock
+from shared.accounts.service import KeyInfo, User
 from shared.accounts.tiers import TierName
 from shared.http import Auth, Operation, RequestContext, handle
 from shared.services import services
+
+_NAME = r"^[A-Za-z0-9._-]{1,64}$"
 
 bp = func.Blueprint()
 
@@ -21,20 +28,96 @@ class CreateUserRequest(BaseModel):
 
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     tier: TierName = TierName.FREE
+    tenant: str = Field("", pattern=r"^([A-Za-z0-9._-]{1,64})?$", description="The user's tenant")
+
+
+class UpdateUserRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tier": "enterprise", "tenant": "acme"}]},
+    )
+
+    tier: TierName | None = Field(None, description="The new tier (from the next request)")
+    tenant: str | None = Field(
+        None, pattern=r"^([A-Za-z0-9._-]{1,64})?$", description='The new tenant; "" for none'
+    )
 
 
 class UserView(BaseModel):
     user_id: str
     email: str
     tier: TierName
+    tenant: str
     created_at: str
+
+
+class UserList(BaseModel):
+    users: list[UserView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class UserListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tier: TierName | None = Field(None, description="Only users of this tier")
+    tenant: str | None = Field(None, pattern=_NAME, description="Only users of this tenant")
+    page_size: int = Field(50, ge=1, le=500, description="Users per page")
+    cursor: str | None = Field(None, max_length=2000, description="`next_cursor` of a page")
 
 
 class CreatedUserView(BaseModel):
     user_id: str
     email: str
     tier: TierName
+    tenant: str
     api_key: str = Field(description="Shown once; only its hash is stored")
+
+
+class KeyView(BaseModel):
+    key_id: str = Field(description="The key's public id (what logs show)")
+    created_at: str
+    revoked: bool
+
+
+class KeyList(BaseModel):
+    keys: list[KeyView]
+
+
+class IssuedKey(KeyView):
+    api_key: str = Field(description="Shown once; only its hash is stored")
+
+
+class UsageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(30, ge=1, le=366, description="How many days back (UTC), today included")
+
+
+class QuotaView(BaseModel):
+    day: str
+    daily_limit: int | None = Field(description="null: unlimited")
+    used: int = Field(description="Jobs reserved today (a job that never ran is given back)")
+    remaining: int | None = Field(description="null: unlimited")
+    resets_at: str
+
+
+class UsageRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    currency: str
+    jobs: int
+    shots: int
+    cost: str = Field(description="Charged")
+    list_cost: str = Field(description="What the devices would have cost (for emulated runs)")
+
+
+class UsageView(BaseModel):
+    since: str
+    days: list[UsageRow] = Field(description="Per UTC day (`day`) and currency")
+    backends: list[UsageRow] = Field(description="Per backend (`backend`) and currency")
+    suppliers: list[UsageRow] = Field(description="Per supplier (`supplier`) and currency")
+    totals: list[UsageRow]
+    quota: QuotaView
 
 
 class Me(BaseModel):
@@ -69,6 +152,67 @@ GET_USER = Operation(
     tag="admin",
     errors=(401, 403, 404, 503),
 )
+LIST_USERS = Operation(
+    "GET",
+    "/admin/users",
+    "Users, a page at a time",
+    UserList,
+    auth=Auth.ADMIN,
+    tag="admin",
+    query=UserListQuery,
+    errors=(401, 403, 422, 503),
+)
+UPDATE_USER = Operation(
+    "PATCH",
+    "/admin/users/{user_id}",
+    "Change a user's tier or tenant (from their next request)",
+    UserView,
+    body=UpdateUserRequest,
+    auth=Auth.ADMIN,
+    tag="admin",
+    errors=(401, 403, 404, 413, 422, 503),
+)
+LIST_KEYS = Operation(
+    "GET",
+    "/admin/users/{user_id}/keys",
+    "A user's API keys (public ids only)",
+    KeyList,
+    auth=Auth.ADMIN,
+    tag="admin",
+    errors=(401, 403, 404, 503),
+)
+ISSUE_KEY = Operation(
+    "POST",
+    "/admin/users/{user_id}/keys",
+    "Issue another API key to a user",
+    IssuedKey,
+    status=201,
+    auth=Auth.ADMIN,
+    tag="admin",
+    errors=(401, 403, 404, 503),
+    description="The user's other keys keep working. The key is shown once.",
+)
+REVOKE_KEY = Operation(
+    "DELETE",
+    "/admin/users/{user_id}/keys/{key_id}",
+    "Revoke a user's API key (refused from the next request)",
+    KeyView,
+    auth=Auth.ADMIN,
+    tag="admin",
+    errors=(401, 403, 404, 503),
+)
+USAGE = Operation(
+    "GET",
+    "/user/usage",
+    "The caller's jobs, shots and cost per day, backend and supplier, and today's quota",
+    UsageView,
+    tag="account",
+    query=UsageQuery,
+    errors=(401, 422, 429, 503),
+    description="From the ledger: one entry per completed job. `cost` is what was charged; "
+    "`list_cost` what the backends' devices would have cost by the price book (for an "
+    "emulated run, what a real device would have cost).",
+)
 ME = Operation(
     "GET",
     "/user/me",
@@ -96,19 +240,113 @@ def me(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, ME, _me)
 
 
-def _user_view(user: User) -> UserView:
-    return UserView(
-        user_id=user.user_id, email=user.email, tier=user.tier, created_at=user.created_at
+@LIST_USERS.route(bp)
+def list_users(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, LIST_USERS, _list_users)
+
+
+@UPDATE_USER.route(bp)
+def update_user(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, UPDATE_USER, _update_user)
+
+
+@LIST_KEYS.route(bp)
+def list_keys(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(
+        req,
+        LIST_KEYS,
+        lambda ctx: KeyList(
+            keys=[_key(k) for k in services().accounts.list_keys(ctx.params["user_id"])]
+        ),
     )
 
 
+@ISSUE_KEY.route(bp)
+def issue_key(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, ISSUE_KEY, _issue_key)
+
+
+@REVOKE_KEY.route(bp)
+def revoke_key(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(
+        req,
+        REVOKE_KEY,
+        lambda ctx: _key(
+            services().accounts.revoke_key(ctx.params["user_id"], ctx.params["key_id"])
+        ),
+    )
+
+
+@USAGE.route(bp)
+def user_usage(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, USAGE, _usage)
+
+
+def _user_view(user: User) -> UserView:
+    return UserView(
+        user_id=user.user_id,
+        email=user.email,
+        tier=user.tier,
+        tenant=user.tenant,
+        created_at=user.created_at,
+    )
+
+
+def _key(info: KeyInfo) -> KeyView:
+    return KeyView(key_id=info.key_id, created_at=info.created_at, revoked=info.revoked)
+
+
 def _create_user(ctx: RequestContext[CreateUserRequest]) -> CreatedUserView:
-    created = services().accounts.create_user(ctx.body.email, ctx.body.tier)
+    created = services().accounts.create_user(ctx.body.email, ctx.body.tier, ctx.body.tenant)
     return CreatedUserView(
         user_id=created.user.user_id,
         email=created.user.email,
         tier=created.user.tier,
+        tenant=created.user.tenant,
         api_key=created.api_key,
+    )
+
+
+def _list_users(ctx: RequestContext[None]) -> UserList:
+    q: UserListQuery = ctx.query
+    found = services().accounts.list_users(
+        tier_name=q.tier, tenant=q.tenant, page_size=q.page_size, cursor=q.cursor
+    )
+    return UserList(users=[_user_view(u) for u in found.users], next_cursor=found.next_cursor)
+
+
+def _update_user(ctx: RequestContext[UpdateUserRequest]) -> UserView:
+    user = services().accounts.update_user(
+        ctx.params["user_id"], tier_name=ctx.body.tier, tenant=ctx.body.tenant
+    )
+    return _user_view(user)
+
+
+def _issue_key(ctx: RequestContext[None]) -> IssuedKey:
+    info, key = services().accounts.issue_key(ctx.params["user_id"])
+    return IssuedKey(**_key(info).model_dump(), api_key=key)
+
+
+def _usage(ctx: RequestContext[None]) -> UsageView:
+    from shared.accounts.quota import seconds_to_midnight
+
+    q: UsageQuery = ctx.query
+    svc = services()
+    today = clock.utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    since = clock.iso(today - timedelta(days=q.days - 1))
+    found: dict[str, Any] = svc.ledger.user_usage(ctx.user.user_id, since)
+    quota = svc.quotas.use(ctx.user.user_id, ctx.user.tier)
+    resets = clock.utcnow() + timedelta(seconds=seconds_to_midnight())
+    return UsageView(
+        since=since,
+        **found,
+        quota=QuotaView(
+            day=quota.day,
+            daily_limit=quota.limit,
+            used=quota.used,
+            remaining=quota.remaining,
+            resets_at=clock.iso(resets.replace(microsecond=0)),
+        ),
     )
 
 

@@ -23,8 +23,9 @@ EXECUTE = Operation(
     "Queue a circuit",
     JobAccepted,
     body=ExecuteRequest,
+    idempotent=True,
     status=202,
-    errors=(400, 401, 403, 409, 413, 422, 503),
+    errors=(400, 401, 403, 409, 413, 422, 429, 503),
     description="Validates the circuit against your tier's limits, stores it and queues it for "
     "the Aer simulator. Poll `Location` (`/api/v1/status/{job_id}`).",
 )
@@ -59,7 +60,8 @@ EXECUTE_SYNC = Operation(
     "Run a circuit and wait for its counts",
     SyncResult,
     body=ExecuteRequest,
-    errors=(400, 401, 403, 409, 413, 422, 503),
+    idempotent=True,
+    errors=(400, 401, 403, 409, 413, 422, 429, 503),
     description="Runs the circuit in the request and answers with its counts (the run is also "
     "recorded as a job). Past the sync bound it answers 202 with the job to poll.",
 )

@@ -64,6 +64,7 @@ EXECUTE = _op(
     "Run a circuit on the network",
     NetworkJobResult,
     body=NetworkExecuteRequest,
+    idempotent=True,
     errors=(400, 403, 404, 413, 422, 500, 503),
     description="Routes the circuit by `strategy` (fastest, best_fidelity, round_robin, "
     "cost_optimized, ordered, all) and waits a bounded time: 200 with the counts (strategy "
@@ -75,6 +76,7 @@ BATCH = _op(
     "Run a batch of circuits",
     NetworkJobResult,
     body=NetworkBatchRequest,
+    idempotent=True,
     errors=(400, 403, 404, 413, 422, 503),
     description="Each circuit routed by the strategy; every run in one orchestration.",
 )

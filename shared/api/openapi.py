@@ -78,6 +78,18 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
         ],
         "responses": {},
     }
+    if op.query is not None:
+        schema = op.query.model_json_schema(by_alias=True)
+        for name, prop in schema.get("properties", {}).items():
+            spec["parameters"].append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": name in schema.get("required", []),
+                    "description": prop.get("description", ""),
+                    "schema": {k: v for k, v in prop.items() if k != "description"},
+                }
+            )
     ok: dict[str, Any] = {"description": "Success"}
     if op.response is not None:
         schema = ref(op.response, "serialization")

@@ -39,6 +39,7 @@ SUPPLIER_EXECUTE = Operation(
     "Queue a circuit on a supplier's backend",
     JobAccepted,
     body=SupplierExecuteRequest,
+    idempotent=True,
     status=202,
     errors=(400, 401, 403, 404, 409, 413, 422, 503),
     tag="suppliers",

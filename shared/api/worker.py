@@ -23,9 +23,14 @@ def run_job(msg: func.QueueMessage) -> None:
     )
 
 
-# Every minute: enqueue jobs accepted but never enqueued, and jobs whose worker died for good.
+# Every minute: enqueue jobs accepted but never enqueued, and jobs whose worker died for good;
+# delete expired idempotency keys.
 @bp.timer_trigger(arg_name="timer", schedule="0 * * * * *", run_on_startup=False)
 def recover_jobs(timer: func.TimerRequest) -> None:
-    recovered = services().jobs.recover()
+    svc = services()
+    recovered = svc.jobs.recover()
     if recovered:
         logger.warning("recovery timer re-enqueued %d job(s)", recovered)
+    swept = svc.idempotency.sweep()
+    if swept:
+        logger.info("recovery timer deleted %d expired idempotency key(s)", swept)

@@ -339,6 +339,7 @@ class JobService:
         shots: int,
         num_qubits: int,
         qasm_hash: str,
+        tenant: str | None = None,
     ) -> Job:
         """The job `job_id` of a network job's run (made now unless it exists): a job like any
         other, on a circuit blob its network job owns, marked enqueued without a message (the
@@ -357,6 +358,7 @@ class JobService:
             result_blob=f"{user_id}/{job_id}-{secrets.token_hex(4)}.json",
             enqueued=True,
             enqueued_at=now,
+            tenant=tenant,
         )
         if supplier is not None:
             job.supplier, job.mode = supplier, self._suppliers.mode(supplier).value

@@ -37,11 +37,16 @@ def verify_chain(
     must be the hash of the entry before. `head` is `(last seq, last hash)` from the
     partition's chain-head row: when given, the last entry must be that one (so an entry
     removed from the end, or one added without moving the head, is reported). Never raises
-    for the contents of the entries.
+    for the contents of the entries: a row stored with a `seq` that is not a number is
+    reported at seq 0.
     """
-    ordered = sorted(entries, key=lambda e: e.seq)
-    user_id = ordered[0].user_id if ordered else ""
-    breaks: list[Break] = []
+    ordered = sorted((e for e in entries if _numbered(e)), key=lambda e: e.seq)
+    user_id = ordered[0].user_id if ordered else entries[0].user_id if entries else ""
+    breaks = [
+        Break(user_id, 0, f"entry {e.job_id!r} has no numeric seq")
+        for e in entries
+        if not _numbered(e)
+    ]
 
     def report(seq: int, problem: str) -> None:
         breaks.append(Break(user_id, seq, problem))
@@ -50,7 +55,7 @@ def verify_chain(
     for entry in ordered:
         if entry.user_id != user_id:
             report(entry.seq, f"entry belongs to user {entry.user_id!r}, not {user_id!r}")
-        if entry_hash(entry) != entry.hash:
+        if not _sealed(entry):
             report(entry.seq, "hash does not match its fields")
         expected = previous.seq + 1 if previous else 1
         if entry.seq < expected:
@@ -68,6 +73,17 @@ def verify_chain(
     if head is not None:
         breaks.extend(_head_breaks(user_id, previous, head))
     return breaks
+
+
+def _numbered(entry: LedgerEntry) -> bool:
+    return isinstance(entry.seq, int) and not isinstance(entry.seq, bool)
+
+
+def _sealed(entry: LedgerEntry) -> bool:
+    try:
+        return entry_hash(entry) == entry.hash
+    except (TypeError, ValueError):  # a stored value JSON cannot hold: not what was sealed
+        return False
 
 
 def _head_breaks(user_id: str, last: LedgerEntry | None, head: tuple[int, str]) -> list[Break]:

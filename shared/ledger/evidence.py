@@ -61,11 +61,15 @@ def build_bundle(
     `chains[user_id]` is that partition's whole chain as read from storage; `heads[user_id]`,
     when given, its chain-head row `(last seq, last hash)`, so that an entry removed from the
     end is recorded as a break too. Raises `ValueError` when a selected entry's user has no
-    chain in `chains`, when `tenant` is set and an entry belongs to another tenant, or when an
-    amount is not decimal text.
+    chain in `chains`, when `tenant` is set and an entry belongs to another tenant, or when a
+    selected entry has a field of the wrong type or an amount that is not decimal text. A
+    stored entry outside the selection never stops the bundle: what is wrong with it is
+    recorded in `breaks`.
     """
     chosen: dict[str, dict[int, LedgerEntry]] = {}
     for entry in selected:
+        if _entry(asdict(entry)) is None:
+            raise ValueError(f"entry {entry.job_id!r} of {entry.user_id!r} is malformed")
         if tenant is not None and entry.tenant != tenant:
             raise ValueError(f"entry {entry.job_id} belongs to tenant {entry.tenant!r}")
         chosen.setdefault(entry.user_id, {})[entry.seq] = entry
@@ -99,8 +103,10 @@ def _section(
     head: tuple[int, str] | None,
 ) -> dict[str, Any]:
     first, last = min(chosen), max(chosen)
+    # A stored row with values of the wrong type cannot be a link; verify_chain reports it.
     between = sorted(
-        (e for e in stored if first < e.seq < last and e.seq not in chosen), key=lambda e: e.seq
+        (e for e in stored if _linkable(e) and first < e.seq < last and e.seq not in chosen),
+        key=lambda e: e.seq,
     )
     return {
         "user_id": user_id,
@@ -251,10 +257,10 @@ def _chain_problems(
             problems.append(f"{name}: entry {seq} appears twice")
         slots[seq] = (prev_hash, hash_)
 
-    for raw in parts["entries"]:
+    for position, raw in enumerate(parts["entries"]):
         entry = _entry(raw)
         if entry is None:
-            problems.append(f"{name}: an entry is malformed")
+            problems.append(f"{name}: entries[{position}] is malformed")
             continue
         if entry.user_id != user_id:
             problems.append(f"{name}: entry {entry.seq} belongs to user {_show(entry.user_id)}")
@@ -264,9 +270,9 @@ def _chain_problems(
             problems.append(f"{name}: entry {entry.seq}: hash does not match its fields")
         place(entry.seq, entry.prev_hash, entry.hash)
         found.append(entry)
-    for raw in parts["links"]:
+    for position, raw in enumerate(parts["links"]):
         if not _is_link(raw):
-            problems.append(f"{name}: a link is malformed")
+            problems.append(f"{name}: links[{position}] is malformed")
             continue
         place(raw["seq"], raw["prev_hash"], raw["hash"])
     problems += _link_problems(name, chain.get("first_seq"), chain.get("last_seq"), slots)
@@ -353,6 +359,10 @@ def _entry(raw: Any) -> LedgerEntry | None:
         ):
             return None
     return LedgerEntry(**raw)
+
+
+def _linkable(entry: LedgerEntry) -> bool:
+    return _is_int(entry.seq) and isinstance(entry.prev_hash, str) and isinstance(entry.hash, str)
 
 
 def _is_link(raw: Any) -> bool:

@@ -66,6 +66,11 @@ class NetworkJob:
     completed_at: str | None = None
     error_code: str | None = None
     error_detail: str | None = None
+    # FinOps: the owner's tenant at submit (its runs carry it to the ledger) and the runs of
+    # the daily quota reserved at submit (`quota_runs` on `quota_day`)
+    tenant: str | None = None
+    quota_day: str | None = None
+    quota_runs: int = 0
     etag: str | None = None
 
     @property

@@ -23,10 +23,11 @@ from datetime import timedelta
 from typing import Any
 
 from shared import clock, events
+from shared.accounts.quota import Quotas
 from shared.accounts.service import Principal
 from shared.circuits import ParsedCircuit
 from shared.config import Settings
-from shared.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
+from shared.errors import ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable
 from shared.jobs.estimates import Estimator
 from shared.jobs.models import Job, JobStatus
 from shared.jobs.repository import JobRepository
@@ -111,10 +112,12 @@ class NetworkService:
         job_repo: JobRepository,
         suppliers: SupplierRegistry,
         estimator: Estimator,
+        quotas: Quotas,
     ) -> None:
         self._settings = settings
         self._repo = repo
         self._jobs = jobs
+        self._quotas = quotas
         self._job_repo = job_repo
         self._suppliers = suppliers
         self._estimator = estimator
@@ -290,9 +293,8 @@ class NetworkService:
         _method(req.aggregation_method)
         parsed = self._parse(principal, req.qasm, req.shots)
         group, slots = self._route(principal, strategy, req.backends, parsed, req.shots)
-        self._check_quota(principal, len(slots))
         kind = {strategies.Strategy.ALL: "all", strategies.Strategy.ORDERED: "single"}
-        job = self._new_job(principal, strategy, kind.get(strategy, "direct"))
+        job = self._new_job(principal, strategy, kind.get(strategy, "direct"), len(slots))
         job.aggregate, job.method, job.min_confidence = (
             req.aggregate,
             req.aggregation_method,
@@ -333,8 +335,7 @@ class NetworkService:
                 f"This batch makes {len(slots)} runs; at most {limit} may run in one batch",
                 error_code="TOO_MANY_RUNS",
             )
-        self._check_quota(principal, len(slots))
-        job = self._new_job(principal, strategy, "batch")
+        job = self._new_job(principal, strategy, "batch", len(slots))
         job.aggregate, job.method, job.min_confidence = (
             req.aggregate,
             req.aggregation_method,
@@ -372,6 +373,7 @@ class NetworkService:
             raise RuntimeError(f"could not cancel job {job_id}: too much contention")
         if job.kind != "direct":
             orchestrations.terminate(job_id, "cancelled by its owner")
+        self._settle_quota(job)
         for child in self._job_repo.runs_of(job.user_id, job.job_id):
             if child.status.terminal:
                 continue
@@ -408,6 +410,7 @@ class NetworkService:
             shots=group.shots,
             num_qubits=group.num_qubits,
             qasm_hash=group.qasm_hash,
+            tenant=job.tenant,
         )
         return _run_outcome(slot, attempt, backend.id, self._jobs.run_child(job.user_id, run_id))
 
@@ -490,23 +493,13 @@ class NetworkService:
             return group, [Slot(0, [e.backend.id for e in chosen])]
         return group, [Slot(0, [chosen[0].backend.id])]
 
-    def _check_quota(self, principal: Principal, runs: int) -> None:
-        """The tier's daily jobs: every run of a network job is a job."""
-        limit = principal.tier.daily_jobs
-        if limit is None:
-            return
-        used = self._jobs.jobs_today(principal.user_id)
-        if used + runs > limit:
-            raise Forbidden(
-                f"This needs {runs} job(s); {used} of the {principal.tier.name} tier's "
-                f"{limit} daily jobs are used",
-                error_code="QUOTA_EXCEEDED",
-            )
-
     def _new_job(
-        self, principal: Principal, strategy: strategies.Strategy, kind: str
+        self, principal: Principal, strategy: strategies.Strategy, kind: str, runs: int
     ) -> NetworkJob:
+        """A new job of `runs` runs, reserved from today's quota (every run is a job): 403
+        QUOTA_EXCEEDED when fewer remain. The reservation is settled when the job ends."""
         job_id = uuid.uuid4().hex
+        quota_day = self._quotas.reserve(principal.user_id, principal.tier, runs)
         return NetworkJob(
             user_id=principal.user_id,
             job_id=job_id,
@@ -517,15 +510,42 @@ class NetworkService:
             groups=[],
             slots=[],
             result_blob=f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}.network.json",
+            tenant=principal.tenant or None,
+            quota_day=quota_day,
+            quota_runs=runs,
         )
 
     def _record(self, job: NetworkJob, sources: Sequence[str]) -> None:
-        """The circuit blobs, then the row: the job is accepted once its row exists."""
-        for index, (group, source) in enumerate(zip(job.groups, sources, strict=True)):
-            group.circuit_blob = f"{job.user_id}/{job.job_id}-{index}-{secrets.token_hex(4)}.qasm"
-            self._job_repo.put_circuit(group.circuit_blob, source)
-        if not self._repo.insert(job):
-            raise Conflict(f"Job {job.job_id} exists", error_code="DUPLICATE_JOB_ID")
+        """The circuit blobs, then the row: the job is accepted once its row exists (before
+        that, a failure gives its quota back)."""
+        try:
+            for index, (group, source) in enumerate(zip(job.groups, sources, strict=True)):
+                stem = f"{job.user_id}/{job.job_id}-{index}-{secrets.token_hex(4)}"
+                group.circuit_blob = f"{stem}.qasm"
+                self._job_repo.put_circuit(group.circuit_blob, source)
+            if not self._repo.insert(job):
+                raise Conflict(f"Job {job.job_id} exists", error_code="DUPLICATE_JOB_ID")
+        except Exception:
+            self._settle_quota(job, ran=0, ref=f"{job.job_id}.unsaved")
+            raise
+
+    def _settle_quota(self, job: NetworkJob, ran: int | None = None, ref: str = "") -> None:
+        """Give back the runs reserved for `job` that never ran (once). Logged, never raised."""
+        if job.quota_day is None or not job.quota_runs:
+            return
+        try:
+            if ran is None:
+                ran = sum(
+                    1
+                    for child in self._job_repo.runs_of(job.user_id, job.job_id)
+                    if child.status is JobStatus.COMPLETED
+                    or child.supplier_job_id is not None
+                    or child.status is JobStatus.PROCESSING
+                )
+            unused = job.quota_runs - ran
+            self._quotas.release(job.user_id, job.quota_day, unused, ref=ref or job.job_id)
+        except Exception as exc:
+            logger.warning("job %s: quota not settled: %s", job.job_id, type(exc).__name__)
 
     def _run_direct(self, job: NetworkJob, source: str) -> dict[str, Any] | Accepted:
         """A job on one backend with nothing to fall over to: its one run runs in this request
@@ -560,6 +580,7 @@ class NetworkService:
         except Exception as exc:
             logger.error("network job %s could not start: %s", job.job_id, exc)
             self._repo.delete_quietly(job)
+            self._settle_quota(job, ran=0, ref=f"{job.job_id}.unstarted")
             for group in job.groups:
                 self._job_repo.delete_circuit_quietly(group.circuit_blob)
             raise ServiceUnavailable("The orchestration could not be started; retry") from exc
@@ -654,6 +675,7 @@ class NetworkService:
                 "error_detail": groups[0].get("error_detail") or "Every backend failed",
             }
         if self._repo.update(job, changes):
+            self._settle_quota(job)
             return
         fresh = self._repo.get(job.user_id, job.job_id)  # another writer ended it first
         if fresh is not None:

@@ -1,0 +1,290 @@
+"""The ledger: usage rows (JSON pages or FOCUS CSV), chargeback, budgets, evidence bundles.
+
+For enterprise users (their tenant's entries) and the admin key (everyone's); others get 403.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import azure.functions as func
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared import clock
+from shared.http import Auth, Operation, Reply, RequestContext, handle
+from shared.ledger import focus
+from shared.ledger.models import LedgerEntry
+from shared.ledger.service import BudgetPeriod, BudgetStatus, amount
+from shared.services import services
+
+bp = func.Blueprint()
+
+_NAME = r"^[A-Za-z0-9._-]{1,64}$"
+_MAX_RANGE = timedelta(days=366)
+LEDGER_ERRORS = (401, 403, 422, 429, 503)
+
+
+def _instant(value: str | None) -> str | None:
+    """An ISO 8601 time (a date means its midnight UTC), in the ledger's own format."""
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) == 10:
+        text += "T00:00:00Z"
+    moment = clock.parse_iso(text)
+    if moment.tzinfo is None:
+        raise ValueError("give a time zone (e.g. Z)")
+    return clock.iso(moment)
+
+
+class Period(BaseModel):
+    """[from, to): by default the last 30 days."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    since: str | None = Field(
+        None, alias="from", description="Start, ISO 8601 (inclusive); default 30 days ago"
+    )
+    until: str | None = Field(
+        None, alias="to", description="End, ISO 8601 (exclusive); default now"
+    )
+
+    _times = field_validator("since", "until")(_instant)
+
+    def bounds(self) -> tuple[str, str]:
+        until = self.until or clock.now_iso()
+        since = self.since or clock.iso(clock.parse_iso(until) - timedelta(days=30))
+        if since >= until:
+            raise ValueError("`from` must be before `to`")
+        if clock.parse_iso(until) - clock.parse_iso(since) > _MAX_RANGE:
+            raise ValueError("a period spans at most 366 days")
+        return since, until
+
+
+def _bounds(period: Period) -> tuple[str, str]:
+    from shared.errors import ValidationFailed
+
+    try:
+        return period.bounds()
+    except ValueError as exc:
+        raise ValidationFailed(f"query: {exc}") from None
+
+
+class UsageQuery(Period):
+    tenant: str | None = Field(None, pattern=_NAME, description="Only this tenant's entries")
+    project: str | None = Field(None, max_length=256, description="Only this project's entries")
+    backend: str | None = Field(None, max_length=100, description="Only this backend's entries")
+    page_size: int = Field(100, ge=1, le=1000, description="Entries per page (JSON)")
+    cursor: str | None = Field(None, max_length=2000, description="`next_cursor` of a page")
+    format: str = Field("json", pattern="^(json|csv)$", description="`csv`: FOCUS columns")
+
+
+class ChargebackQuery(Period):
+    tenant: str | None = Field(None, pattern=_NAME, description="Only this tenant")
+
+
+class EntryView(BaseModel):
+    job_id: str
+    user_id: str
+    seq: int
+    time: str
+    tenant: str
+    project: str
+    supplier: str
+    backend: str
+    mode: str = Field(description="local, emulated or cloud")
+    shots: int
+    cost: str = Field(description="Charged (decimal text); 0 unless a supplier's device ran it")
+    currency: str = Field(examples=["USD"])
+    list_cost: str = Field(description="What the backend's device costs by the price book")
+    price_source: str
+    prev_hash: str
+    hash: str
+
+
+class UsagePage(BaseModel):
+    entries: list[EntryView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+    order: str = Field(description="Storage order: by user, then job id")
+
+
+class ChargebackRow(BaseModel):
+    tenant: str
+    project: str
+    currency: str
+    jobs: int
+    shots: int
+    cost: str
+    list_cost: str
+
+
+class Chargeback(BaseModel):
+    period: dict[str, str]
+    groups: list[ChargebackRow]
+
+
+class BudgetRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"period": "monthly", "limit": "500.00"}]},
+    )
+
+    period: BudgetPeriod = Field(description="daily or monthly (UTC)")
+    limit: Decimal = Field(ge=0, le=Decimal("1e9"), decimal_places=2, description="The budget")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217, or HQC")
+    tenant: str | None = Field(
+        None, pattern=_NAME, description="Admin only: the tenant of a `project:` budget"
+    )
+
+
+class BudgetView(BaseModel):
+    scope: str = Field(examples=["tenant:acme", "project:vqe-study"])
+    tenant: str
+    period: BudgetPeriod
+    limit: str
+    currency: str
+    spent: str
+    remaining: str
+    period_start: str
+    period_end: str
+    updated_at: str
+
+
+class BudgetList(BaseModel):
+    budgets: list[BudgetView]
+
+
+USAGE = Operation(
+    "GET",
+    "/api/v1/ledger/usage",
+    "Ledger entries by time, tenant, project and backend; paged JSON or FOCUS CSV",
+    UsagePage,
+    auth=Auth.USER_OR_ADMIN,
+    tag="ledger",
+    query=UsageQuery,
+    media_types=("application/json", "text/csv"),
+    errors=LEDGER_ERRORS,
+    description="Enterprise users see their tenant's entries, the admin key everyone's. "
+    "`format=csv` exports every matching entry (not paged) in the FinOps Open Cost and Usage "
+    "Specification's columns, oldest first.",
+)
+CHARGEBACK = Operation(
+    "GET",
+    "/api/v1/ledger/chargeback",
+    "Cost grouped by tenant and project over a period",
+    Chargeback,
+    auth=Auth.USER_OR_ADMIN,
+    tag="ledger",
+    query=ChargebackQuery,
+    errors=LEDGER_ERRORS,
+)
+BUDGETS = Operation(
+    "GET",
+    "/api/v1/ledger/budgets",
+    "Budgets with what was spent in their current period",
+    BudgetList,
+    auth=Auth.USER_OR_ADMIN,
+    tag="ledger",
+    errors=LEDGER_ERRORS,
+)
+PUT_BUDGET = Operation(
+    "PUT",
+    "/api/v1/ledger/budgets/{scope}",
+    "Set the budget of a tenant (`tenant:<id>`) or a project (`project:<name>`)",
+    BudgetView,
+    body=BudgetRequest,
+    auth=Auth.USER_OR_ADMIN,
+    tag="ledger",
+    errors=(*LEDGER_ERRORS, 413),
+    description="A job whose estimated cost exceeds what remains is refused at submit "
+    "(403 BUDGET_EXCEEDED) before anything reaches a supplier.",
+)
+
+
+@USAGE.route(bp)
+def ledger_usage(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, USAGE, _usage)
+
+
+@CHARGEBACK.route(bp)
+def ledger_chargeback(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, CHARGEBACK, _chargeback)
+
+
+@BUDGETS.route(bp)
+def ledger_budgets(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, BUDGETS, _budgets)
+
+
+@PUT_BUDGET.route(bp)
+def ledger_put_budget(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, PUT_BUDGET, _put_budget)
+
+
+def _usage(ctx: RequestContext[None]) -> UsagePage | Reply:
+    q: UsageQuery = ctx.query
+    since, until = _bounds(q)
+    ledger = services().ledger
+    filters = ledger.visible(ctx.user, q.tenant) | {"since": since, "until": until}
+    if q.project is not None:
+        filters["project"] = q.project
+    if q.backend is not None:
+        filters["backend"] = q.backend
+    if q.format == "csv":
+        entries = sorted(ledger.repo.entries(**filters), key=lambda e: (e.time, e.user_id, e.seq))
+        return Reply(
+            focus.to_csv(entries),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="qcos-ledger.csv"'},
+        )
+    entries, next_cursor = ledger.repo.page(q.page_size, q.cursor, **filters)
+    return UsagePage(
+        entries=[_entry(e) for e in entries], next_cursor=next_cursor, order="user, job id"
+    )
+
+
+def _chargeback(ctx: RequestContext[None]) -> Chargeback:
+    q: ChargebackQuery = ctx.query
+    since, until = _bounds(q)
+    groups = services().ledger.chargeback(ctx.user, since, until, q.tenant)
+    return Chargeback(
+        period={"from": since, "to": until}, groups=[ChargebackRow(**g) for g in groups]
+    )
+
+
+def _budgets(ctx: RequestContext[None]) -> BudgetList:
+    return BudgetList(budgets=[_budget(s) for s in services().ledger.budgets(ctx.user)])
+
+
+def _put_budget(ctx: RequestContext[BudgetRequest]) -> BudgetView:
+    body = ctx.body
+    status = services().ledger.put_budget(
+        ctx.user,
+        ctx.params["scope"],
+        period=body.period,
+        limit=body.limit,
+        currency=body.currency,
+        tenant=body.tenant,
+    )
+    return _budget(status)
+
+
+def _entry(entry: LedgerEntry) -> EntryView:
+    return EntryView(**entry.__dict__)
+
+
+def _budget(status: BudgetStatus) -> BudgetView:
+    budget = status.budget
+    return BudgetView(
+        scope=budget.scope,
+        tenant=budget.tenant,
+        period=budget.period,
+        limit=amount(budget.limit),
+        currency=budget.currency,
+        spent=amount(status.spent),
+        remaining=amount(status.remaining),
+        period_start=status.period_start,
+        period_end=status.period_end,
+        updated_at=budget.updated_at,
+    )
