@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 import pytest
@@ -70,6 +71,12 @@ def unreachable_storage_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_caches()
 
 
+@pytest.fixture
+def admin_headers(services_env: Services) -> dict[str, str]:
+    """The headers that present the admin key."""
+    return {"X-API-Key": ADMIN_KEY}
+
+
 @dataclass(frozen=True)
 class UserKey:
     user_id: str
@@ -114,6 +121,7 @@ def call_http(
         method=method,
         url=f"http://127.0.0.1:7071{path}",
         headers=headers or {},
+        params=dict(parse_qsl(urlsplit(path).query)),
         route_params=route_params or {},
         body=data,
     )

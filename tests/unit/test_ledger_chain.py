@@ -282,6 +282,6 @@ def test_a_row_stored_with_values_of_the_wrong_type_is_reported_not_raised() -> 
     # then
     assert breaks == [
         Break(USER, 0, "entry 'job-2' has no numeric seq"),
-        Break(USER, 2, "entry 2 is missing"),
         Break(USER, 3, "hash does not match its fields"),
+        Break(USER, 2, "entry 2 is missing"),
     ]

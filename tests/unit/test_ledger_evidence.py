@@ -229,7 +229,7 @@ def test_a_stored_entry_removed_from_the_end_is_recorded_when_the_head_is_given(
 def test_a_stored_row_of_the_wrong_shape_outside_the_selection_is_recorded() -> None:
     # given entry 2 of 3 stored with its seq as text, entries 1 and 3 selected
     chain = sealed_chain("alice", 3)
-    chain[1] = replace(chain[1], seq="2")
+    chain[1] = replace(chain[1], seq="2")  # type: ignore[arg-type]
     # when
     bundle = bundle_of([chain[0], chain[2]], {"alice": chain})
     # then
@@ -246,7 +246,7 @@ def test_a_stored_row_of_the_wrong_shape_outside_the_selection_is_recorded() -> 
 def test_building_refuses_a_selected_entry_of_the_wrong_shape() -> None:
     # given
     chain = sealed_chain("alice", 1)
-    chain[0] = replace(chain[0], shots="1000")
+    chain[0] = replace(chain[0], shots="1000")  # type: ignore[arg-type]
     # when / then
     with pytest.raises(ValueError, match="entry 'alice-job-1' of 'alice' is malformed"):
         bundle_of(chain, {"alice": chain})
