@@ -48,7 +48,7 @@ class Services:
         estimator = Estimator(storage, repo, settings.worker_parallelism)
         suppliers = SupplierRegistry(settings, adapters)
         quotas = Quotas(storage)
-        ledger = Ledger(storage, LedgerRepository(storage))
+        ledger = Ledger(storage, LedgerRepository(storage), settings.ledger_signing_key)
         jobs = JobService(settings, repo, estimator, suppliers, quotas, ledger)
         return cls(
             settings=settings,

@@ -155,6 +155,33 @@ class BudgetList(BaseModel):
     budgets: list[BudgetView]
 
 
+class EvidenceRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"examples": [{"from": "2026-11-01", "to": "2026-12-01"}]},
+    )
+
+    since: str = Field(alias="from", description="Start, ISO 8601 (inclusive)")
+    until: str = Field(alias="to", description="End, ISO 8601 (exclusive)")
+    tenant: str | None = Field(None, pattern=_NAME, description="Only this tenant's entries")
+
+    _times = field_validator("since", "until")(_instant)
+
+
+class EvidenceView(BaseModel):
+    evidence_id: str
+    sha256: str = Field(description="Of the stored bundle's bytes (what GET returns)")
+    signature: str = Field(description="Ed25519 over the bundle without its signature, base64")
+    public_key: str = Field(description="The signing key's public half, base64")
+    ephemeral_key: bool = Field(
+        description="True: signed with a key made at start (QCOS_LEDGER_SIGNING_KEY unset)"
+    )
+    entries: int
+    created_at: str
+    download: str = Field(description="Where to GET the bundle")
+
+
 USAGE = Operation(
     "GET",
     "/api/v1/ledger/usage",
@@ -202,6 +229,32 @@ PUT_BUDGET = Operation(
 )
 
 
+CREATE_EVIDENCE = Operation(
+    "POST",
+    "/api/v1/ledger/evidence",
+    "Make a signed audit evidence bundle of the ledger over a period",
+    EvidenceView,
+    body=EvidenceRequest,
+    status=201,
+    auth=Auth.USER_OR_ADMIN,
+    tag="ledger",
+    errors=(*LEDGER_ERRORS, 413),
+    description="The entries, their hash chains, totals and a signature over the whole, stored "
+    "in Blob. `python -m shared.ledger.verify bundle.json` checks a downloaded bundle.",
+)
+GET_EVIDENCE = Operation(
+    "GET",
+    "/api/v1/ledger/evidence/{evidence_id}",
+    "Download an evidence bundle",
+    None,
+    auth=Auth.USER_OR_ADMIN,
+    tag="ledger",
+    media_types=("application/json",),
+    errors=(401, 403, 404, 429, 503),
+    description="The bundle exactly as stored (its SHA-256 is the one given at creation).",
+)
+
+
 @USAGE.route(bp)
 def ledger_usage(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, USAGE, _usage)
@@ -220,6 +273,38 @@ def ledger_budgets(req: func.HttpRequest) -> func.HttpResponse:
 @PUT_BUDGET.route(bp)
 def ledger_put_budget(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, PUT_BUDGET, _put_budget)
+
+
+@CREATE_EVIDENCE.route(bp)
+def ledger_create_evidence(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, CREATE_EVIDENCE, _create_evidence)
+
+
+@GET_EVIDENCE.route(bp)
+def ledger_get_evidence(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, GET_EVIDENCE, _get_evidence)
+
+
+def _create_evidence(ctx: RequestContext[EvidenceRequest]) -> Reply:
+    since, until = _bounds(Period.model_validate({"from": ctx.body.since, "to": ctx.body.until}))
+    made = services().ledger.create_evidence(ctx.user, since, until, ctx.body.tenant)
+    download = f"/api/v1/ledger/evidence/{made.bundle_id}"
+    view = EvidenceView(
+        evidence_id=made.bundle_id,
+        sha256=made.sha256,
+        signature=made.signature,
+        public_key=made.public_key,
+        ephemeral_key=made.ephemeral_key,
+        entries=made.entries,
+        created_at=made.created_at,
+        download=download,
+    )
+    return Reply(view, headers={"Location": download})
+
+
+def _get_evidence(ctx: RequestContext[None]) -> Reply:
+    data = services().ledger.evidence(ctx.user, ctx.params["evidence_id"])
+    return Reply(data.decode("utf-8"), media_type="application/json")
 
 
 def _usage(ctx: RequestContext[None]) -> UsagePage | Reply:

@@ -11,8 +11,11 @@ own, when they belong to no tenant); everyone else is refused (403 LEDGER_FORBID
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,14 +23,16 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from shared import clock
+from shared import clock, signing
 from shared.accounts.service import Principal
 from shared.accounts.tiers import TierName
-from shared.errors import ApiError, Forbidden, ValidationFailed
+from shared.config import SettingsError
+from shared.errors import ApiError, Forbidden, NotFound, ValidationFailed
+from shared.ledger.evidence import build_bundle
 from shared.ledger.models import LedgerEntry
 from shared.ledger.repository import LedgerRepository
 from shared.storage import Storage
-from shared.storage.clients import BUDGETS_TABLE
+from shared.storage.clients import BUDGETS_TABLE, EVIDENCE_CONTAINER
 from shared.storage.query import literal
 
 logger = logging.getLogger(__name__)
@@ -35,6 +40,7 @@ logger = logging.getLogger(__name__)
 LOCAL_SUPPLIER = "local"
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # tenants and projects
 _TENANT_ROW = "tenant"
+_EVIDENCE_ID = re.compile(r"^ev_[0-9]{8}_[0-9a-f]{16}$")
 
 
 class BudgetExceeded(ApiError):
@@ -100,10 +106,40 @@ def amount(value: Decimal) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Evidence:
+    bundle_id: str
+    sha256: str
+    signature: str
+    public_key: str
+    ephemeral_key: bool
+    entries: int
+    created_at: str
+
+
 class Ledger:
-    def __init__(self, storage: Storage, repo: LedgerRepository) -> None:
+    def __init__(
+        self, storage: Storage, repo: LedgerRepository, signing_key: str | None = None
+    ) -> None:
         self._storage = storage
         self.repo = repo
+        # Evidence bundles are signed with the configured key, else one made for this process
+        # (its bundles say so: a verifier then has only the key printed in the bundle).
+        self._ephemeral = signing_key is None
+        try:
+            self._key = (
+                signing.new_private_key()
+                if signing_key is None
+                else signing.private_key(signing_key)
+            )
+        except signing.BadKey as exc:
+            raise SettingsError(f"QCOS_LEDGER_SIGNING_KEY: {exc}") from None
+        if self._ephemeral:
+            logger.warning(
+                "QCOS_LEDGER_SIGNING_KEY is not set: evidence is signed with a key "
+                "made for this process (public key %s)",
+                signing.public_b64(self._key),
+            )
 
     # -- charges --------------------------------------------------------------------------------
 
@@ -219,6 +255,77 @@ class Ledger:
             "totals": [{"currency": c, **_shown(t)} for c, t in sorted(totals.items())],
         }
 
+    # -- evidence -------------------------------------------------------------------------------
+
+    def create_evidence(
+        self, principal: Principal, since: str, until: str, tenant: str | None = None
+    ) -> Evidence:
+        """Export the entries the caller may see in [since, until) as a signed bundle, stored
+        in Blob (`evidence/<id>.json`). The stored chains are verified while exporting: a
+        bundle of a tampered ledger records its breaks and fails verification."""
+        filters = self.visible(principal, tenant)
+        selected = sorted(
+            self.repo.entries(**filters, since=since, until=until),
+            key=lambda e: (e.user_id, e.seq),
+        )
+        users = sorted({e.user_id for e in selected})
+        chains = {user: self.repo.chain(user) for user in users}
+        heads = {}
+        for user in users:
+            head = self.repo.head(user)
+            if head is not None:
+                heads[user] = (head.seq, head.hash)
+        created_at = clock.now_iso()
+        bundle_id = f"ev_{created_at[:10].replace('-', '')}_{secrets.token_hex(8)}"
+        bundle = build_bundle(
+            selected,
+            chains,
+            bundle_id=bundle_id,
+            created_at=created_at,
+            period_from=since,
+            period_to=until,
+            tenant=filters.get("tenant"),
+            key=self._key,
+            key_ephemeral=self._ephemeral,
+            heads=heads,
+        )
+        data = json.dumps(bundle, indent=1, sort_keys=True).encode("utf-8")
+        self._evidence.upload_blob(
+            f"{bundle_id}.json",
+            data,
+            overwrite=False,
+            metadata={"scope": _scope_of(filters), "sha256": hashlib.sha256(data).hexdigest()},
+        )
+        logger.info("evidence %s: %d entries for %s", bundle_id, len(selected), _scope_of(filters))
+        return Evidence(
+            bundle_id=bundle_id,
+            sha256=hashlib.sha256(data).hexdigest(),
+            signature=str(bundle["signature"]),
+            public_key=signing.public_b64(self._key),
+            ephemeral_key=self._ephemeral,
+            entries=len(selected),
+            created_at=created_at,
+        )
+
+    def evidence(self, principal: Principal, bundle_id: str) -> bytes:
+        """The stored bundle, byte for byte. `NotFound(EVIDENCE_NOT_FOUND)` for an unknown id
+        or one the caller may not see (never 403: ids are not disclosed)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        missing = NotFound(f"Evidence {bundle_id} not found", error_code="EVIDENCE_NOT_FOUND")
+        filters = self.visible(principal)
+        if not _EVIDENCE_ID.match(bundle_id):
+            raise missing
+        try:
+            blob = self._evidence.get_blob_client(f"{bundle_id}.json")
+            downloaded = blob.download_blob()
+        except ResourceNotFoundError:
+            raise missing from None
+        scope = downloaded.properties.metadata.get("scope", "")
+        if not principal.is_admin and scope != _scope_of(filters):
+            raise missing
+        return bytes(downloaded.readall())
+
     # -- budgets --------------------------------------------------------------------------------
 
     def put_budget(
@@ -319,6 +426,19 @@ class Ledger:
     @property
     def _budgets(self) -> Any:
         return self._storage.table(BUDGETS_TABLE)
+
+    @property
+    def _evidence(self) -> Any:
+        return self._storage.container(EVIDENCE_CONTAINER)
+
+
+def _scope_of(filters: Mapping[str, str]) -> str:
+    """Who a bundle was made for: `tenant:<id>`, `user:<id>` or `all`."""
+    if "tenant" in filters:
+        return f"tenant:{filters['tenant']}"
+    if "user_id" in filters:
+        return f"user:{filters['user_id']}"
+    return "all"
 
 
 def _budget_row(project: str | None) -> str:
