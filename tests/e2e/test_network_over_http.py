@@ -45,14 +45,17 @@ def heavy(n: int, salt: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def host(azurite: Azurite) -> Iterator[FuncHost]:
-    env = {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "QCOS_ADMIN_API_KEY": ADMIN_KEY,
-        "QCOS_SYNC_TIMEOUT_SECONDS": "2",
-    }
-    with FuncHost(ROOT, env=env) as running:
-        yield running
+def host() -> Iterator[FuncHost]:
+    # An Azurite of its own: routing reads every user's open jobs and the queue's depth, and
+    # other tests leave jobs queued in the session's Azurite that nobody runs.
+    with Azurite() as storage:
+        env = {
+            "AzureWebJobsStorage": storage.connection_string,
+            "QCOS_ADMIN_API_KEY": ADMIN_KEY,
+            "QCOS_SYNC_TIMEOUT_SECONDS": "2",
+        }
+        with FuncHost(ROOT, env=env) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
