@@ -67,6 +67,7 @@ class Job:
     tenant: str | None = None
     tags: str | None = None
     quota_day: str | None = None
+    estimated_cost: str | None = None  # a cloud job's price at submit (decimal text)
     etag: str | None = field(default=None, compare=False)
 
     @property

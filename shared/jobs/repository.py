@@ -89,6 +89,15 @@ class JobRepository:
         query = "status eq 'queued' or status eq 'processing'"
         yield from self._jobs.query_entities(query, select=["supplier", "backend"])
 
+    def open_cloud_jobs(self, tenant: str) -> Iterator[Job]:
+        """`tenant`'s cloud jobs still queued or running (every owner's)."""
+        query = (
+            f"tenant eq {literal(tenant)} and mode eq 'cloud'"
+            " and (status eq 'queued' or status eq 'processing')"
+        )
+        for row in self._jobs.query_entities(query):
+            yield Job.from_entity(row)
+
     def created_since(self, since: str) -> Iterator[dict[str, Any]]:
         """The figures of every job created at or after `since` (every owner's)."""
         fields = [

@@ -55,7 +55,7 @@ from shared.jobs.schemas import (
     SyncResult,
     is_job_id,
 )
-from shared.ledger.service import Cost, Ledger
+from shared.ledger.service import Cost, Ledger, amount
 from shared.suppliers import aer
 from shared.suppliers.base import (
     Mode,
@@ -225,10 +225,25 @@ class JobService:
         job.supplier, job.backend, job.mode = info.id, target.name, mode.value
         if mode is Mode.CLOUD:  # emulated runs cost nothing
             estimate = self.cost(job, parsed)
+            job.estimated_cost = amount(estimate.cost)
             self._ledger.check_budget(
-                principal.tenant, job.project, estimate.cost, estimate.currency
+                principal.tenant,
+                job.project,
+                estimate.cost,
+                estimate.currency,
+                committed=lambda project: self._committed(principal.tenant, project),
             )
         return self._accept(principal, job, execute.qasm)
+
+    def _committed(self, tenant: str, project: str | None) -> Decimal:
+        """The estimates of `tenant`'s cloud jobs (of `project`, when given) accepted but not
+        yet charged: what a budget has promised already."""
+        total = Decimal(0)
+        for job in self._repo.open_cloud_jobs(tenant):
+            if job.estimated_cost and (project is None or job.project == project):
+                if self._ledger.repo.get(job.user_id, job.job_id) is None:
+                    total += Decimal(job.estimated_cost)
+        return total
 
     def _accept(self, principal: Principal, job: Job, qasm: str) -> JobAccepted:
         """Reserve a job of today's quota, then circuit blob, the row and the message; the job

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -366,9 +366,18 @@ class Ledger:
         rows = self._budgets.query_entities(query) if query else self._budgets.list_entities()
         return [self._status(_budget(row)) for row in rows]
 
-    def check_budget(self, tenant: str, project: str, estimated: Decimal, currency: str) -> None:
+    def check_budget(
+        self,
+        tenant: str,
+        project: str,
+        estimated: Decimal,
+        currency: str,
+        committed: Callable[[str | None], Decimal] | None = None,
+    ) -> None:
         """Raise `BudgetExceeded` (403) when a job estimated at `estimated` `currency` would
-        go over what remains of the budget of its tenant or of its project."""
+        go over what remains of the budget of its tenant or of its project: the budget less
+        what was charged in its period and less `committed(project or None)`, the estimates
+        of the scope's cloud jobs accepted but not yet charged."""
         if not tenant or estimated <= 0:
             return
         for row in self._budgets.query_entities(f"PartitionKey eq {literal(tenant)}"):
@@ -376,15 +385,19 @@ class Ledger:
             if budget.currency != currency or (budget.project not in (None, project)):
                 continue
             status = self._status(budget)
-            if estimated > status.remaining:
+            pending = committed(budget.project) if committed is not None else Decimal(0)
+            left = max(status.remaining - pending, Decimal(0))
+            if estimated > left:
                 raise BudgetExceeded(
                     f"Estimated cost {amount(estimated)} {currency} exceeds the "
-                    f"{amount(status.remaining)} {currency} left of the {budget.period.value} "
-                    f"budget of {budget.scope}",
+                    f"{amount(left)} {currency} left of the {budget.period.value} "
+                    f"budget of {budget.scope}"
+                    + (f" ({amount(pending)} committed to running jobs)" if pending else ""),
                     extra={
                         "scope": budget.scope,
                         "estimated_cost": amount(estimated),
-                        "remaining": amount(status.remaining),
+                        "remaining": amount(left),
+                        "committed": amount(pending),
                         "currency": currency,
                     },
                 )

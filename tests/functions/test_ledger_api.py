@@ -512,6 +512,42 @@ def test_a_job_over_the_tenants_budget_is_refused_before_reaching_the_supplier(
     assert supplier.submits == 1
 
 
+def test_jobs_accepted_but_not_yet_charged_count_against_the_budget(
+    cloud: Callable[[RecordingSupplier], Services],
+    make_user: Callable[..., Any],
+    http: Callable[..., Any],
+    admin_headers: dict[str, str],
+) -> None:
+    # given a tenant whose budget covers about one and a half jobs
+    supplier = RecordingSupplier()
+    cloud(supplier)
+    tenant = a_name("acme")
+    user = enterprise_of(tenant, make_user, http, admin_headers)
+    body = {"qasm": BELL, "device": PRICED_DEVICE, "shots": 10}
+
+    def submit() -> Any:
+        return http(
+            suppliers.supplier_execute,
+            "POST",
+            "/api/v1/braket/execute",
+            headers=user.headers,
+            route_params={"supplier": "braket"},
+            body=body,
+        )
+
+    assert put_budget(http, admin_headers, f"tenant:{tenant}", "0.50").status == 200
+    # when three jobs (each over half the budget) are submitted before any is charged
+    answers = [submit() for _ in range(3)]
+    # then the first is accepted, and the others see its estimate committed already
+    assert [a.status for a in answers] == [202, 403, 403], [a.body for a in answers]
+    refused = answers[1].body
+    assert refused["error_code"] == "BUDGET_EXCEEDED"
+    committed, estimate = Decimal(refused["committed"]), Decimal(refused["estimated_cost"])
+    assert committed == estimate > Decimal("0.25")
+    assert Decimal(refused["remaining"]) == Decimal("0.50") - committed
+    assert supplier.submits == 0  # nothing reached the supplier at submit
+
+
 # -- 5. who sees what -----------------------------------------------------------------------------
 
 
