@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
@@ -188,23 +189,11 @@ def _success(
 def _replay(
     stored: idempotency.Stored, request_id: str, limit_headers: Mapping[str, str]
 ) -> func.HttpResponse:
-    return func.HttpResponse(
-        stored.body,
-        status_code=stored.status,
-        mimetype=stored.media_type,
-        charset="utf-8",
-        headers={
-            **stored.headers,
-            **limit_headers,
-            idempotency.REPLAYED: "true",
-            "X-Request-ID": request_id,
-        },
-    )
+    headers = {**stored.headers, **limit_headers, idempotency.REPLAYED: "true"}
+    return text_response(stored.body, stored.media_type, stored.status, request_id, headers)
 
 
 def _path(req: func.HttpRequest) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(req.url).path
 
 

@@ -92,12 +92,12 @@ class Idempotency:
                 "expires_at": clock.iso(now + self._ttl),
                 "locked_until": clock.iso(now + self._lock),
             }
+            etag = insert_new(self._table, pending)  # a new key: the usual case, one write
+            if etag is not None:
+                return Claim(user_id, row_key, etag)
             row = get_or_none(self._table, user_id, row_key)
             if row is None:
-                etag = insert_new(self._table, pending)
-                if etag is not None:
-                    return Claim(user_id, row_key, etag)
-                continue  # another request inserted it first: look again
+                continue  # removed in between: try again
             expired = str(row["expires_at"]) <= clock.iso(now)
             if not expired and row["fingerprint"] != fingerprint:
                 raise ValidationFailed(
@@ -107,20 +107,12 @@ class Idempotency:
             if not expired and row["state"] == "done":
                 return self._stored(row)
             if not expired and str(row["locked_until"]) > clock.iso(now):
-                raise Conflict(
-                    f"A request with this {HEADER} is still being handled; retry shortly",
-                    error_code="IDEMPOTENCY_KEY_IN_USE",
-                    headers={"Retry-After": "1"},
-                )
+                raise _in_use()
             # expired, or its request died: take it over (conditionally, against a racer)
             etag = merge_if_match(self._table, pending, row.metadata["etag"])
             if etag is not None:
                 return Claim(user_id, row_key, etag)
-        raise Conflict(
-            f"A request with this {HEADER} is still being handled; retry shortly",
-            error_code="IDEMPOTENCY_KEY_IN_USE",
-            headers={"Retry-After": "1"},
-        )
+        raise _in_use()
 
     @staticmethod
     def keeps(status: int, headers: dict[str, str]) -> bool:
@@ -202,6 +194,14 @@ class Idempotency:
     @property
     def _blobs(self) -> Any:
         return self._storage.container(RESULTS_CONTAINER)
+
+
+def _in_use() -> Conflict:
+    return Conflict(
+        f"A request with this {HEADER} is still being handled; retry shortly",
+        error_code="IDEMPOTENCY_KEY_IN_USE",
+        headers={"Retry-After": "1"},
+    )
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:

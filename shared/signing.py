@@ -45,6 +45,11 @@ def private_key(seed_b64: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(_raw(seed_b64, "the private key"))
 
 
+def public_key(public_key_b64: str) -> Ed25519PublicKey:
+    """The public key `public_key_b64` names; raises `BadKey`."""
+    return Ed25519PublicKey.from_public_bytes(_raw(public_key_b64, "the public key"))
+
+
 def new_private_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
@@ -72,7 +77,7 @@ def verify(public_key_b64: str, document: Any, signature_b64: str) -> bool:
     """True only when `signature_b64` is `document`'s signature by `public_key_b64`'s owner.
     A malformed key or signature is False, never an exception."""
     try:
-        public = Ed25519PublicKey.from_public_bytes(_raw(public_key_b64, "the public key"))
+        public = public_key(public_key_b64)
         signature = base64.b64decode(signature_b64, validate=True)
         public.verify(signature, canonical(document))
     except (BadKey, InvalidSignature, binascii.Error, ValueError, TypeError):

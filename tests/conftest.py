@@ -23,6 +23,7 @@ from funchost.testing import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, free_port
 from shared.accounts.tiers import TierName
 from shared.config import get_settings
 from shared.services import Services, services
+from shared.storage.clients import JOBS_QUEUE
 
 ADMIN_KEY = "qcos_admin_" + "t" * 40
 
@@ -49,6 +50,8 @@ def services_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("QCOS_ADMIN_API_KEY", ADMIN_KEY)
     reset_caches()
     yield services()
+    # Messages of jobs nobody ran would read as a long wait to later tests' estimates.
+    services().storage.queue(JOBS_QUEUE).clear_messages()
     reset_caches()
 
 

@@ -10,16 +10,22 @@ transaction, so a release repeated by a redelivery refunds once.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import clock
 from shared.accounts.tiers import Tier
-from shared.errors import ApiError
-from shared.storage import Storage, get_or_none, if_match, insert_new, merge_if_match, transact
+from shared.errors import Forbidden, ServiceUnavailable
+from shared.storage import (
+    Storage,
+    back_off,
+    get_or_none,
+    if_match,
+    insert_new,
+    transact,
+    write_if_unchanged,
+)
 from shared.storage.clients import QUOTAS_TABLE
 
 logger = logging.getLogger(__name__)
@@ -28,15 +34,13 @@ _ATTEMPTS = 200  # contention on one counter: every round, one writer wins
 _PREFIX = "day-"
 
 
-class QuotaExceeded(ApiError):
-    status = 403
+class QuotaExceeded(Forbidden):
     code = "QUOTA_EXCEEDED"
 
 
-class QuotaBusy(ApiError):
+class QuotaBusy(ServiceUnavailable):
     """The counter stayed contended past every attempt (not seen in practice)."""
 
-    status = 503
     code = "QUOTA_BUSY"
 
 
@@ -50,14 +54,20 @@ class QuotaUse:
     def remaining(self) -> int | None:
         return None if self.limit is None else max(self.limit - self.used, 0)
 
+    @property
+    def resets_at(self) -> str:
+        """The next midnight UTC after `day`."""
+        day = datetime.strptime(self.day, "%Y-%m-%d").replace(tzinfo=UTC)
+        return clock.iso(day + timedelta(days=1))
+
 
 def today() -> str:
     return clock.utcnow().strftime("%Y-%m-%d")
 
 
-def seconds_to_midnight(now: datetime | None = None) -> int:
+def seconds_to_midnight() -> int:
     """Whole seconds until the next UTC midnight (at least 1): when the quota resets."""
-    moment = now or clock.utcnow()
+    moment = clock.utcnow()
     midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(int((midnight - moment).total_seconds() + 0.999), 1)
 
@@ -82,15 +92,10 @@ class Quotas:
                     headers={"Retry-After": str(seconds_to_midnight())},
                     extra={"daily_limit": limit, "used": used},
                 )
-            if row is None:
-                entity = {"PartitionKey": user_id, "RowKey": _PREFIX + day, "used": runs}
-                done = insert_new(self._table, entity) is not None
-            else:
-                entity = {"PartitionKey": user_id, "RowKey": _PREFIX + day, "used": used + runs}
-                done = merge_if_match(self._table, entity, row.metadata["etag"]) is not None
-            if done:
+            entity = {"PartitionKey": user_id, "RowKey": _PREFIX + day, "used": used + runs}
+            if write_if_unchanged(self._table, entity, row):
                 return day
-            _back_off(attempt)
+            back_off(attempt)
         raise QuotaBusy("Too many submits at once for this account; retry shortly")
 
     def release(self, user_id: str, day: str, runs: int, *, ref: str) -> bool:
@@ -101,36 +106,31 @@ class Quotas:
         marker_key = f"refund-{ref}"
         marker = {"PartitionKey": user_id, "RowKey": marker_key, "day": day, "runs": runs}
         for attempt in range(_ATTEMPTS):
-            if get_or_none(self._table, user_id, marker_key) is not None:
-                return False
             row = get_or_none(self._table, user_id, _PREFIX + day)
             if row is None:  # nothing was reserved that day: only remember the refund
-                if insert_new(self._table, marker) is not None:
-                    return True
-                continue
-            used = max(int(row["used"]) - runs, 0)
-            counter = {"PartitionKey": user_id, "RowKey": _PREFIX + day, "used": used}
-            operations: list[tuple[Any, ...]] = [
-                ("create", marker),
-                ("update", counter, if_match(row.metadata["etag"])),
-            ]
-            if transact(self._table, operations):
+                done = insert_new(self._table, marker) is not None
+            else:
+                used = max(int(row["used"]) - runs, 0)
+                counter = {"PartitionKey": user_id, "RowKey": _PREFIX + day, "used": used}
+                operations: list[tuple[Any, ...]] = [
+                    ("create", marker),  # fails the whole transaction when refunded already
+                    ("update", counter, if_match(row.metadata["etag"])),
+                ]
+                done = transact(self._table, operations)
+            if done:
                 logger.info("quota: %d run(s) of %s refunded to %s", runs, day, user_id)
                 return True
-            _back_off(attempt)
+            if get_or_none(self._table, user_id, marker_key) is not None:
+                return False
+            back_off(attempt)
         raise QuotaBusy("Too many changes at once for this account; retry shortly")
 
-    def use(self, user_id: str, tier: Tier, day: str | None = None) -> QuotaUse:
-        """How many of `day`'s (default today's) jobs `user_id` has used."""
-        day = day or today()
+    def use(self, user_id: str, tier: Tier) -> QuotaUse:
+        """How many of today's jobs `user_id` has used."""
+        day = today()
         row = get_or_none(self._table, user_id, _PREFIX + day)
         return QuotaUse(day=day, used=int(row["used"]) if row else 0, limit=tier.daily_jobs)
 
     @property
     def _table(self) -> Any:
         return self._storage.table(QUOTAS_TABLE)
-
-
-def _back_off(attempt: int) -> None:
-    """A short random pause that grows with contention, so racing writers spread out."""
-    time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.05)))

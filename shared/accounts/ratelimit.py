@@ -11,13 +11,12 @@ If the counter cannot be written (storage failing), the request goes on: `Decisi
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import RateLimited, is_storage_outage
-from shared.storage import Storage, get_or_none, insert_new, merge_if_match
+from shared.storage import Storage, back_off, get_or_none, write_if_unchanged
 from shared.storage.clients import API_KEYS_TABLE
 
 logger = logging.getLogger(__name__)
@@ -40,12 +39,12 @@ class Decision:
     allowed: bool
     unmetered: bool = False  # the store failed: the request was let through uncounted
 
-    def seconds_to_reset(self, now: float | None = None) -> int:
-        return max(int(self.reset_at - (time.time() if now is None else now) + 0.999), 1)
+    def seconds_to_reset(self) -> int:
+        return max(int(self.reset_at - time.time() + 0.999), 1)
 
-    def headers(self, now: float | None = None) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         """`X-RateLimit-*` and the IETF draft's `RateLimit` / `RateLimit-Policy` pair."""
-        reset_in = self.seconds_to_reset(now)
+        reset_in = self.seconds_to_reset()
         headers = {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(self.remaining),
@@ -97,13 +96,9 @@ class RateLimiter:
                 "window": window,
                 "count": used + 1,
             }
-            if row is None:
-                written = insert_new(table, entity) is not None
-            else:
-                written = merge_if_match(table, entity, row.metadata["etag"]) is not None
-            if written:
+            if write_if_unchanged(table, entity, row):
                 return Decision(limit, limit - used - 1, reset_at, True)
-            time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.03)))
+            back_off(attempt)
             row = get_or_none(table, key_id, RATE_ROW)
         raise CounterContended(key_id)
 

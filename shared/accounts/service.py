@@ -129,7 +129,7 @@ class Accounts:
             if admin or admin_allowed:
                 return Admission(ADMIN)
             raise Forbidden("The admin key is for /admin routes; use a user's API key here")
-        principal, rate_row = self._lookup(presented)
+        principal, rate_row = self._lookup(presented, digest)
         if admin:
             raise Forbidden("This route needs the admin key")
         decision = self._rates.decide(
@@ -143,8 +143,9 @@ class Accounts:
         """`admit`'s principal."""
         return self.admit(presented, admin=admin).principal
 
-    def _lookup(self, presented: str) -> tuple[Principal, Any | None]:
-        """The key's principal and its rate row, from one read of the key's partition."""
+    def _lookup(self, presented: str, digest: str) -> tuple[Principal, Any | None]:
+        """The key's principal and its rate row, from one read of the key's partition
+        (`digest`: the presented key's hash)."""
         key_id = keys.public_id(presented)
         rows = {}
         if key_id is not None:
@@ -152,9 +153,9 @@ class Accounts:
             rows = {r["RowKey"]: r for r in self._table(API_KEYS_TABLE).query_entities(query)}
         row = rows.get(_KEY_ROW)
         if key_id is None or row is None or row.get("revoked"):
-            keys.matches(presented, _DUMMY_HASH)
+            hmac.compare_digest(digest, _DUMMY_HASH)  # costs what a wrong secret costs
             raise Unauthorized()
-        if not keys.matches(presented, str(row["key_hash"])):
+        if not hmac.compare_digest(digest, str(row["key_hash"])):
             raise Unauthorized()
         principal = Principal(
             user_id=str(row["user_id"]),

@@ -3,6 +3,7 @@ for the caller."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -283,17 +284,11 @@ def user_usage(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _user_view(user: User) -> UserView:
-    return UserView(
-        user_id=user.user_id,
-        email=user.email,
-        tier=user.tier,
-        tenant=user.tenant,
-        created_at=user.created_at,
-    )
+    return UserView.model_validate(user, from_attributes=True)
 
 
 def _key(info: KeyInfo) -> KeyView:
-    return KeyView(key_id=info.key_id, created_at=info.created_at, revoked=info.revoked)
+    return KeyView.model_validate(info, from_attributes=True)
 
 
 def _create_user(ctx: RequestContext[CreateUserRequest]) -> CreatedUserView:
@@ -324,19 +319,16 @@ def _update_user(ctx: RequestContext[UpdateUserRequest]) -> UserView:
 
 def _issue_key(ctx: RequestContext[None]) -> IssuedKey:
     info, key = services().accounts.issue_key(ctx.params["user_id"])
-    return IssuedKey(**_key(info).model_dump(), api_key=key)
+    return IssuedKey(**asdict(info), api_key=key)
 
 
 def _usage(ctx: RequestContext[None]) -> UsageView:
-    from shared.accounts.quota import seconds_to_midnight
-
     q: UsageQuery = ctx.query
     svc = services()
     today = clock.utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     since = clock.iso(today - timedelta(days=q.days - 1))
     found: dict[str, Any] = svc.ledger.user_usage(ctx.user.user_id, since)
     quota = svc.quotas.use(ctx.user.user_id, ctx.user.tier)
-    resets = clock.utcnow() + timedelta(seconds=seconds_to_midnight())
     return UsageView(
         since=since,
         **found,
@@ -345,7 +337,7 @@ def _usage(ctx: RequestContext[None]) -> UsageView:
             daily_limit=quota.limit,
             used=quota.used,
             remaining=quota.remaining,
-            resets_at=clock.iso(resets.replace(microsecond=0)),
+            resets_at=quota.resets_at,
         ),
     )
 

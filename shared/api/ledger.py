@@ -12,6 +12,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared import clock
+from shared.errors import ValidationFailed
 from shared.http import Auth, Operation, Reply, RequestContext, handle
 from shared.ledger import focus
 from shared.ledger.models import LedgerEntry
@@ -63,8 +64,6 @@ class Period(BaseModel):
 
 
 def _bounds(period: Period) -> tuple[str, str]:
-    from shared.errors import ValidationFailed
-
     try:
         return period.bounds()
     except ValueError as exc:
@@ -155,18 +154,14 @@ class BudgetList(BaseModel):
     budgets: list[BudgetView]
 
 
-class EvidenceRequest(BaseModel):
+class EvidenceRequest(Period):
     model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
         json_schema_extra={"examples": [{"from": "2026-11-01", "to": "2026-12-01"}]},
     )
 
     since: str = Field(alias="from", description="Start, ISO 8601 (inclusive)")
     until: str = Field(alias="to", description="End, ISO 8601 (exclusive)")
     tenant: str | None = Field(None, pattern=_NAME, description="Only this tenant's entries")
-
-    _times = field_validator("since", "until")(_instant)
 
 
 class EvidenceView(BaseModel):
@@ -286,7 +281,7 @@ def ledger_get_evidence(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _create_evidence(ctx: RequestContext[EvidenceRequest]) -> Reply:
-    since, until = _bounds(Period.model_validate({"from": ctx.body.since, "to": ctx.body.until}))
+    since, until = _bounds(ctx.body)
     made = services().ledger.create_evidence(ctx.user, since, until, ctx.body.tenant)
     download = f"/api/v1/ledger/evidence/{made.bundle_id}"
     view = EvidenceView(

@@ -142,13 +142,6 @@ class JobRepository:
         except Exception as exc:
             logger.warning("could not delete result %s: %s", blob_name, type(exc).__name__)
 
-    def delete_quietly(self, user_id: str, job_id: str) -> None:
-        """Remove a job row whose circuit could not be stored (best effort)."""
-        try:
-            self._jobs.delete_entity(partition_key=user_id, row_key=job_id)
-        except Exception as exc:
-            logger.warning("could not delete job %s: %s", job_id, type(exc).__name__)
-
     # -- queue ----------------------------------------------------------------------------------
 
     def enqueue(self, message: JobMessage, delay_seconds: int = 0) -> None:

@@ -231,19 +231,29 @@ class JobService:
                 job.project,
                 estimate.cost,
                 estimate.currency,
-                committed=lambda project: self._committed(principal.tenant, project),
+                committed=self._committed(principal.tenant),
             )
         return self._accept(principal, job, execute.qasm)
 
-    def _committed(self, tenant: str, project: str | None) -> Decimal:
-        """The estimates of `tenant`'s cloud jobs (of `project`, when given) accepted but not
-        yet charged: what a budget has promised already."""
-        total = Decimal(0)
-        for job in self._repo.open_cloud_jobs(tenant):
-            if job.estimated_cost and (project is None or job.project == project):
-                if self._ledger.repo.get(job.user_id, job.job_id) is None:
-                    total += Decimal(job.estimated_cost)
-        return total
+    def _committed(self, tenant: str) -> Callable[[str | None], Decimal]:
+        """What `tenant`'s budgets have promised already, by project (None: all of them): the
+        estimates of its cloud jobs accepted but not yet charged, read once, when first asked."""
+        pending: list[tuple[str, Decimal]] | None = None
+
+        def committed(project: str | None) -> Decimal:
+            nonlocal pending
+            if pending is None:
+                pending = [
+                    (job.project, Decimal(job.estimated_cost))
+                    for job in self._repo.open_cloud_jobs(tenant)
+                    if job.estimated_cost and self._ledger.repo.get(job.user_id, job.job_id) is None
+                ]
+            return sum(
+                (cost for name, cost in pending if project is None or name == project),
+                Decimal(0),
+            )
+
+        return committed
 
     def _accept(self, principal: Principal, job: Job, qasm: str) -> JobAccepted:
         """Reserve a job of today's quota, then circuit blob, the row and the message; the job

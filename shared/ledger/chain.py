@@ -63,7 +63,7 @@ def verify_chain(
             report(entry.seq, _misplaced(entry.seq))
             continue
         if entry.seq > expected:
-            report(expected, _missing(expected, entry.seq - 1))
+            report(expected, missing(expected, entry.seq - 1))
         elif entry.seq == 1 and entry.prev_hash != GENESIS:
             report(1, "prev_hash of the first entry is not the genesis hash")
         elif previous and entry.prev_hash != previous.hash:
@@ -90,7 +90,7 @@ def _head_breaks(user_id: str, last: LedgerEntry | None, head: tuple[int, str]) 
     head_seq, head_hash = head
     last_seq = last.seq if last else 0
     if last_seq < head_seq:
-        problem = f"{_missing(last_seq + 1, head_seq)} (the chain head is at seq {head_seq})"
+        problem = f"{missing(last_seq + 1, head_seq)} (the chain head is at seq {head_seq})"
         return [Break(user_id, last_seq + 1, problem)]
     if last_seq > head_seq:
         return [Break(user_id, head_seq + 1, f"entries after the chain head (seq {head_seq})")]
@@ -99,7 +99,8 @@ def _head_breaks(user_id: str, last: LedgerEntry | None, head: tuple[int, str]) 
     return []
 
 
-def _missing(first: int, last: int) -> str:
+def missing(first: int, last: int) -> str:
+    """How a gap of entries `first`..`last` in a chain is reported."""
     return (
         f"entry {first} is missing" if first == last else f"entries {first} to {last} are missing"
     )

@@ -29,7 +29,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.ledger.chain import verify_chain
+from shared.ledger.chain import missing, verify_chain
 from shared.ledger.models import GENESIS, LedgerEntry, entry_hash
 from shared.signing import ALGORITHM, public_b64, sign, verify
 
@@ -301,7 +301,7 @@ def _link_problems(
     expected = first
     for seq in sorted(s for s in slots if first <= s <= last):
         if seq > expected:
-            problems.append(f"{name}: {_missing(expected, seq - 1)}")
+            problems.append(f"{name}: {missing(expected, seq - 1)}")
         elif seq == 1 and slots[seq][0] != GENESIS:
             problems.append(f"{name}: prev_hash of the first entry is not the genesis hash")
         elif seq > first and slots[seq][0] != slots[seq - 1][1]:
@@ -310,7 +310,7 @@ def _link_problems(
             )
         expected = seq + 1
     if expected <= last:
-        problems.append(f"{name}: {_missing(expected, last)}")
+        problems.append(f"{name}: {missing(expected, last)}")
     return problems
 
 
@@ -376,12 +376,6 @@ def _is_link(raw: Any) -> bool:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _missing(first: int, last: int) -> str:
-    return (
-        f"entry {first} is missing" if first == last else f"entries {first} to {last} are missing"
-    )
 
 
 def _show(value: object) -> str:

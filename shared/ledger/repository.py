@@ -11,14 +11,12 @@ disagree.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.ledger.models import GENESIS, KIND, LedgerEntry
-from shared.storage import Storage, get_or_none, if_match, transact
+from shared.storage import Storage, back_off, get_or_none, if_match, transact
 from shared.storage.clients import LEDGER_TABLE
 from shared.storage.query import literal, page
 
@@ -67,7 +65,7 @@ class LedgerRepository:
                 return sealed
             if get_or_none(table, entry.user_id, entry.job_id) is not None:
                 return None  # charged by an earlier delivery or a racing worker
-            time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.05)))
+            back_off(attempt)
         raise RuntimeError(f"ledger of {entry.user_id} too contended to charge {entry.job_id}")
 
     def get(self, user_id: str, job_id: str) -> LedgerEntry | None:

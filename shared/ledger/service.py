@@ -27,7 +27,7 @@ from shared import clock, signing
 from shared.accounts.service import Principal
 from shared.accounts.tiers import TierName
 from shared.config import SettingsError
-from shared.errors import ApiError, Forbidden, NotFound, ValidationFailed
+from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.ledger.evidence import build_bundle
 from shared.ledger.models import LedgerEntry
 from shared.ledger.repository import LedgerRepository
@@ -43,8 +43,7 @@ _TENANT_ROW = "tenant"
 _EVIDENCE_ID = re.compile(r"^ev_[0-9]{8}_[0-9a-f]{16}$")
 
 
-class BudgetExceeded(ApiError):
-    status = 403
+class BudgetExceeded(Forbidden):
     code = "BUDGET_EXCEEDED"
 
 
@@ -211,25 +210,9 @@ class Ledger:
         filters = self.visible(principal, tenant) | {"since": since, "until": until}
         groups: dict[tuple[str, str, str], dict[str, Any]] = {}
         for entry in self.repo.entries(**filters):
-            key = (entry.tenant, entry.project, entry.currency)
-            group = groups.setdefault(
-                key,
-                {"jobs": 0, "shots": 0, "cost": Decimal(0), "list_cost": Decimal(0)},
-            )
-            group["jobs"] += 1
-            group["shots"] += entry.shots
-            group["cost"] += Decimal(entry.cost)
-            group["list_cost"] += Decimal(entry.list_cost)
+            _add(groups.setdefault((entry.tenant, entry.project, entry.currency), _zero()), entry)
         return [
-            {
-                "tenant": t,
-                "project": p,
-                "currency": c,
-                "jobs": g["jobs"],
-                "shots": g["shots"],
-                "cost": amount(g["cost"]),
-                "list_cost": amount(g["list_cost"]),
-            }
+            {"tenant": t, "project": p, "currency": c, **_shown(g)}
             for (t, p, c), g in sorted(groups.items())
         ]
 
@@ -290,16 +273,17 @@ class Ledger:
             heads=heads,
         )
         data = json.dumps(bundle, indent=1, sort_keys=True).encode("utf-8")
+        digest = hashlib.sha256(data).hexdigest()
         self._evidence.upload_blob(
             f"{bundle_id}.json",
             data,
             overwrite=False,
-            metadata={"scope": _scope_of(filters), "sha256": hashlib.sha256(data).hexdigest()},
+            metadata={"scope": _scope_of(filters), "sha256": digest},
         )
         logger.info("evidence %s: %d entries for %s", bundle_id, len(selected), _scope_of(filters))
         return Evidence(
             bundle_id=bundle_id,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=digest,
             signature=str(bundle["signature"]),
             public_key=signing.public_b64(self._key),
             ephemeral_key=self._ephemeral,

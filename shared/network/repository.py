@@ -21,7 +21,7 @@ from typing import Any
 
 from shared import events
 from shared.jobs.models import JobStatus
-from shared.storage import Storage, get_or_none, insert_new, merge_if_match, update_row
+from shared.storage import Storage, get_or_none, insert_new, update_row, write_if_unchanged
 
 NETWORK_JOBS_TABLE = "networkjobs"
 ROUTING_TABLE = "routing"
@@ -143,13 +143,9 @@ class NetworkRepository:
         table = self._storage.table(ROUTING_TABLE)
         for _ in range(attempts):
             row = get_or_none(table, user_id, "round_robin")
-            if row is None:
-                if insert_new(table, {"PartitionKey": user_id, "RowKey": "round_robin", "turn": 1}):
-                    return 0
-                continue
-            turn = int(row["turn"])
+            turn = int(row["turn"]) if row is not None else 0
             entity = {"PartitionKey": user_id, "RowKey": "round_robin", "turn": turn + 1}
-            if merge_if_match(table, entity, row.metadata["etag"]):
+            if write_if_unchanged(table, entity, row):
                 return turn
         raise RuntimeError("could not take a round-robin turn: too much contention")
 

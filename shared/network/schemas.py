@@ -256,23 +256,6 @@ class EstimateResult(BaseModel):
     )
 
 
-class RunResult(BaseModel):
-    backend: str
-    job_id: str = Field(description="The v1 job that ran on this backend")
-    status: str
-    counts: dict[str, int] | None = None
-    mode: str | None = None
-    fidelity: float | None = None
-    queue_time_s: float | None = None
-    execution_time_s: float | None = None
-
-
-class Failure(BaseModel):
-    backend: str
-    error_code: str
-    detail: str
-
-
 class NetworkJobResult(BaseModel):
     """A network job. Single-backend strategies fill `backend` and `counts`; `all` fills
     `results`, `aggregated_counts`, `aggregation_confidence`, `weights` and `failed`; a batch

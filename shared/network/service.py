@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -373,8 +373,9 @@ class NetworkService:
             raise RuntimeError(f"could not cancel job {job_id}: too much contention")
         if job.kind != "direct":
             orchestrations.terminate(job_id, "cancelled by its owner")
-        self._settle_quota(job)
-        for child in self._job_repo.runs_of(job.user_id, job.job_id):
+        runs = list(self._job_repo.runs_of(job.user_id, job.job_id))
+        self._settle_quota(job, runs)
+        for child in runs:
             if child.status.terminal:
                 continue
             try:
@@ -434,9 +435,10 @@ class NetworkService:
             return {"status": "missing"}
         if job.status.terminal:
             return {"status": job.status.value}
-        groups = [self._group_result(job, g) for g in range(len(job.groups))]
+        runs = {run.job_id: run for run in self._job_repo.runs_of(user_id, job_id)}
+        groups = [self._group_result(job, g, runs) for g in range(len(job.groups))]
         self._job_repo.put_result(job.result_blob, {"groups": groups})
-        self._end(job, groups)
+        self._end(job, groups, runs.values())
         return {"status": job.status.value}
 
     # -- planning -------------------------------------------------------------------------------
@@ -526,22 +528,22 @@ class NetworkService:
             if not self._repo.insert(job):
                 raise Conflict(f"Job {job.job_id} exists", error_code="DUPLICATE_JOB_ID")
         except Exception:
-            self._settle_quota(job, ran=0, ref=f"{job.job_id}.unsaved")
+            self._settle_quota(job, (), ref=f"{job.job_id}.unsaved")
             raise
 
-    def _settle_quota(self, job: NetworkJob, ran: int | None = None, ref: str = "") -> None:
-        """Give back the runs reserved for `job` that never ran (once). Logged, never raised."""
+    def _settle_quota(self, job: NetworkJob, runs: Iterable[Job], ref: str = "") -> None:
+        """Give back the runs reserved for `job` that never ran (once), `runs` being its runs'
+        rows as they stand. Logged, never raised."""
         if job.quota_day is None or not job.quota_runs:
             return
         try:
-            if ran is None:
-                ran = sum(
-                    1
-                    for child in self._job_repo.runs_of(job.user_id, job.job_id)
-                    if child.status is JobStatus.COMPLETED
-                    or child.supplier_job_id is not None
-                    or child.status is JobStatus.PROCESSING
-                )
+            ran = sum(
+                1
+                for child in runs
+                if child.status is JobStatus.COMPLETED
+                or child.supplier_job_id is not None
+                or child.status is JobStatus.PROCESSING
+            )
             unused = job.quota_runs - ran
             self._quotas.release(job.user_id, job.quota_day, unused, ref=ref or job.job_id)
         except Exception as exc:
@@ -580,7 +582,7 @@ class NetworkService:
         except Exception as exc:
             logger.error("network job %s could not start: %s", job.job_id, exc)
             self._repo.delete_quietly(job)
-            self._settle_quota(job, ran=0, ref=f"{job.job_id}.unstarted")
+            self._settle_quota(job, (), ref=f"{job.job_id}.unstarted")
             for group in job.groups:
                 self._job_repo.delete_circuit_quietly(group.circuit_blob)
             raise ServiceUnavailable("The orchestration could not be started; retry") from exc
@@ -649,7 +651,7 @@ class NetworkService:
             return base | {"backend": job.slots[0].backends[0]}
         group = self._group_result(job, 0, {run.job_id: run})
         if not job.status.terminal:
-            self._end(job, [group])
+            self._end(job, [group], [run])
             base |= {"status": job.status.value, "completed_at": job.completed_at}
             if job.status is JobStatus.FAILED:
                 base["error"] = {
@@ -658,10 +660,12 @@ class NetworkService:
                 }
         return base | _public_group(group, single=True)
 
-    def _end(self, job: NetworkJob, groups: Sequence[Mapping[str, Any]]) -> None:
+    def _end(
+        self, job: NetworkJob, groups: Sequence[Mapping[str, Any]], runs: Iterable[Job]
+    ) -> None:
         """Record the job's end from its circuits' results (`job` then holds it): completed
         when any circuit completed, else failed with AGGREGATION_FAILED when that is every
-        circuit's reason, ALL_BACKENDS_FAILED otherwise."""
+        circuit's reason, ALL_BACKENDS_FAILED otherwise. `runs`: its runs' rows."""
         changes: dict[str, Any] = {"completed_at": clock.now_iso()}
         if any(g["status"] == "completed" for g in groups):
             changes["status"] = JobStatus.COMPLETED
@@ -675,17 +679,15 @@ class NetworkService:
                 "error_detail": groups[0].get("error_detail") or "Every backend failed",
             }
         if self._repo.update(job, changes):
-            self._settle_quota(job)
+            self._settle_quota(job, runs)
             return
         fresh = self._repo.get(job.user_id, job.job_id)  # another writer ended it first
         if fresh is not None:
             job.status, job.completed_at = fresh.status, fresh.completed_at
             job.error_code, job.error_detail = fresh.error_code, fresh.error_detail
 
-    def _group_result(
-        self, job: NetworkJob, index: int, known: Mapping[str, Job] | None = None
-    ) -> dict[str, Any]:
-        """Circuit `index`'s result from its runs' rows (`known`: runs already read)."""
+    def _group_result(self, job: NetworkJob, index: int, runs: Mapping[str, Job]) -> dict[str, Any]:
+        """Circuit `index`'s result from its runs' rows (`runs`: every run, by id)."""
         group = job.groups[index]
         results: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
@@ -694,7 +696,7 @@ class NetworkService:
                 continue
             for attempt in range(len(slot.backends)):
                 run_id = job.child_id(slot_index, attempt)
-                child = (known or {}).get(run_id) or self._job_repo.get(job.user_id, run_id)
+                child = runs.get(run_id)
                 backend_id = slot.backends[attempt]
                 if child is None:
                     continue

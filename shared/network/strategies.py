@@ -23,6 +23,7 @@ from enum import StrEnum
 
 from shared.errors import ApiError, BadRequest, ServiceUnavailable
 from shared.network.estimates import BackendEstimate
+from shared.suppliers.base import CircuitDoesNotFit
 
 
 class Strategy(StrEnum):
@@ -36,11 +37,6 @@ class Strategy(StrEnum):
 
 class NoBackends(ServiceUnavailable):
     code = "NO_BACKENDS"
-
-
-class CircuitFitsNoBackend(ApiError):
-    status = 400
-    code = "CIRCUIT_DOES_NOT_FIT"
 
 
 def parse(name: str) -> Strategy:
@@ -59,7 +55,7 @@ def choose(
 ) -> list[BackendEstimate]:
     """The backends `strategy` runs on, from `estimates` (in the order the caller gave).
 
-    Raises `NoBackends` (503) when no backend is online and `CircuitFitsNoBackend` (400, with
+    Raises `NoBackends` (503) when no backend is online and `CircuitDoesNotFit` (400, with
     each backend's reason) when some are online but the circuit fits none."""
     online = [e for e in estimates if e.online]
     if not online:
@@ -67,7 +63,7 @@ def choose(
     usable = [e for e in online if e.fits]
     if not usable:
         reasons = "; ".join(f"{e.backend.id}: {e.reasons[0]}" for e in online if e.reasons)
-        raise CircuitFitsNoBackend(f"The circuit fits no online backend ({reasons})"[:1000])
+        raise CircuitDoesNotFit(f"The circuit fits no online backend ({reasons})"[:1000])
     if strategy is Strategy.ALL or strategy is Strategy.ORDERED:
         return usable
     if strategy is Strategy.ROUND_ROBIN:

@@ -2,6 +2,7 @@
 
 from shared.storage.clients import Storage, StorageNotConfigured
 from shared.storage.etag import (
+    back_off,
     get_or_none,
     if_match,
     insert_new,
@@ -9,9 +10,11 @@ from shared.storage.etag import (
     merge_if_match,
     transact,
     update_row,
+    write_if_unchanged,
 )
 
 __all__ = [
+    "back_off",
     "Storage",
     "StorageNotConfigured",
     "get_or_none",
@@ -21,4 +24,5 @@ __all__ = [
     "merge_if_match",
     "transact",
     "update_row",
+    "write_if_unchanged",
 ]

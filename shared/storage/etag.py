@@ -6,6 +6,8 @@ decides about (a duplicate job id, a lost claim race), so they come back as `Fal
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Protocol
@@ -93,6 +95,20 @@ def if_match(etag: str) -> dict[str, Any]:
         "etag": etag,
         "match_condition": MatchConditions.IfNotModified,
     }
+
+
+def write_if_unchanged(table: Any, entity: Mapping[str, Any], row: Any | None) -> bool:
+    """Write `entity` over `row` as it was read: insert it when `row` is None (there was none),
+    else merge it if the row is unchanged since. False when another writer came first."""
+    if row is None:
+        return insert_new(table, entity) is not None
+    return merge_if_match(table, entity, row.metadata["etag"]) is not None
+
+
+def back_off(attempt: int) -> None:
+    """A short random pause, growing with `attempt`, between tries of a conditional write that
+    lost a race: racing writers spread out and one of them wins each round."""
+    time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.05)))
 
 
 def merge(table: Any, entity: Mapping[str, Any]) -> None:

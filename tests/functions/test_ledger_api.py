@@ -224,6 +224,17 @@ def cloud(
 # -- 1. one charge per job ------------------------------------------------------------------------
 
 
+def braket_execute(http: Callable[..., Any], headers: dict[str, str], body: dict[str, Any]) -> Any:
+    return http(
+        suppliers.supplier_execute,
+        "POST",
+        "/api/v1/braket/execute",
+        headers=headers,
+        route_params={"supplier": "braket"},
+        body=body,
+    )
+
+
 def test_a_redelivered_job_message_is_charged_once(
     make_user: Callable[..., Any],
     http: Callable[..., Any],
@@ -473,14 +484,7 @@ def test_a_job_over_the_tenants_budget_is_refused_before_reaching_the_supplier(
     body = {"qasm": BELL, "device": PRICED_DEVICE, "shots": 10}
 
     # when they submit a job that costs more
-    refused = http(
-        suppliers.supplier_execute,
-        "POST",
-        "/api/v1/braket/execute",
-        headers=user.headers,
-        route_params={"supplier": "braket"},
-        body=body,
-    )
+    refused = braket_execute(http, user.headers, body)
 
     # then it is refused, saying which budget and by how much
     assert refused.status == 403, refused.body
@@ -495,14 +499,7 @@ def test_a_job_over_the_tenants_budget_is_refused_before_reaching_the_supplier(
 
     # when the admin raises the budget
     assert put_budget(http, admin_headers, f"tenant:{tenant}", "100.00").status == 200
-    accepted = http(
-        suppliers.supplier_execute,
-        "POST",
-        "/api/v1/braket/execute",
-        headers=user.headers,
-        route_params={"supplier": "braket"},
-        body=body,
-    )
+    accepted = braket_execute(http, user.headers, body)
 
     # then the same job is accepted, and the worker submits it to the supplier
     assert accepted.status == 202, accepted.body
@@ -525,19 +522,9 @@ def test_jobs_accepted_but_not_yet_charged_count_against_the_budget(
     user = enterprise_of(tenant, make_user, http, admin_headers)
     body = {"qasm": BELL, "device": PRICED_DEVICE, "shots": 10}
 
-    def submit() -> Any:
-        return http(
-            suppliers.supplier_execute,
-            "POST",
-            "/api/v1/braket/execute",
-            headers=user.headers,
-            route_params={"supplier": "braket"},
-            body=body,
-        )
-
     assert put_budget(http, admin_headers, f"tenant:{tenant}", "0.50").status == 200
     # when three jobs (each over half the budget) are submitted before any is charged
-    answers = [submit() for _ in range(3)]
+    answers = [braket_execute(http, user.headers, body) for _ in range(3)]
     # then the first is accepted, and the others see its estimate committed already
     assert [a.status for a in answers] == [202, 403, 403], [a.body for a in answers]
     refused = answers[1].body
@@ -705,13 +692,8 @@ def test_an_emulated_supplier_run_costs_nothing_and_shows_the_devices_list_price
 ) -> None:
     # given a job on a Braket device, emulated (no Braket credentials), run by the worker
     user = make_user("professional")
-    accepted = http(
-        suppliers.supplier_execute,
-        "POST",
-        "/api/v1/braket/execute",
-        headers=user.headers,
-        route_params={"supplier": "braket"},
-        body={"qasm": BELL, "device": PRICED_DEVICE, "shots": 10},
+    accepted = braket_execute(
+        http, user.headers, {"qasm": BELL, "device": PRICED_DEVICE, "shots": 10}
     )
     assert accepted.status == 202, accepted.body
     job_id = accepted.body["job_id"]

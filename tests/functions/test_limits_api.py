@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,20 +19,11 @@ from shared.accounts import ratelimit
 from shared.api import accounts, jobs, worker
 from shared.jobs.messages import JobMessage
 from shared.services import Services
-from shared.storage.clients import JOBS_QUEUE
 
 BELL = (
     'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
     "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def no_messages_left(services_env: Services) -> Iterator[None]:
-    """These tests queue many jobs nobody runs: take their messages off the session's shared
-    queue, where they would read as a long wait to later tests' estimates."""
-    yield
-    services_env.storage.queue(JOBS_QUEUE).clear_messages()
 
 
 def away_from_a_minute_boundary() -> None:
@@ -114,8 +105,7 @@ def test_a_failing_rate_limit_store_lets_requests_through(
     def down(*args: Any, **kwargs: Any) -> None:
         raise ServiceRequestError("connection refused")
 
-    monkeypatch.setattr(ratelimit, "insert_new", down)
-    monkeypatch.setattr(ratelimit, "merge_if_match", down)
+    monkeypatch.setattr(ratelimit, "write_if_unchanged", down)
     # when / then the request is answered (and logged), with the whole limit left
     answer = me(http, user.headers)
     assert answer.status == 200

@@ -446,7 +446,9 @@ def test_a_transient_answer_to_a_poll_is_unavailable_at_once(
 ) -> None:
     # given a submitted job, and Azure answering its next read with a transient error
     task_id = submit(adapter, f"job-transient-{status}", "ionq.simulator", BELL)
-    workspace.fail_next("GET", f"/jobs/{task_id}", status, {"code": "Busy", "message": "later"})
+    workspace.fail_next(
+        "GET", f"/jobs/{task_id}", status, {"code": "Busy", "message": "later"}, **headers
+    )
     before = len(workspace.seen)
     # when it is polled
     started = time.perf_counter()
