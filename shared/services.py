@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from shared.accounts.quota import Quotas
 from shared.accounts.service import Accounts
@@ -18,6 +18,9 @@ from shared.ledger.service import Ledger
 from shared.legal import license
 from shared.network.repository import NetworkRepository
 from shared.network.service import NetworkService
+from shared.rerank.engine import Reranker
+from shared.rerank.service import KIND as RERANK
+from shared.rerank.service import RerankService, run_task
 from shared.storage import Storage
 from shared.suppliers import aer
 from shared.suppliers.base import SupplierAdapter
@@ -35,6 +38,7 @@ class Services:
     quotas: Quotas
     ledger: Ledger
     idempotency: Idempotency
+    rerank: RerankService
 
     @classmethod
     def build(
@@ -49,7 +53,9 @@ class Services:
         suppliers = SupplierRegistry(settings, adapters)
         quotas = Quotas(storage)
         ledger = Ledger(storage, LedgerRepository(storage), settings.ledger_signing_key)
-        jobs = JobService(settings, repo, estimator, suppliers, quotas, ledger)
+        reranker = Reranker(settings.rerank)
+        tasks = {RERANK: partial(run_task, reranker)}
+        jobs = JobService(settings, repo, estimator, suppliers, quotas, ledger, tasks)
         return cls(
             settings=settings,
             storage=storage,
@@ -62,6 +68,7 @@ class Services:
             quotas=quotas,
             ledger=ledger,
             idempotency=Idempotency(storage),
+            rerank=RerankService(settings.rerank, jobs),
         )
 
 

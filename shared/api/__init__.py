@@ -10,6 +10,7 @@ from shared.api import (
     network,
     openapi,
     orchestration,
+    rerank,
     suppliers,
     worker,
 )
@@ -19,6 +20,7 @@ BLUEPRINTS = (
     jobs.bp,
     suppliers.bp,
     network.bp,
+    rerank.bp,
     orchestration.bp,
     accounts.bp,
     legal.bp,

@@ -30,6 +30,9 @@ class JobStatus(StrEnum):
 
 
 BACKEND_AER = "qiskit_aer"
+# What a job runs: a circuit, or a task of another kind (`JobService` runs it with the runner
+# registered for its kind; its request is the payload blob, in `circuit_blob`).
+CIRCUIT = "circuit"
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Job:
     tags: str | None = None
     quota_day: str | None = None
     estimated_cost: str | None = None  # a cloud job's price at submit (decimal text)
+    kind: str = CIRCUIT
     etag: str | None = field(default=None, compare=False)
 
     @property

@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -40,7 +40,7 @@ from shared.errors import (
 )
 from shared.jobs.estimates import Estimator
 from shared.jobs.messages import Delivery, JobMessage, MalformedMessage
-from shared.jobs.models import Job, JobStatus
+from shared.jobs.models import CIRCUIT, Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import (
     ExecuteRequest,
@@ -159,6 +159,21 @@ class _Outcome:
 
 
 @dataclass(frozen=True)
+class TaskOutcome:
+    """What a task runner returns: the result to store, and how long the work took."""
+
+    result: dict[str, Any]
+    execution_time_ms: float
+    method: str
+
+
+# Runs a claimed job of a kind other than a circuit, from its payload; raises a permanent
+# `ApiError` to fail the job, anything else to have the delivery retried.
+TaskRunner = Callable[[Job, str], TaskOutcome]
+FREE = Cost(Decimal(0), Decimal(0), "USD", "local simulator: free")
+
+
+@dataclass(frozen=True)
 class Usage:
     jobs_today: int
     jobs_total: int
@@ -173,8 +188,10 @@ class JobService:
         suppliers: SupplierRegistry,
         quotas: Quotas,
         ledger: Ledger,
+        tasks: Mapping[str, TaskRunner] | None = None,
     ) -> None:
         self._settings = settings
+        self._tasks = dict(tasks or {})
         self._repo = repo
         self._estimator = estimator
         self._suppliers = suppliers
@@ -234,6 +251,38 @@ class JobService:
                 committed=self._committed(principal.tenant),
             )
         return self._accept(principal, job, execute.qasm)
+
+    def submit_task(
+        self,
+        principal: Principal,
+        kind: str,
+        payload: str,
+        *,
+        backend: str,
+        shots: int = 0,
+        job_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> JobAccepted:
+        """Accept a job of `kind` (a registered task runner) for the queue, like a circuit:
+        today's quota, the payload blob, the row, the message. Raises what `submit` raises."""
+        if kind not in self._tasks:
+            raise ValueError(f"no task runner for {kind!r}")
+        job_id = job_id or str(uuid.uuid4())
+        stem = f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}"
+        job = Job(
+            user_id=principal.user_id,
+            job_id=job_id,
+            status=JobStatus.QUEUED,
+            shots=shots,
+            created_at=clock.now_iso(),
+            backend=backend,
+            circuit_blob=f"{stem}.request.json",
+            result_blob=f"{stem}.json",
+            tenant=principal.tenant or None,
+            tags=json.dumps(dict(tags), sort_keys=True) if tags else None,
+            kind=kind,
+        )
+        return self._accept(principal, job, payload)
 
     def _committed(self, tenant: str) -> Callable[[str | None], Decimal]:
         """What `tenant`'s budgets have promised already, by project (None: all of them): the
@@ -335,7 +384,7 @@ class JobService:
             self._release(job)
             raise
         self._repo.put_result(job.result_blob, outcome.stored())
-        self._charge(job, parsed, outcome)
+        self._charge(job, self._price(job, parsed, outcome))
         job.status = JobStatus.COMPLETED
         job.completed_at = clock.now_iso()
         job.execution_time_ms, job.method = outcome.metadata.execution_time_ms, outcome.method
@@ -494,6 +543,9 @@ class JobService:
                 return
             job = self._claim(message, delivery)
             if job is None:
+                return
+            if job.kind != CIRCUIT:
+                self._run_task(job)
                 return
             parsed = self._load_circuit(job)
             if parsed is None:
@@ -750,22 +802,64 @@ class JobService:
         self._complete(job, outcome, parsed)
 
     def _complete(self, job: Job, outcome: _Outcome, parsed: ParsedCircuit) -> None:
+        self._record(
+            job,
+            outcome.stored(),
+            self._price(job, parsed, outcome),
+            execution_time_ms=outcome.metadata.execution_time_ms,
+            method=outcome.method,
+        )
+
+    def _record(
+        self,
+        job: Job,
+        result: dict[str, Any],
+        cost: Cost,
+        *,
+        execution_time_ms: float,
+        method: str,
+    ) -> None:
         """Store the result, charge the job, then mark the claimed row completed: results and
         the charge exist first, so a crash in between is finished by the redelivery, which
         charges nothing twice (the ledger takes one entry per job)."""
-        self._repo.put_result(job.result_blob, outcome.stored())
-        self._charge(job, parsed, outcome)
+        self._repo.put_result(job.result_blob, result)
+        self._charge(job, cost)
         done = self._repo.update(
             job,
             {
                 "status": JobStatus.COMPLETED,
                 "completed_at": clock.now_iso(),
-                "execution_time_ms": outcome.metadata.execution_time_ms,
-                "method": outcome.method,
+                "execution_time_ms": execution_time_ms,
+                "method": method,
             },
         )
         if not done:
             logger.warning("job %s changed while running; its first completion stands", job.job_id)
+
+    def _run_task(self, job: Job) -> None:
+        """Run a claimed task job with its kind's runner and complete it (free: it runs here).
+        A runner's permanent error fails the job (and raises); other errors are retried."""
+        runner = self._tasks.get(job.kind)
+        if runner is None:  # a row written by a newer version of the app
+            self._fail(job, "UNKNOWN_JOB_KIND", f"This deployment cannot run {job.kind} jobs")
+            return
+        payload = self._repo.get_circuit(job.circuit_blob)
+        if payload is None:
+            self._fail(job, "REQUEST_MISSING", "The job's request was not found")
+            return
+        try:
+            outcome = runner(job, payload)
+        except ApiError as exc:
+            if _permanent(exc):
+                self._fail(job, exc.error_code, exc.detail)
+            raise
+        self._record(
+            job,
+            outcome.result,
+            FREE,
+            execution_time_ms=outcome.execution_time_ms,
+            method=outcome.method,
+        )
 
     def _fail(self, job: Job, code: str, detail: str) -> None:
         if not self._repo.update(job, _failure(code, detail)):
@@ -781,7 +875,7 @@ class JobService:
         price book price (for `run_seconds` when the supplier reported them). `list_cost` is
         the device's price either way."""
         if job.supplier is None:
-            return Cost(Decimal(0), Decimal(0), "USD", "local simulator: free")
+            return FREE
         from shared.network.estimates import device_price
 
         target = find_supplier(job.supplier).target(job.backend)
@@ -798,16 +892,19 @@ class JobService:
         charged = list_cost if job.mode == Mode.CLOUD else Decimal(0)
         return Cost(charged, list_cost, listed.currency, f"pricebook {listed.pricebook_version}")
 
-    def _charge(self, job: Job, parsed: ParsedCircuit, outcome: _Outcome) -> None:
-        """Record the job's charge in the ledger (once, whoever calls)."""
+    def _price(self, job: Job, parsed: ParsedCircuit, outcome: _Outcome) -> Cost:
+        """What a finished circuit job is charged (`cost`, for the time the supplier reported)."""
         run_seconds = None
         if job.mode == Mode.CLOUD and outcome.metadata.execution_time_ms:
             run_seconds = outcome.metadata.execution_time_ms / 1000.0
         try:
-            cost = self.cost(job, parsed, run_seconds)
+            return self.cost(job, parsed, run_seconds)
         except ApiError as exc:  # the circuit ran but cannot be mapped for a list price
             logger.warning("job %s: no list price (%s)", job.job_id, exc.error_code)
-            cost = Cost(Decimal(0), Decimal(0), "USD", f"unpriced: {exc.error_code}")
+            return Cost(Decimal(0), Decimal(0), "USD", f"unpriced: {exc.error_code}")
+
+    def _charge(self, job: Job, cost: Cost) -> None:
+        """Record the job's charge in the ledger (once, whoever calls)."""
         self._ledger.charge(
             user_id=job.user_id,
             job_id=job.job_id,
@@ -891,13 +988,13 @@ class JobService:
             metadata=ResultMetadata.model_validate(stored["metadata"]),
         )
 
-    def cancel(self, principal: Principal, job_id: str) -> JobCancelled:
+    def cancel(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> JobCancelled:
         """Cancel a queued job, or a cloud supplier's task still running (the supplier is asked
         to cancel it first); a message delivered later finds the job cancelled. Raises
         `Conflict` JOB_NOT_CANCELLABLE for a job running here or finished, and the supplier's
         503 when it cannot be reached."""
         for _ in range(_MAX_CAS_ATTEMPTS):
-            job = self._get(principal, job_id)
+            job = self._get(principal, job_id, kind)
             if job.status is JobStatus.CANCELLED:
                 break
             if self._cloud_task_running(job):
@@ -960,9 +1057,20 @@ class JobService:
         midnight = clock.utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
         return self._repo.count(user_id, created_since=clock.iso(midnight))
 
-    def _get(self, principal: Principal, job_id: str) -> Job:
+    def task(
+        self, principal: Principal, job_id: str, kind: str
+    ) -> tuple[Job, dict[str, Any] | None]:
+        """The caller's job `job_id` of `kind` and its stored result (None until completed);
+        raises `NotFound` for another user's job or another kind's."""
+        job = self._get(principal, job_id, kind)
+        if job.status is not JobStatus.COMPLETED:
+            return job, None
+        return job, self._repo.get_result(job.result_blob)
+
+    def _get(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> Job:
+        """The caller's job of `kind` (each API sees only its own kind of job)."""
         job = self._repo.get(principal.user_id, job_id) if is_job_id(job_id) else None
-        if job is None:
+        if job is None or job.kind != kind:
             raise NotFound(f"Job {job_id} not found", error_code="JOB_NOT_FOUND")
         return job
 

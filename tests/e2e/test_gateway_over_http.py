@@ -210,3 +210,64 @@ def test_without_credentials_every_supplier_is_emulated_and_every_provider_runs_
             f"{host.url}/api/v1/results/{job_id}", headers=headers, timeout=30
         ).json()["metadata"]
         assert meta["mode"] == "emulated", name
+
+
+RERANK_QUERY = "how do I reset my password"
+RERANK_CANDIDATES = [
+    "To reset your password, open Settings and choose Reset password.",
+    "Open Settings and pick Reset password to reset your password.",
+    "A reset link for your password is emailed to you and expires after one hour.",
+    "Passwords must be at least 12 characters long.",
+    "If you forgot your username, contact support to recover your account.",
+    "Our office is open from 9 to 5 on weekdays.",
+]
+
+
+@pytest.mark.parametrize("tier", ["classic", "quantum_cpu", "quantum_gpu"])
+def test_a_rerank_on_every_tier_goes_through_the_queue_and_returns_k_ranked_candidates(
+    host: FuncHost, tier: str
+) -> None:
+    # given a user
+    headers = new_user(host)
+    # when they queue a rerank on the tier
+    body = {"query": RERANK_QUERY, "candidates": RERANK_CANDIDATES, "k": 3, "tier": tier}
+    accepted = requests.post(f"{host.url}/rerank", json=body, headers=headers, timeout=30)
+    assert accepted.status_code == 202, accepted.text
+    location = accepted.headers["Location"]
+    # then polling Location ends with three ranked candidates and the solver's report
+    deadline = time.monotonic() + 120
+    while True:
+        answer = requests.get(f"{host.url}{location}", headers=headers, timeout=30).json()
+        if answer["status"] in TERMINAL or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert answer["status"] == "completed", answer
+    assert answer["tier"] == tier
+    ranked = answer["ranked_candidates"]
+    assert [c["rank"] for c in ranked] == [1, 2, 3]
+    assert all(0 <= c["score"] <= 1 and c["text"] == RERANK_CANDIDATES[c["index"]] for c in ranked)
+    solver = answer["solver"]
+    assert solver["exact_optimum"] is not None and 0 < solver["approximation_ratio"] <= 1
+    if tier == "classic":
+        assert solver["method"] == "exact" and solver["approximation_ratio"] == 1.0
+    else:
+        assert solver["method"] == "qaoa" and solver["qubits"] == len(RERANK_CANDIDATES)
+        assert solver["shots"] > 0 and solver["optimizer_iterations"] <= 50
+    if tier == "quantum_gpu" and solver["device"] == "CPU":
+        assert solver["fallback"] is True  # never pretend: no GPU here, and it says so
+
+
+def test_a_bad_rerank_is_refused_over_http_with_the_standard_error(host: FuncHost) -> None:
+    headers = new_user(host)
+    for body in (
+        {"query": RERANK_QUERY, "candidates": RERANK_CANDIDATES, "k": 7},
+        {"query": RERANK_QUERY, "candidates": ["one", ""]},
+        {"query": RERANK_QUERY, "candidates": RERANK_CANDIDATES, "tier": "quantum_tpu"},
+        {"query": RERANK_QUERY, "candidates": ["x" * 4001, "y"]},
+        {"query": RERANK_QUERY, "candidates": [str(i) for i in range(101)]},
+    ):
+        answer = requests.post(f"{host.url}/rerank", json=body, headers=headers, timeout=30)
+        assert answer.status_code == 422, body
+        assert set(answer.json()) == {"detail", "error_code", "request_id"}
+    other = requests.get(f"{host.url}/rerank/not-a-job", headers=headers, timeout=30)
+    assert other.status_code == 404 and other.json()["error_code"] == "JOB_NOT_FOUND"
