@@ -20,7 +20,7 @@ import numpy as np
 from shared.rerank.problem import Problem
 
 EXACT_MAX_SUBSETS = 200_000
-RESTARTS = 8
+RESTARTS = 32  # 8 missed the optimum on 4 of 150 random 30-candidate instances; 32 on none
 _CHUNK = 50_000
 _GAIN_EPSILON = 1e-12
 

@@ -3,15 +3,16 @@
 For relevances r_i in [0, 1], similarities s_ij in [0, 1] and a diversity weight d in [0, 1],
 choose exactly k candidates S maximising
 
-    f(S) = sum_{i in S} r_i  -  d / (k - 1) * sum_{i in S} sum_{j in S, j != i} s_ij
+    f(S) = sum_{i in S} r_i  -  d * sum_{i<j in S} s_ij
 
-that is, the sum over the chosen items of their *score*: relevance minus d times the item's
-mean similarity to the other chosen items. With d = 0 this is plain top-k by relevance; with
-d = 1 a candidate that duplicates another chosen one (s = 1) adds nothing. As a QUBO over
-x in {0,1}^n with sum(x) = k: f(x) = r.x - (2d / (k-1)) * sum_{i<j} s_ij x_i x_j.
+total relevance minus d times the similarity of every chosen pair. With d = 0 this is plain
+top-k by relevance; with d = 1 adding an exact duplicate of a chosen candidate (s = 1) never
+raises f. As a QUBO over x in {0,1}^n with sum(x) = k: f(x) = r.x - d * sum_{i<j} s_ij x_i x_j.
 
-The chosen items are ranked by their score, highest first (ties: higher relevance, then the
-earlier candidate), and each item's reported score is that value clipped to [0, 1].
+Each chosen item's *score* is its relevance minus d times half its summed similarity to the
+other chosen items (each pair's cost is shared by its two items), so the scores add up to f.
+The chosen items are ranked by score, highest first (ties: higher relevance, then the earlier
+candidate), and each reported score is that value clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ Vector = npt.NDArray[np.float64]
 Matrix = npt.NDArray[np.float64]
 Subsets = npt.NDArray[np.int64]
 
-DEFAULT_DIVERSITY = 0.5
+DEFAULT_DIVERSITY = 0.75
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ class Problem:
 
     @property
     def pair_weight(self) -> float:
-        """The QUBO's weight on each chosen pair's similarity: 2d / (k - 1)."""
-        return 2.0 * self.diversity / (self.k - 1) if self.k > 1 else 0.0
+        """The QUBO's weight on each chosen pair's similarity: d."""
+        return self.diversity
 
     def value(self, subset: Sequence[int]) -> float:
         """f(S) for one subset of size k."""
@@ -84,12 +85,11 @@ class Problem:
         return np.asarray(total, dtype=np.float64)
 
     def item_scores(self, subset: Sequence[int]) -> Vector:
-        """Each chosen item's relevance minus d times its mean similarity to the others."""
+        """Each chosen item's relevance minus d times half its summed similarity to the others
+        (the scores add up to f)."""
         chosen = np.asarray(list(subset), dtype=np.int64)
-        if self.k == 1:
-            return self.relevance[chosen].copy()
-        mean = self.similarity[np.ix_(chosen, chosen)].sum(axis=1) / (self.k - 1)
-        return np.asarray(self.relevance[chosen] - self.diversity * mean, dtype=np.float64)
+        shared = self.similarity[np.ix_(chosen, chosen)].sum(axis=1) / 2.0
+        return np.asarray(self.relevance[chosen] - self.diversity * shared, dtype=np.float64)
 
     def restrict(self, indices: Sequence[int]) -> Problem:
         """The same problem over the candidates `indices` (in that order)."""

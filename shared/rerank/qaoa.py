@@ -232,7 +232,9 @@ def solve(problem: Problem, options: QaoaOptions) -> QaoaOutcome:
             negative,
             _ramp(grid[best], layers),
             method="COBYLA",
-            options={"maxiter": remaining, "rhobeg": 0.2},
+            # tol 0.01 (not 1e-4) saved a fifth of the evaluations over the bench's 20
+            # instances and found the same subsets; 0.03 lost optima
+            options={"maxiter": remaining, "rhobeg": 0.2, "tol": 0.01},
         )
 
     sampler = _from_dicke(ansatz, n, k)

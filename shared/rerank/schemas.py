@@ -76,8 +76,9 @@ class RerankRequest(BaseModel):
         DEFAULT_DIVERSITY,
         ge=0.0,
         le=1.0,
-        description="Weight of redundancy against relevance: 0 is plain top-k by relevance; 1 "
-        "makes a chosen duplicate worth nothing",
+        description="Weight of redundancy against relevance: the objective is total relevance "
+        "minus `diversity` times the similarity of every chosen pair. 0 is plain top-k by "
+        "relevance; at 1 an exact duplicate of a chosen candidate adds nothing",
     )
     job_id: str | None = Field(
         None,
@@ -100,8 +101,8 @@ class RankedCandidate(BaseModel):
     score: float = Field(
         ge=0.0,
         le=1.0,
-        description="Relevance minus `diversity` times the mean similarity to the other chosen "
-        "candidates, clipped to 0..1",
+        description="Relevance minus `diversity` times half the summed similarity to the other "
+        "chosen candidates (the scores add up to the objective), clipped to 0..1",
     )
     rank: int = Field(ge=1, description="1 is the best")
     index: int = Field(ge=0, description="The candidate's position in the request")

@@ -22,14 +22,12 @@ def random_problem(seed: int, n: int, k: int, diversity: float) -> Problem:
 
 
 def by_hand(problem: Problem, subset: list[int]) -> float:
-    """f(S) = sum r_i - d / (k - 1) * sum over ordered pairs i != j of s_ij, in plain Python."""
+    """f(S) = sum r_i - d * sum over unordered pairs i < j of s_ij, in plain Python."""
     relevance = [float(x) for x in problem.relevance]
     similarity = [[float(x) for x in row] for row in problem.similarity]
     total = sum(relevance[i] for i in subset)
-    if problem.k > 1:
-        pairs = sum(similarity[i][j] for i in subset for j in subset if i != j)
-        total -= problem.diversity / (problem.k - 1) * pairs
-    return total
+    pairs = sum(similarity[i][j] for i in subset for j in subset if i < j)
+    return total - problem.diversity * pairs
 
 
 def random_subsets(seed: int, n: int, k: int, count: int) -> list[list[int]]:
@@ -61,10 +59,10 @@ def test_values_and_value_equal_the_formula_evaluated_by_hand(
     assert one_by_one == pytest.approx(expected, abs=1e-12)
 
 
-def test_the_pair_weight_is_twice_the_diversity_over_k_minus_one() -> None:
+def test_the_pair_weight_is_the_diversity_whatever_k() -> None:
     # given / when / then: the QUBO weight on each unordered pair
-    assert random_problem(0, 6, 3, 0.6).pair_weight == pytest.approx(2 * 0.6 / 2)
-    assert random_problem(0, 6, 1, 0.6).pair_weight == 0.0
+    assert random_problem(0, 6, 3, 0.6).pair_weight == pytest.approx(0.6)
+    assert random_problem(0, 9, 5, 0.6).pair_weight == pytest.approx(0.6)
 
 
 def test_value_does_not_depend_on_the_order_of_the_subset() -> None:
@@ -86,16 +84,16 @@ def test_item_scores_sum_to_the_objective(n: int, k: int, diversity: float) -> N
         assert float(scores.sum()) == pytest.approx(problem.value(subset), abs=1e-12)
 
 
-def test_item_score_is_relevance_minus_diversity_times_mean_similarity_to_the_others() -> None:
+def test_item_score_is_relevance_minus_diversity_times_half_its_similarity_to_the_others() -> None:
     # given
-    problem = random_problem(11, 8, 3, 0.4)
-    subset = [2, 5, 6]
+    problem = random_problem(11, 8, 4, 0.4)
+    subset = [2, 5, 6, 7]
     # when
     scores = problem.item_scores(subset)
     # then
     for position, i in enumerate(subset):
-        mean = sum(float(problem.similarity[i, j]) for j in subset if j != i) / 2
-        assert scores[position] == pytest.approx(float(problem.relevance[i]) - 0.4 * mean)
+        half = sum(float(problem.similarity[i, j]) for j in subset if j != i) / 2
+        assert scores[position] == pytest.approx(float(problem.relevance[i]) - 0.4 * half)
 
 
 def test_with_diversity_zero_the_objective_is_the_sum_of_relevances() -> None:

@@ -25,10 +25,8 @@ def by_hand(problem: Problem, subset: tuple[int, ...]) -> float:
     relevance = [float(x) for x in problem.relevance]
     similarity = [[float(x) for x in row] for row in problem.similarity]
     total = sum(relevance[i] for i in subset)
-    if problem.k > 1:
-        pairs = sum(similarity[i][j] for i in subset for j in subset if i != j)
-        total -= problem.diversity / (problem.k - 1) * pairs
-    return total
+    pairs = sum(similarity[i][j] for i in subset for j in subset if i < j)
+    return total - problem.diversity * pairs
 
 
 def by_hand_partial(problem: Problem, subset: list[int]) -> float:
