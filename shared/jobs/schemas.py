@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.jobs.models import Job, JobStatus
+
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 
@@ -39,6 +41,11 @@ TAGS_FIELD: Any = Field(
     "in the ledger's chargeback",
     examples=[{"project": "vqe-study"}],
 )
+JOB_ID_FIELD: Any = Field(
+    None,
+    pattern=JOB_ID_PATTERN,
+    description="Your own id for the job, unique among your jobs; generated when omitted",
+)
 
 
 class ExecuteRequest(BaseModel):
@@ -52,11 +59,7 @@ class ExecuteRequest(BaseModel):
         '(`include "stdgates.inc";`) source',
     )
     shots: int = Field(1024, ge=1, le=100_000, description="Shots (at most your tier's max_shots)")
-    job_id: str | None = Field(
-        None,
-        pattern=JOB_ID_PATTERN,
-        description="Your own id for the job, unique among your jobs; generated when omitted",
-    )
+    job_id: str | None = JOB_ID_FIELD
     tags: Tags | None = TAGS_FIELD
 
 
@@ -83,11 +86,7 @@ class SupplierExecuteRequest(BaseModel):
         None, min_length=1, max_length=100, description="Another name for `backend` (braket)"
     )
     shots: int = Field(1024, ge=1, le=100_000, description="Shots (at most your tier's max_shots)")
-    job_id: str | None = Field(
-        None,
-        pattern=JOB_ID_PATTERN,
-        description="Your own id for the job, unique among your jobs; generated when omitted",
-    )
+    job_id: str | None = JOB_ID_FIELD
     tags: Tags | None = TAGS_FIELD
 
     @model_validator(mode="after")
@@ -130,6 +129,13 @@ class JobAccepted(BaseModel):
 class JobError(BaseModel):
     error_code: str
     detail: str
+
+    @classmethod
+    def of(cls, job: Job) -> JobError | None:
+        """A failed job's error; None for a job in any other state."""
+        if job.status is not JobStatus.FAILED:
+            return None
+        return cls(error_code=job.error_code or "FAILED", detail=job.error_detail or "")
 
 
 class JobCounts(BaseModel):

@@ -959,14 +959,11 @@ class JobService:
         if job.status is JobStatus.COMPLETED:
             stored = self._repo.get_result(job.result_blob)
             result = JobCounts(counts=stored["counts"]) if stored else None
-        error = None
-        if job.status is JobStatus.FAILED:
-            error = JobError(error_code=job.error_code or "FAILED", detail=job.error_detail or "")
         return JobStatusResponse(
             job_id=job.job_id,
             status=job.status.value,
             result=result,
-            error=error,
+            error=JobError.of(job),
             created_at=job.created_at,
             started_at=job.started_at,
             completed_at=job.completed_at,

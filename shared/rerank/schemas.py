@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared.jobs.schemas import JOB_ID_PATTERN, TAGS_FIELD, JobError, Tags
+from shared.jobs.schemas import JOB_ID_FIELD, TAGS_FIELD, JobError, Tags
 from shared.rerank.problem import DEFAULT_DIVERSITY
 
 MAX_CANDIDATES = 100
@@ -80,11 +80,7 @@ class RerankRequest(BaseModel):
         "minus `diversity` times the similarity of every chosen pair. 0 is plain top-k by "
         "relevance; at 1 an exact duplicate of a chosen candidate adds nothing",
     )
-    job_id: str | None = Field(
-        None,
-        pattern=JOB_ID_PATTERN,
-        description="Your own id for the job, unique among your jobs; generated when omitted",
-    )
+    job_id: str | None = JOB_ID_FIELD
     tags: Tags | None = TAGS_FIELD
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from shared.accounts.service import Principal
 from shared.config import RerankSettings
 from shared.errors import ValidationFailed
-from shared.jobs.models import Job, JobStatus
+from shared.jobs.models import Job
 from shared.jobs.schemas import JobAccepted, JobCancelled, JobError
 from shared.jobs.service import JobService, TaskOutcome
 from shared.rerank.engine import Reranker, check_quantum_k, seed_for
@@ -63,9 +63,6 @@ class RerankService:
 
     def get(self, principal: Principal, job_id: str) -> RerankJob:
         job, stored = self._jobs.task(principal, job_id, KIND)
-        error = None
-        if job.status is JobStatus.FAILED:
-            error = JobError(error_code=job.error_code or "FAILED", detail=job.error_detail or "")
         return RerankJob(
             job_id=job.job_id,
             status=job.status.value,
@@ -76,7 +73,7 @@ class RerankService:
             ],
             processing_time_seconds=(stored or {}).get("processing_time_seconds"),
             solver=SolverReport.model_validate(stored["solver"]) if stored else None,
-            error=error,
+            error=JobError.of(job),
             created_at=job.created_at,
             completed_at=job.completed_at,
         )

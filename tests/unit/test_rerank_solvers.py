@@ -209,32 +209,27 @@ def test_greedy_adds_the_candidate_with_the_largest_gain_each_time() -> None:
 # ---------------------------------------------------------------- the planted instance
 
 
-def test_planted_with_full_diversity_every_classical_solver_picks_one_per_group() -> None:
-    # given
-    problem = planted(diversity=1.0)
-    # when
-    answers = {
+def classical_answers(problem: Problem) -> dict[str, tuple[int, ...]]:
+    return {
         "exact": classic.exact(problem).subset,
         "heuristic": classic.heuristic(problem).subset,
         "solve": classic.solve(problem).subset,
         "greedy": tuple(classic.greedy(problem)),
     }
+
+
+def test_planted_with_full_diversity_every_classical_solver_picks_one_per_group() -> None:
+    # given / when
+    answers = classical_answers(planted(diversity=1.0))
     # then
     for name, subset in answers.items():
         assert groups_of(subset) == [0, 1, 2], name
-    assert classic.exact(problem).subset == (0, 3, 6)
+    assert answers["exact"] == (0, 3, 6)
 
 
 def test_planted_with_no_diversity_every_classical_solver_picks_the_three_most_relevant() -> None:
-    # given
-    problem = planted(diversity=0.0)
-    # when
-    answers = {
-        "exact": classic.exact(problem).subset,
-        "heuristic": classic.heuristic(problem).subset,
-        "solve": classic.solve(problem).subset,
-        "greedy": tuple(classic.greedy(problem)),
-    }
+    # given / when
+    answers = classical_answers(planted(diversity=0.0))
     # then all three from the most relevant group
     for name, subset in answers.items():
         assert sorted(subset) == [0, 1, 2], name
