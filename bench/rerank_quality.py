@@ -39,8 +39,8 @@ from funchost.testing import Azurite
 from shared.config import RerankSettings
 from shared.rerank import classic
 from shared.rerank.engine import Reranker
-from shared.rerank.problem import DEFAULT_DIVERSITY, Problem, Scores
-from shared.rerank.schemas import RerankRequest, Tier
+from shared.rerank.problem import Problem, Scores
+from shared.rerank.schemas import DEFAULT_DIVERSITY, RerankRequest, Tier
 from shared.rerank.scoring import LexicalScorer
 
 QUERIES = 12

@@ -18,7 +18,6 @@ from shared.ledger.service import Ledger
 from shared.legal import license
 from shared.network.repository import NetworkRepository
 from shared.network.service import NetworkService
-from shared.rerank.engine import Reranker
 from shared.rerank.service import KIND as RERANK
 from shared.rerank.service import RerankService, run_task
 from shared.storage import Storage
@@ -53,8 +52,7 @@ class Services:
         suppliers = SupplierRegistry(settings, adapters)
         quotas = Quotas(storage)
         ledger = Ledger(storage, LedgerRepository(storage), settings.ledger_signing_key)
-        reranker = Reranker(settings.rerank)
-        tasks = {RERANK: partial(run_task, reranker)}
+        tasks = {RERANK: partial(run_task, settings.rerank)}
         jobs = JobService(settings, repo, estimator, suppliers, quotas, ledger, tasks)
         return cls(
             settings=settings,

@@ -267,20 +267,8 @@ class JobService:
         today's quota, the payload blob, the row, the message. Raises what `submit` raises."""
         if kind not in self._tasks:
             raise ValueError(f"no task runner for {kind!r}")
-        job_id = job_id or str(uuid.uuid4())
-        stem = f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}"
-        job = Job(
-            user_id=principal.user_id,
-            job_id=job_id,
-            status=JobStatus.QUEUED,
-            shots=shots,
-            created_at=clock.now_iso(),
-            backend=backend,
-            circuit_blob=f"{stem}.request.json",
-            result_blob=f"{stem}.json",
-            tenant=principal.tenant or None,
-            tags=json.dumps(dict(tags), sort_keys=True) if tags else None,
-            kind=kind,
+        job = self._new_row(
+            principal, job_id, shots, tags, payload="request.json", backend=backend, kind=kind
         )
         return self._accept(principal, job, payload)
 
@@ -469,21 +457,41 @@ class JobService:
         return parsed
 
     def _new_job(self, principal: Principal, req: ExecuteRequest, parsed: ParsedCircuit) -> Job:
-        job_id = req.job_id or str(uuid.uuid4())
+        return self._new_row(
+            principal,
+            req.job_id,
+            req.shots,
+            req.tags,
+            payload="qasm",
+            num_qubits=parsed.num_qubits,
+            qasm_hash=parsed.qasm_hash,
+        )
+
+    @staticmethod
+    def _new_row(
+        principal: Principal,
+        job_id: str | None,
+        shots: int,
+        tags: Mapping[str, str] | None,
+        *,
+        payload: str,
+        **fields: Any,
+    ) -> Job:
+        """A new queued job of the caller's; its payload blob is named `<stem>.<payload>`."""
+        job_id = job_id or str(uuid.uuid4())
         # Blob names of their own, so a duplicate job id never overwrites another job's blobs.
         stem = f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}"
         return Job(
             user_id=principal.user_id,
             job_id=job_id,
             status=JobStatus.QUEUED,
-            shots=req.shots,
+            shots=shots,
             created_at=clock.now_iso(),
-            num_qubits=parsed.num_qubits,
-            qasm_hash=parsed.qasm_hash,
-            circuit_blob=f"{stem}.qasm",
+            circuit_blob=f"{stem}.{payload}",
             result_blob=f"{stem}.json",
             tenant=principal.tenant or None,
-            tags=json.dumps(req.tags, sort_keys=True) if req.tags else None,
+            tags=json.dumps(dict(tags), sort_keys=True) if tags else None,
+            **fields,
         )
 
     def _insert(self, job: Job, on_failure: Callable[[], None] | None = None) -> None:

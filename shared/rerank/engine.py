@@ -1,6 +1,9 @@
 """One rerank, start to end: score the texts, build the problem, solve it on the tier's solver,
 rank the chosen candidates, and report what the solver did.
 
+Importing this module costs numpy and scipy (the scorer, the solvers), so only the queue worker
+imports it, when it runs the first rerank; the HTTP functions never do.
+
 The quantum tiers run QAOA (`qaoa`) in the simulator's process pool (`aer.run_in_pool`): Aer
 holds the GIL while it runs, and the worker shares its process with the HTTP functions. Their
 shortlist is the first `RerankSettings.qubits` candidates in greedy order (the order in which
@@ -10,13 +13,12 @@ most to it; with no more candidates than qubits, it is all of them.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from shared.config import RerankSettings
-from shared.errors import ValidationFailed
 from shared.rerank import classic, qaoa
 from shared.rerank.problem import Problem
 from shared.rerank.schemas import RankedCandidate, RerankRequest, SolverReport, Tier
@@ -31,20 +33,6 @@ class RerankResult:
     ranked: list[RankedCandidate]
     solver: SolverReport
     processing_time_seconds: float
-
-
-def check_quantum_k(request: RerankRequest, settings: RerankSettings) -> None:
-    """The quantum tiers choose from a shortlist of `qubits` candidates: k must fit in it."""
-    if request.tier.quantum and request.k > min(settings.qubits, len(request.candidates)):
-        raise ValidationFailed(
-            f"The quantum tiers choose from a shortlist of {settings.qubits} candidates "
-            f"(qubits), so k must be at most {settings.qubits}, not {request.k}"
-        )
-
-
-def seed_for(job_id: str) -> int:
-    """A sampling seed of the job's own, so a rerun of the job samples the same."""
-    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big")
 
 
 class Reranker:
@@ -148,6 +136,12 @@ class Reranker:
         if shortlist is None:
             report["exact_optimum"] = outcome.optimum  # the shortlist is every candidate
         return subset, report
+
+
+@lru_cache(maxsize=4)
+def reranker(settings: RerankSettings) -> Reranker:
+    """The process's reranker for `settings`, made on the first rerank."""
+    return Reranker(settings)
 
 
 def _ratio(objective: float, optimum: float | None) -> float | None:

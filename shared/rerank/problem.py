@@ -27,8 +27,6 @@ Vector = npt.NDArray[np.float64]
 Matrix = npt.NDArray[np.float64]
 Subsets = npt.NDArray[np.int64]
 
-DEFAULT_DIVERSITY = 0.75
-
 
 @dataclass(frozen=True)
 class Scores:

@@ -189,7 +189,9 @@ def solve(problem: Problem, options: QaoaOptions) -> QaoaOutcome:
     # Every instruction is native to Aer, so nothing is transpiled; one thread per circuit
     # (Aer's threads cost more than they give at this width), circuits of a batch in parallel.
     simulator = AerSimulator(method="statevector", device=device)
-    evaluated = _from_dicke(ansatz, n, k)
+    evaluated = ansatz.copy_empty_like()  # the layers on |D(n, k)>, set as Aer's initial state
+    evaluated.set_statevector(dicke_state(n, k))
+    evaluated.compose(ansatz, inplace=True)
     evaluated.save_probabilities()
     run_options: dict[str, Any] = {"shots": 1, "max_parallel_threads": 1}
     iterations = 0
@@ -237,8 +239,7 @@ def solve(problem: Problem, options: QaoaOptions) -> QaoaOutcome:
             options={"maxiter": remaining, "rhobeg": 0.2, "tol": 0.01},
         )
 
-    sampler = _from_dicke(ansatz, n, k)
-    sampler.save_probabilities()
+    sampler = evaluated.copy()  # the probabilities are saved before the measurement
     sampler.measure_all()
     bind = [{p: [float(best_point[i])] for i, p in enumerate(parameters)}]
     sample_options = dict(run_options, shots=options.shots)
@@ -273,14 +274,6 @@ def solve(problem: Problem, options: QaoaOptions) -> QaoaOutcome:
         },
         seconds=time.perf_counter() - started,
     )
-
-
-def _from_dicke(ansatz: Any, n: int, k: int) -> Any:
-    """`ansatz` applied to |D(n, k)>, set directly as Aer's initial state."""
-    circuit = ansatz.copy_empty_like()
-    circuit.set_statevector(dicke_state(n, k))
-    circuit.compose(ansatz, inplace=True)
-    return circuit
 
 
 def _ramp(point: np.ndarray, layers: int) -> np.ndarray:

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.jobs.schemas import JOB_ID_FIELD, TAGS_FIELD, JobError, Tags
-from shared.rerank.problem import DEFAULT_DIVERSITY
 
 MAX_CANDIDATES = 100
 MAX_CANDIDATE_CHARS = 4000
 MAX_QUERY_CHARS = 1000
 MAX_K = 20
+DEFAULT_DIVERSITY = 0.75
 
 
 class Tier(StrEnum):
