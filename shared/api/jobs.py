@@ -1,6 +1,9 @@
-"""The v1 job API: execute, status, results, cancel, execute-sync."""
+"""The v1 job API: execute, status, results, cancel, execute-sync; and the paths the published
+QCOS Python client (qcos-sdk 2.1) calls, as aliases of the v1 operations."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import azure.functions as func
 
@@ -67,19 +70,50 @@ EXECUTE_SYNC = Operation(
 )
 
 
+def _client_alias(op: Operation, path: str) -> Operation:
+    """`op` served at `path` too: the same contract, documented under the `compat` tag."""
+    return dataclasses.replace(
+        op,
+        path=path,
+        tag="compat",
+        description=f"The path the QCOS Python client (qcos-sdk 2.1) calls: `{op.path}` "
+        f"without the `/api/v1` prefix, with the same request and answer.\n\n{op.description}",
+    )
+
+
+CLIENT_EXECUTE = _client_alias(EXECUTE, "/execute")
+CLIENT_STATUS = _client_alias(STATUS, "/status/{job_id}")
+CLIENT_RESULTS = _client_alias(RESULTS, "/results/{job_id}")
+
+
 @EXECUTE.route(bp)
 def execute(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, EXECUTE, _submit)
 
 
+@CLIENT_EXECUTE.route(bp)
+def client_execute(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, CLIENT_EXECUTE, _submit)
+
+
 @STATUS.route(bp)
 def job_status(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, STATUS, lambda ctx: services().jobs.status(ctx.user, ctx.params["job_id"]))
+    return handle(req, STATUS, _status)
+
+
+@CLIENT_STATUS.route(bp)
+def client_job_status(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, CLIENT_STATUS, _status)
 
 
 @RESULTS.route(bp)
 def job_results(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, RESULTS, lambda ctx: services().jobs.results(ctx.user, ctx.params["job_id"]))
+    return handle(req, RESULTS, _results)
+
+
+@CLIENT_RESULTS.route(bp)
+def client_job_results(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, CLIENT_RESULTS, _results)
 
 
 @CANCEL.route(bp)
@@ -94,6 +128,14 @@ def execute_sync(req: func.HttpRequest) -> func.HttpResponse:
 
 def _location(job_id: str) -> dict[str, str]:
     return {"Location": f"/api/v1/status/{job_id}"}
+
+
+def _status(ctx: RequestContext[None]) -> JobStatusResponse:
+    return services().jobs.status(ctx.user, ctx.params["job_id"])
+
+
+def _results(ctx: RequestContext[None]) -> JobResults:
+    return services().jobs.results(ctx.user, ctx.params["job_id"])
 
 
 def _submit(ctx: RequestContext[ExecuteRequest]) -> Reply:

@@ -150,6 +150,10 @@ class JobStatusResponse(BaseModel):
     created_at: str
     started_at: str | None = None
     completed_at: str | None = None
+    # What the job was asked to run (also what the QCOS Python client reads from this body)
+    shots: int = Field(examples=[1024])
+    backend: str = Field(examples=["qiskit_aer"])
+    num_qubits: int = Field(examples=[2])
 
 
 class ResultMetadata(BaseModel):
@@ -186,8 +190,13 @@ class ResultMetadata(BaseModel):
 
 class JobResults(BaseModel):
     job_id: str
+    status: str = Field(examples=["completed"], description="Always completed (else 409)")
     counts: dict[str, int] = Field(description="Bitstrings in Qiskit's order (last bit first)")
     metadata: ResultMetadata
+    # metadata's, repeated at the top level where the QCOS Python client reads them
+    shots: int = Field(examples=[1024])
+    backend: str = Field(examples=["qiskit_aer"])
+    num_qubits: int = Field(examples=[2])
 
 
 class JobCancelled(BaseModel):

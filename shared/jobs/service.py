@@ -975,6 +975,9 @@ class JobService:
             created_at=job.created_at,
             started_at=job.started_at,
             completed_at=job.completed_at,
+            shots=job.shots,
+            backend=job.backend,
+            num_qubits=job.num_qubits,
         )
 
     def results(self, principal: Principal, job_id: str) -> JobResults:
@@ -987,10 +990,15 @@ class JobService:
                 f"Job {job_id} is {job.status.value}; results exist once it is completed",
                 error_code="JOB_NOT_COMPLETE",
             )
+        metadata = ResultMetadata.model_validate(stored["metadata"])
         return JobResults(
             job_id=job.job_id,
+            status=job.status.value,
             counts=stored["counts"],
-            metadata=ResultMetadata.model_validate(stored["metadata"]),
+            metadata=metadata,
+            shots=metadata.shots,
+            backend=metadata.backend,
+            num_qubits=metadata.num_qubits,
         )
 
     def cancel(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> JobCancelled:
