@@ -12,7 +12,7 @@ PYTHON    ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/
 # Tests start their own Azurite from here.
 export AZURITE_BIN := $(CURDIR)/$(AZURITE)
 
-.PHONY: help setup test run bench
+.PHONY: help setup test run bench chromium
 
 help:
 	@echo "make run    start Azurite and the function app on http://127.0.0.1:7071 (Ctrl-C stops both)"
@@ -38,7 +38,11 @@ $(AZURITE): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-test: setup
+# The browser test (tests/e2e/test_docs_in_browser.py) drives Debian's chromium, or CHROMIUM_BIN.
+chromium:
+	@if [ -n "$$CHROMIUM_BIN" ]; then test -x "$$CHROMIUM_BIN"; else scripts/install-chromium.sh; fi
+
+test: setup chromium
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/mypy
 	$(VENV_BIN)/pytest

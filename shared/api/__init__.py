@@ -3,6 +3,7 @@
 
 from shared.api import (
     accounts,
+    docs,
     health,
     jobs,
     ledger,
@@ -26,5 +27,6 @@ BLUEPRINTS = (
     legal.bp,
     ledger.bp,
     openapi.bp,
+    docs.bp,
     worker.bp,
 )

@@ -152,6 +152,8 @@ GET_USER = Operation(
     auth=Auth.ADMIN,
     tag="admin",
     errors=(401, 403, 404, 503),
+    description="Admin key only. The user's tier, tenant and creation time; never a key "
+    "or its hash.",
 )
 LIST_USERS = Operation(
     "GET",
@@ -162,6 +164,8 @@ LIST_USERS = Operation(
     tag="admin",
     query=UserListQuery,
     errors=(401, 403, 422, 503),
+    description="Admin key only. Filter by `tier` or `tenant`; pass `next_cursor` back as `cursor` "
+    "for the next page (null on the last).",
 )
 UPDATE_USER = Operation(
     "PATCH",
@@ -172,6 +176,8 @@ UPDATE_USER = Operation(
     auth=Auth.ADMIN,
     tag="admin",
     errors=(401, 403, 404, 413, 422, 503),
+    description="Admin key only. Only the fields given change; the new tier's limits apply "
+    "from the user's next request.",
 )
 LIST_KEYS = Operation(
     "GET",
@@ -181,6 +187,8 @@ LIST_KEYS = Operation(
     auth=Auth.ADMIN,
     tag="admin",
     errors=(401, 403, 404, 503),
+    description="Admin key only. Each key's public id (the part logs show), when it was made and "
+    "whether it is revoked.",
 )
 ISSUE_KEY = Operation(
     "POST",
@@ -201,6 +209,8 @@ REVOKE_KEY = Operation(
     auth=Auth.ADMIN,
     tag="admin",
     errors=(401, 403, 404, 503),
+    description="Admin key only. The key answers 401 from its next request; the user's "
+    "other keys keep working. Revoking twice is harmless.",
 )
 USAGE = Operation(
     "GET",
@@ -221,6 +231,8 @@ ME = Operation(
     Me,
     tag="account",
     errors=(401, 503),
+    description="Who the key belongs to, its tier with its daily job limit, qubits and shots, "
+    "and how many jobs it ran today and in all.",
 )
 
 

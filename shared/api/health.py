@@ -18,7 +18,7 @@ class RootStatus(BaseModel):
     status: str = Field(
         examples=["healthy"], description="healthy, or degraded when the queue does not answer"
     )
-    version: str
+    version: str = Field(examples=["0.2.0"])
     queue_connected: bool
 
 

@@ -200,6 +200,8 @@ CHARGEBACK = Operation(
     tag="ledger",
     query=ChargebackQuery,
     errors=LEDGER_ERRORS,
+    description="Totals of the ledger's entries per tenant and project (and currency) "
+    "between `from` and `to`. Enterprise users see their tenant; the admin key, every tenant.",
 )
 BUDGETS = Operation(
     "GET",
@@ -209,6 +211,8 @@ BUDGETS = Operation(
     auth=Auth.USER_OR_ADMIN,
     tag="ledger",
     errors=LEDGER_ERRORS,
+    description="Every budget the caller may see, with its limit, its period and what the ledger "
+    "has charged against it in the current period.",
 )
 PUT_BUDGET = Operation(
     "PUT",

@@ -95,6 +95,8 @@ LEGAL = Operation(
     LegalInfo,
     auth=Auth.PUBLIC,
     tag="legal",
+    description="The operator's name, address and contacts as configured, and the legal documents "
+    "this deployment serves under `/legal/{document}`.",
 )
 DOCUMENT = Operation(
     "GET",

@@ -86,6 +86,8 @@ JOB = _op(
     "A network job's status and results",
     NetworkJobResult,
     errors=(404, 503),
+    description="The job's state, its backends' runs and, once finished, their counts and "
+    "the aggregate (strategy all) or the chosen backend's counts.",
 )
 CANCEL = _op(
     "DELETE",
@@ -96,8 +98,22 @@ CANCEL = _op(
     description="Terminates the orchestration and cancels every run not yet finished (cloud "
     "tasks at their supplier); runs that never ran are never charged.",
 )
-BACKENDS = _op("GET", "/backends", "Every backend of every supplier", BackendList)
-BACKEND = _op("GET", "/backends/{backend_id}", "One backend", BackendInfo, errors=(404,))
+BACKENDS = _op(
+    "GET",
+    "/backends",
+    "Every backend of every supplier",
+    BackendList,
+    description="The catalog routing chooses from: each backend's supplier, provider, qubits, "
+    "native gates, status, queue depth, price-book entry, and mode (local, emulated or cloud).",
+)
+BACKEND = _op(
+    "GET",
+    "/backends/{backend_id}",
+    "One backend",
+    BackendInfo,
+    errors=(404,),
+    description="One entry of `/backends` by its id; 404 BACKEND_NOT_FOUND for an unknown id.",
+)
 CALIBRATION = _op(
     "GET",
     "/backends/{backend_id}/calibration",
@@ -107,10 +123,40 @@ CALIBRATION = _op(
     description="Per qubit T1, T2 and readout error, per gate error and duration, with the "
     "snapshot or data file they come from (the ones its emulation uses).",
 )
-QUEUE = _op("GET", "/backends/{backend_id}/queue", "A backend's queue", QueueInfo, errors=(404,))
-STATUS = _op("GET", "/status", "The network's status", NetworkStatus)
-METRICS = _op("GET", "/metrics", "Jobs, throughput and times, last hour and day", Metrics)
-TOPOLOGY = _op("GET", "/topology", "Suppliers, providers, backends and couplings", Topology)
+QUEUE = _op(
+    "GET",
+    "/backends/{backend_id}/queue",
+    "A backend's queue",
+    QueueInfo,
+    errors=(404,),
+    description="This gateway's open jobs on the backend and the estimated wait, with what "
+    "the figure counts.",
+)
+STATUS = _op(
+    "GET",
+    "/status",
+    "The network's status",
+    NetworkStatus,
+    description="Overall status (operational, degraded or down), the qubits of the online "
+    "backends, the jobs queued or running, and each backend's status and queue depth.",
+)
+METRICS = _op(
+    "GET",
+    "/metrics",
+    "Jobs, throughput and times, last hour and day",
+    Metrics,
+    description="Measured from the job table over the last hour and the last day: jobs by "
+    "status, throughput per minute, success rate, shots, and per backend p50/p95 queue and "
+    "execution times.",
+)
+TOPOLOGY = _op(
+    "GET",
+    "/topology",
+    "Suppliers, providers, backends and couplings",
+    Topology,
+    description="Nodes (suppliers, providers, backends, with each backend's qubit coupling: "
+    "pairs or all-to-all) and the edges from supplier to provider to backend.",
+)
 AGGREGATE = _op(
     "POST",
     "/aggregate",
@@ -118,8 +164,16 @@ AGGREGATE = _op(
     AggregateResult,
     body=AggregateRequest,
     errors=(400, 422),
+    description="Counts you already have, merged by `method` (the same code strategy all "
+    "uses): nothing runs and nothing is charged.",
 )
-METHODS = _op("GET", "/aggregate/methods", "The aggregation methods", AggregationMethods)
+METHODS = _op(
+    "GET",
+    "/aggregate/methods",
+    "The aggregation methods",
+    AggregationMethods,
+    description="Each method `/aggregate` and strategy all accept, with what it does.",
+)
 ESTIMATE = _op(
     "POST",
     "/estimate",
@@ -127,6 +181,8 @@ ESTIMATE = _op(
     EstimateResult,
     body=EstimateRequest,
     errors=(400, 404, 413, 422),
+    description="Per backend able to run the circuit: the price-book cost, the expected "
+    "queue wait and run time, and an estimated fidelity. Nothing runs and nothing is charged.",
 )
 
 

@@ -114,7 +114,14 @@ class AggregateRequest(BaseModel):
 
 
 class EstimateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"qasm": BELL_QASM, "shots": 1000, "backends": ["qiskit_aer", "ionq_simulator"]}
+            ]
+        },
+    )
 
     qasm: str = Field(min_length=1)
     shots: int = Field(1024, ge=1, le=100_000)

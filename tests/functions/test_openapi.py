@@ -9,7 +9,8 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.api import BLUEPRINTS, openapi
+from shared.api import BLUEPRINTS, docs, openapi
+from shared.http import OPERATIONS
 from shared.services import Services
 
 
@@ -62,3 +63,86 @@ def test_operations_carry_schemas_errors_and_security(
     assert (
         schemes["ApiKeyHeader"]["name"] == "X-API-Key" and schemes["Bearer"]["scheme"] == "bearer"
     )
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{method.upper()} {path}", op)
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+    ]
+
+
+def test_every_operation_has_a_summary_a_description_and_its_security() -> None:
+    spec = openapi.build_spec()
+    for name, op in _operations(spec):
+        assert op["summary"].strip(), name
+        assert op["description"].strip() and op["description"] != op["summary"], name
+        public = not any(str(status) == "401" for status in op["responses"])
+        expected = [] if public else [{"ApiKeyHeader": []}, {"Bearer": []}]
+        assert op["security"] == expected, name
+
+
+def test_every_body_and_answer_has_an_example_its_model_accepts() -> None:
+    spec = openapi.build_spec()
+    by_name = {f"{op.method} {op.path}": op for op in OPERATIONS.values()}
+    for name, doc in _operations(spec):
+        op = by_name[name]
+        if op.body is not None:
+            content = doc["requestBody"]["content"]["application/json"]
+            op.body.model_validate(content["example"])
+            # a request's example is written for it, not made up from its types
+            assert op.body.model_json_schema().get("examples"), name
+        if op.response is not None:
+            ok = doc["responses"][str(op.status)]["content"]["application/json"]["example"]
+            op.response.model_validate(ok["data"] if op.envelope else ok)
+
+
+def test_every_error_response_has_an_example_of_the_standard_body() -> None:
+    spec = openapi.build_spec()
+    for name, op in _operations(spec):
+        errors = {s: r for s, r in op["responses"].items() if s.startswith(("4", "5"))}
+        assert "500" in errors, name
+        for status, response in errors.items():
+            example = response["content"]["application/json"]["example"]
+            assert {"detail", "error_code", "request_id"} <= set(example), (name, status)
+            assert example["error_code"].isupper(), (name, status)
+
+
+def test_docs_pages_load_their_assets_from_this_app_only(http: Callable[..., Any]) -> None:
+    pages = {"/docs": docs.swagger_ui, "/redoc": docs.redoc}
+    for path, function in pages.items():
+        page = http(function, "GET", path)
+        assert page.status == 200 and "<html" in page.body, path
+        loaded = [page.body]
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.body)
+        assert sources, path
+        for source in sources:
+            assert source.startswith("/docs/assets/"), (path, source)
+            name = source.rsplit("/", 1)[1]
+            asset = http(docs.docs_asset, "GET", source, route_params={"name": name})
+            assert asset.status == 200 and len(asset.body) > 100, source
+            assert asset.headers["Cache-Control"].startswith("public")
+            loaded.append(asset.body)
+        assert any('"/openapi.json"' in text for text in loaded), path  # what they render
+    bundle = http(
+        docs.docs_asset,
+        "GET",
+        "/docs/assets/swagger-ui-bundle.js",
+        route_params={"name": "swagger-ui-bundle.js"},
+    )
+    assert "SwaggerUIBundle" in bundle.body and len(bundle.body) > 500_000
+
+
+def test_a_file_that_is_not_a_docs_asset_is_404(http: Callable[..., Any]) -> None:
+    for name in ("..%2F..%2Fconfig.py", "swagger-ui-bundle.js.map", "LICENSE", ""):
+        answer = http(docs.docs_asset, "GET", f"/docs/assets/{name}", route_params={"name": name})
+        assert answer.status == 404, name
+        assert answer.body["error_code"] == "NOT_FOUND"
+
+
+def test_every_operation_is_under_a_described_tag() -> None:
+    spec = openapi.build_spec()
+    described = {tag["name"] for tag in spec["tags"] if tag["description"]}
+    for name, op in _operations(spec):
+        assert set(op["tags"]) <= described, name
