@@ -248,6 +248,24 @@ class RerankSettings:
 
 
 @dataclass(frozen=True)
+class TelemetrySettings:
+    """Where traces, metrics and logs go: the Application Insights resource's connection string
+    (`APPLICATIONINSIGHTS_CONNECTION_STRING`, the name App Service sets). Unset: nothing is
+    configured and nothing is sent.
+
+    Where the resource refuses local authentication, the exporter signs in with Entra ID from
+    `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` (`ClientId=<identity's client id>;
+    Authorization=AAD`), which the Azure Monitor exporter reads itself.
+    """
+
+    connection_string: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.connection_string)
+
+
+@dataclass(frozen=True)
 class Settings:
     version: str = __version__
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -278,6 +296,7 @@ class Settings:
     ledger_signing_key: str | None = None
     legal: LegalSettings = field(default_factory=LegalSettings)
     rerank: RerankSettings = field(default_factory=RerankSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -319,6 +338,7 @@ class Settings:
             ledger_signing_key=_text(env, "QCOS_LEDGER_SIGNING_KEY"),
             legal=LegalSettings.from_env(env),
             rerank=RerankSettings.from_env(env),
+            telemetry=TelemetrySettings(_text(env, "APPLICATIONINSIGHTS_CONNECTION_STRING")),
         )
 
 

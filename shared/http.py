@@ -4,7 +4,8 @@ An `Operation` describes one endpoint once: its route, its request and response 
 auth. `Operation.route(bp)` registers the function (the handler keeps the exact signature the
 worker checks against its bindings) and records the operation for `/openapi.json`.
 `handle(req, op, call)` then owns, in order: the request id, the body-size cap, authentication,
-validation, the call, the mapping of errors to the standard body, and the headers.
+validation, the call, the mapping of errors to the standard body, and the headers; all of it in
+one span (`shared.telemetry`), with the request id and the key's public id bound to its logs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared import idempotency
+from shared import idempotency, telemetry
 from shared.accounts.service import Admission, Principal
 from shared.errors import ApiError, InvalidJson, PayloadTooLarge, ValidationFailed, to_api_error
 
@@ -124,12 +125,31 @@ def handle(
     answer to an authenticated user carries the rate-limit headers of its one decision.
     """
     request_id = _request_id(req)
+    with (
+        telemetry.bound(request_id=request_id),
+        telemetry.request(op.method, op.path, req.url, request_id) as span,
+    ):
+        response = _answer(req, op, call, request_id, span)
+        span.respond(response.status_code)
+    return response
+
+
+def _answer(
+    req: func.HttpRequest,
+    op: Operation,
+    call: Callable[[RequestContext[Any]], BaseModel | Reply | Mapping[str, Any]],
+    request_id: str,
+    span: telemetry.Span,
+) -> func.HttpResponse:
     limit_headers: dict[str, str] = {}
     claim = None
     try:
         raw = _capped_body(req)
         admission = _admit(req, op)
         principal = admission.principal if admission else None
+        if principal is not None:  # the key's public id, never the key
+            telemetry.bind(key_id=principal.key_id)
+            span.set("key_id", principal.key_id)
         if admission is not None and admission.rate is not None:
             limit_headers = admission.rate.headers()
         body = _parse_body(raw, op)

@@ -12,6 +12,7 @@ the job is still accepted: the recovery timer enqueues rows left `enqueued = fal
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import secrets
@@ -24,7 +25,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeGuard
 
-from shared import clock
+from shared import clock, telemetry
 from shared.accounts.quota import Quotas
 from shared.accounts.service import Principal
 from shared.accounts.tiers import TIERS
@@ -91,6 +92,14 @@ def _failure(code: str, detail: str) -> dict[str, Any]:
         "error_code": code,
         "error_detail": detail[:_DETAIL_MAX],
     }
+
+
+def _describe(span: telemetry.Span, job: Job) -> None:
+    """The job's kind and where it runs, on its run's span."""
+    span.set("job.kind", job.kind)
+    span.set("job.supplier", job.supplier or "local")
+    span.set("job.backend", job.backend)
+    span.set("job.mode", job.mode)
 
 
 def _permanent(exc: BaseException) -> TypeGuard[ApiError]:
@@ -333,22 +342,29 @@ class JobService:
         parsed = self._check(principal, req)
         job = self._new_job(principal, req, parsed)
         job.quota_day = self._quotas.reserve(principal.user_id, principal.tier)
-        try:
-            return self._run_sync(job, parsed, req.qasm)
-        except ApiError as exc:
-            if not _permanent(exc) or job.etag is None:  # no failed row: nothing to refund by
+        with telemetry.job_run(job.job_id, "run-sync") as span:
+            _describe(span, job)
+            try:
+                answer = self._run_sync(job, parsed, req.qasm)
+            except ApiError as exc:
+                if not _permanent(exc) or job.etag is None:  # no failed row: nothing to refund by
+                    self._release_unsaved(job)
+                if _permanent(exc):  # recorded failed, or refused before it was recorded
+                    span.set("job.outcome", job.status.value if job.etag else "rejected")
+                raise
+            except Exception:
                 self._release_unsaved(job)
-            raise
-        except Exception:
-            self._release_unsaved(job)
-            raise
+                raise
+            span.set("job.outcome", answer.status)
+            return answer
 
     def _run_sync(self, job: Job, parsed: ParsedCircuit, qasm: str) -> SyncResult | JobAccepted:
         job.status = JobStatus.PROCESSING
         job.started_at = job.claimed_at = job.created_at
         job.claim_message_id, job.claim_dequeue_count = _SYNC_CLAIM, 0
         job.enqueued, job.enqueued_at = True, job.created_at  # no message: it runs right here
-        future = self._sync_pool.submit(self._simulate, job, parsed)
+        # The run and its completion keep the request's log fields and span (a copy each).
+        future = self._sync_pool.submit(contextvars.copy_context().run, self._simulate, job, parsed)
         try:
             outcome = future.result(timeout=self._settings.sync_timeout_seconds)
         except FutureTimeout:
@@ -356,7 +372,10 @@ class JobService:
             self._insert(
                 job, on_failure=lambda: self._repo.delete_circuit_quietly(job.circuit_blob)
             )
-            future.add_done_callback(lambda done: self._finish_in_background(job, parsed, done))
+            finish = contextvars.copy_context()
+            future.add_done_callback(
+                lambda done: finish.run(self._finish_in_background, job, parsed, done)
+            )
             return JobAccepted(
                 job_id=job.job_id,
                 status=JobStatus.PROCESSING.value,
@@ -545,33 +564,53 @@ class JobService:
             logger.error("malformed message %s (%s): moved to poison", delivery.message_id, exc)
             self._repo.to_poison(body)
             return
-        try:
-            if message.poll is not None:
-                self._poll(message)
-                return
-            job = self._claim(message, delivery)
-            if job is None:
-                return
-            if job.kind != CIRCUIT:
-                self._run_task(job)
-                return
-            parsed = self._load_circuit(job)
-            if parsed is None:
-                return
-            if job.supplier is None:
-                self._execute(job, parsed)
-            else:
-                self._run_on_supplier(job, parsed)
-        except Exception as exc:
-            if _permanent(exc):  # _execute recorded it on the job
-                logger.info("job %s failed: %s", message.job_id, type(exc).__name__)
-                return
-            # A poll that keeps failing leaves the job to the recovery timer, which restarts
-            # its polling: failing it would abandon a task the supplier is still running.
-            last = delivery.dequeue_count >= self._settings.max_dequeue_count
-            if last and message.poll is None:
-                self._fail_last_delivery(message, exc)
-            raise
+        with telemetry.job_run(
+            message.job_id,
+            "run" if message.poll is None else "poll",
+            message_id=delivery.message_id,
+            delivery=delivery.dequeue_count,
+        ) as span:
+            try:
+                job = self._handle(message, delivery, span)
+            except Exception as exc:
+                if _permanent(exc):  # _execute recorded it on the job
+                    logger.info("job %s failed: %s", message.job_id, type(exc).__name__)
+                    span.set("job.outcome", JobStatus.FAILED.value)
+                    return
+                span.set("job.outcome", "retry")
+                # A poll that keeps failing leaves the job to the recovery timer, which restarts
+                # its polling: failing it would abandon a task the supplier is still running.
+                last = delivery.dequeue_count >= self._settings.max_dequeue_count
+                if last and message.poll is None:
+                    self._fail_last_delivery(message, exc)
+                raise
+            # What the delivery left: completed, failed, processing (at a supplier), queued
+            # (to submit again later), cancelled; "skipped" when there was nothing to do.
+            span.set("job.outcome", job.status.value if job else "skipped")
+
+    def _handle(self, message: JobMessage, delivery: Delivery, span: telemetry.Span) -> Job | None:
+        """`run` for a well-formed message: the job as this delivery left it, None when it had
+        nothing to do."""
+        if message.poll is not None:
+            polled = self._poll(message)
+            if polled is not None:
+                _describe(span, polled)
+            return polled
+        job = self._claim(message, delivery)
+        if job is None:
+            return None
+        _describe(span, job)
+        if job.kind != CIRCUIT:
+            self._run_task(job)
+            return job
+        parsed = self._load_circuit(job)
+        if parsed is None:
+            return job
+        if job.supplier is None:
+            self._execute(job, parsed)
+        else:
+            self._run_on_supplier(job, parsed)
+        return job
 
     def _claim(self, message: JobMessage, delivery: Delivery) -> Job | None:
         """Claim the job for this delivery; None when there is nothing for it to do."""
@@ -654,7 +693,7 @@ class JobService:
                 )
                 self._complete(job, _Outcome(run.counts, run.method, metadata), parsed)
                 return
-            task_id = job.supplier_job_id or self._suppliers.adapter(job.supplier).submit(
+            task_id = job.supplier_job_id or self._suppliers.submit(
                 SubmitRequest(client_token(job), target, parsed, job.shots)
             )
         except SupplierUnavailable as exc:
@@ -704,8 +743,9 @@ class JobService:
         except Exception as exc:  # the recovery timer restarts the polling of a silent job
             logger.warning("job %s: poll %d not sent: %s", job.job_id, seq, type(exc).__name__)
 
-    def _poll(self, message: JobMessage) -> None:
+    def _poll(self, message: JobMessage) -> Job | None:
         """Poll the supplier's task once: complete, fail or cancel the job, or poll again later.
+        Returns the job as the poll left it; None when this message had nothing to poll.
 
         Only the message carrying the job's current `poll_seq` polls, so a duplicated message
         never forks the chain. An unreachable supplier is polled again later, like a task
@@ -713,13 +753,12 @@ class JobService:
         """
         job = self._repo.get(message.user_id, message.job_id)
         if job is None or job.status.terminal or job.supplier is None:
-            return
+            return None
         if job.supplier_job_id is None or job.poll_seq != message.poll:
-            return  # a superseded poll chain
+            return None  # a superseded poll chain
         target = find_supplier(job.supplier).target(job.backend)
-        adapter = self._suppliers.adapter(job.supplier)
         try:
-            state: TaskState | None = adapter.poll(target, job.supplier_job_id)
+            state: TaskState | None = self._suppliers.poll(target, job.supplier_job_id)
         except ApiError as exc:  # unreachable, or refusing us (a rotated key): ask again later
             logger.warning(
                 "job %s: polling %s failed (%s); polling later",
@@ -730,7 +769,7 @@ class JobService:
             state = None
         if state is not None and state.state.terminal:
             self._finish_task(job, target, state)
-            return
+            return job
         if state is not None and state.state is SupplierState.UNKNOWN:
             logger.warning(
                 "job %s: unknown %s status %r", job.job_id, job.supplier, state.raw_status
@@ -744,10 +783,11 @@ class JobService:
                 "SUPPLIER_TIMEOUT",
                 f"The supplier did not finish the task within {hours} hours; it was cancelled",
             )
-            return
+            return job
         seq = (message.poll or 0) + 1
         if self._repo.update(job, {"poll_seq": seq, "claimed_at": clock.now_iso()}):
             self._schedule_poll(job, seq)
+        return job
 
     def _finish_task(self, job: Job, target: Target, state: TaskState) -> None:
         if state.state is SupplierState.CANCELLED:
@@ -788,7 +828,7 @@ class JobService:
         """Ask the supplier to cancel the job's task; False (logged) when it could not."""
         assert job.supplier is not None and job.supplier_job_id is not None
         try:
-            self._suppliers.adapter(job.supplier).cancel(target, job.supplier_job_id)
+            self._suppliers.cancel(target, job.supplier_job_id)
             return True
         except Exception as exc:
             logger.warning(
@@ -1041,9 +1081,8 @@ class JobService:
         finished (its counts are kept) and answered 409 JOB_NOT_CANCELLABLE."""
         assert job.supplier is not None and job.supplier_job_id is not None
         target = find_supplier(job.supplier).target(job.backend)
-        adapter = self._suppliers.adapter(job.supplier)
         try:
-            adapter.cancel(target, job.supplier_job_id)
+            self._suppliers.cancel(target, job.supplier_job_id)
         except ApiError as exc:
             if not _permanent(exc):
                 raise
@@ -1052,7 +1091,7 @@ class JobService:
                 error_code="JOB_NOT_CANCELLABLE",
             ) from exc
         try:
-            state = adapter.poll(target, job.supplier_job_id)
+            state = self._suppliers.poll(target, job.supplier_job_id)
         except ApiError:
             return  # cannot tell; the cancel was accepted
         if state.state in (SupplierState.COMPLETED, SupplierState.FAILED):

@@ -1,7 +1,8 @@
 """Which adapter serves which supplier, in which mode, and whether its credentials work.
 
 Adapters are imported on first use (`importlib`), so an HTTP function that only lists
-suppliers never imports qiskit-ibm-runtime, braket or azure-quantum.
+suppliers never imports qiskit-ibm-runtime, braket or azure-quantum. The app calls suppliers
+through the registry (`submit`, `poll`, `cancel`, `emulate`), which puts each call in a span.
 """
 
 from __future__ import annotations
@@ -11,13 +12,24 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from shared import telemetry
 from shared.circuits import ParsedCircuit
 from shared.config import Settings
 from shared.errors import ApiError, ServiceUnavailable
 from shared.suppliers import aer
-from shared.suppliers.base import DeviceKind, EmulatedRun, Mode, SupplierAdapter, Target, sanitise
+from shared.suppliers.base import (
+    DeviceKind,
+    EmulatedRun,
+    Mode,
+    SubmitRequest,
+    SupplierAdapter,
+    Target,
+    TaskState,
+    sanitise,
+)
 from shared.suppliers.catalog import SUPPLIER_IDS, catalog, supplier
 from shared.suppliers.schemas import (
     BraketDevice,
@@ -74,22 +86,58 @@ class SupplierRegistry:
                 found = self._adapters[supplier_id] = cls(self._settings)
             return found
 
+    # -- calls: every call the app makes to a supplier goes through these, each in a span ------
+
+    def submit(self, request: SubmitRequest) -> str:
+        """The adapter's `submit`: the supplier's task id for `request`."""
+        target = request.target
+        with self._call(target.supplier, "submit", target) as span:
+            task_id = self.adapter(target.supplier).submit(request)
+            span.set("supplier.task_id", task_id)
+            return task_id
+
+    def poll(self, target: Target, task_id: str) -> TaskState:
+        """The adapter's `poll` of task `task_id` on `target`."""
+        with self._call(target.supplier, "poll", target) as span:
+            span.set("supplier.task_id", task_id)
+            state = self.adapter(target.supplier).poll(target, task_id)
+            span.set("supplier.state", state.state.value)
+            return state
+
+    def cancel(self, target: Target, task_id: str) -> None:
+        """The adapter's `cancel` of task `task_id` on `target`."""
+        with self._call(target.supplier, "cancel", target) as span:
+            span.set("supplier.task_id", task_id)
+            self.adapter(target.supplier).cancel(target, task_id)
+
     def emulate(self, target: Target, parsed: ParsedCircuit, shots: int) -> EmulatedRun:
         """The adapter's emulation of `target`. A heavy noisy run (estimated at
         `aer.HEAVY_RUN_NS` or more) runs in the simulator's process pool, as heavy Aer runs do:
         Aer holds the GIL for a whole run, which would freeze every function of the process."""
-        noisy = target.kind in (DeviceKind.QPU, DeviceKind.EMULATOR)
-        if noisy and aer.noisy_cost_ns(parsed, shots) >= aer.HEAVY_RUN_NS:
-            run: EmulatedRun = aer.run_in_pool(
-                emulate_in_child,
-                self._settings,
-                target,
-                parsed,
-                shots,
-                what=f"The emulation of {target.name}",
-            )
-            return run
-        return self.adapter(target.supplier).emulate(target, parsed, shots)
+        with self._call(target.supplier, "emulate", target) as span:
+            noisy = target.kind in (DeviceKind.QPU, DeviceKind.EMULATOR)
+            if noisy and aer.noisy_cost_ns(parsed, shots) >= aer.HEAVY_RUN_NS:
+                span.set("supplier.process_pool", True)
+                run: EmulatedRun = aer.run_in_pool(
+                    emulate_in_child,
+                    self._settings,
+                    target,
+                    parsed,
+                    shots,
+                    what=f"The emulation of {target.name}",
+                )
+                return run
+            return self.adapter(target.supplier).emulate(target, parsed, shots)
+
+    def _call(
+        self, supplier_id: str, operation: str, target: Target | None = None
+    ) -> AbstractContextManager[telemetry.Span]:
+        return telemetry.supplier_call(
+            supplier_id,
+            operation,
+            backend=target.name if target else None,
+            mode=self.mode(supplier_id).value,
+        )
 
     def mode(self, supplier_id: str) -> Mode:
         """`cloud` when the supplier's credentials are configured, else `emulated`."""
@@ -106,7 +154,8 @@ class SupplierRegistry:
         if cached and now - cached[0] < STATUS_TTL_SECONDS:
             return cached[1]
         try:
-            reason = self.adapter(supplier_id).check_credentials()
+            with self._call(supplier_id, "check_credentials"):
+                reason = self.adapter(supplier_id).check_credentials()
         except Exception as exc:  # a check must never take the listing down
             reason = sanitise(f"{type(exc).__name__}: {exc}")
         result = SupplierStatus("unavailable", reason) if reason else SupplierStatus("active")

@@ -13,11 +13,27 @@ from pathlib import Path
 
 from .settings import ConfigError
 
+# The attributes every log record has; anything else on a record is the app's (logging's
+# `extra=`, or a record factory's fields such as a request id) and is shown after the message.
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
 
 class _Formatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         moment = datetime.fromtimestamp(record.created, UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+        text = super().formatMessage(record)
+        extras = [
+            f"{name}={value}"
+            for name, value in vars(record).items()
+            if name not in _STANDARD_ATTRIBUTES and not name.startswith("_")
+        ]
+        return f"{text} ({' '.join(extras)})" if extras else text
 
 
 def main(argv: list[str] | None = None) -> int:
