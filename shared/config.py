@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,8 +71,21 @@ class Limits:
     max_run_seconds: int = 300  # estimated simulation time; functionTimeout is 10 minutes
 
 
+# What App Service leaves in a setting whose Key Vault reference it could not resolve.
+_UNRESOLVED_REFERENCE = "@Microsoft.KeyVault("
+
+
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
-    return env.get(name, "").strip() or default
+    """The setting, stripped; `default` when unset or empty. A Key Vault reference that Azure
+    could not resolve (the vault unreachable, the identity not allowed) arrives as its own text;
+    it is read as unset, never as a credential (an admin key anyone could guess)."""
+    value = env.get(name, "").strip()
+    if value.startswith(_UNRESOLVED_REFERENCE):
+        logging.getLogger(__name__).error(
+            "%s is a Key Vault reference Azure could not resolve; it is treated as unset", name
+        )
+        return default
+    return value or default
 
 
 @dataclass(frozen=True)
@@ -322,7 +336,7 @@ class Settings:
             )
         return cls(
             storage=StorageSettings.from_env(env),
-            admin_api_key=env.get("QCOS_ADMIN_API_KEY", "").strip() or None,
+            admin_api_key=_text(env, "QCOS_ADMIN_API_KEY"),
             limits=limits,
             max_dequeue_count=_int(env, "QCOS_MAX_DEQUEUE_COUNT", 5, minimum=1),
             sync_timeout_seconds=_int(env, "QCOS_SYNC_TIMEOUT_SECONDS", 60, minimum=1),

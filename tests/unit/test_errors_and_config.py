@@ -115,3 +115,19 @@ def test_a_poll_message_with_a_bad_poll_number_is_malformed(poll: object) -> Non
 def test_a_poll_message_round_trips_and_a_run_message_has_no_poll_number() -> None:
     assert JobMessage.decode(JobMessage("u_1", "j-1", poll=3).encode()).poll == 3
     assert "poll" not in JobMessage("u_1", "j-1").encode()
+
+
+def test_a_key_vault_reference_azure_could_not_resolve_is_read_as_unset() -> None:
+    reference = "@Microsoft.KeyVault(VaultName=kv-qcos;SecretName=qcos-admin-api-key)"
+    settings = Settings.from_env(
+        {
+            "QCOS_ADMIN_API_KEY": reference,
+            "QCOS_IBM_TOKEN": "@Microsoft.KeyVault(SecretUri=https://kv/secrets/qcos-ibm-token)",
+            "QCOS_BRAKET_REGION": reference,
+        }
+    )
+    assert settings.admin_api_key is None
+    assert not settings.suppliers.configured("ibm_quantum")  # emulated, not a bogus token
+    assert settings.suppliers.braket.region == "us-east-1"  # the default
+    resolved = Settings.from_env({"QCOS_ADMIN_API_KEY": "  qcos_admin_" + "a" * 40 + " "})
+    assert resolved.admin_api_key == "qcos_admin_" + "a" * 40
