@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    model_validator,
+)
 
 from shared.jobs.models import Job, JobStatus
 
@@ -190,13 +197,26 @@ class ResultMetadata(BaseModel):
 
 class JobResults(BaseModel):
     job_id: str
-    status: str = Field(examples=["completed"], description="Always completed (else 409)")
+    status: str = Field(default="completed", description="Always completed (else 409)")
     counts: dict[str, int] = Field(description="Bitstrings in Qiskit's order (last bit first)")
     metadata: ResultMetadata
+
     # metadata's, repeated at the top level where the QCOS Python client reads them
-    shots: int = Field(examples=[1024])
-    backend: str = Field(examples=["qiskit_aer"])
-    num_qubits: int = Field(examples=[2])
+
+    @computed_field(examples=[1024])  # type: ignore[prop-decorator]
+    @property
+    def shots(self) -> int:
+        return self.metadata.shots
+
+    @computed_field(examples=["qiskit_aer"])  # type: ignore[prop-decorator]
+    @property
+    def backend(self) -> str:
+        return self.metadata.backend
+
+    @computed_field(examples=[2])  # type: ignore[prop-decorator]
+    @property
+    def num_qubits(self) -> int:
+        return self.metadata.num_qubits
 
 
 class JobCancelled(BaseModel):

@@ -1030,15 +1030,10 @@ class JobService:
                 f"Job {job_id} is {job.status.value}; results exist once it is completed",
                 error_code="JOB_NOT_COMPLETE",
             )
-        metadata = ResultMetadata.model_validate(stored["metadata"])
         return JobResults(
             job_id=job.job_id,
-            status=job.status.value,
             counts=stored["counts"],
-            metadata=metadata,
-            shots=metadata.shots,
-            backend=metadata.backend,
-            num_qubits=metadata.num_qubits,
+            metadata=ResultMetadata.model_validate(stored["metadata"]),
         )
 
     def cancel(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> JobCancelled:

@@ -284,17 +284,22 @@ def test_a_request_is_one_server_span_named_by_its_route_with_status_request_and
     assert span.status.status_code is not StatusCode.ERROR
 
 
-def test_a_refused_request_is_a_span_without_a_key_and_not_an_error(
-    exported: Exported, services_env: Services, http: Callable[..., Any]
-) -> None:
-    # when a request presents a key that does not exist
-    answer = http(
+def _status_with_unknown_key(http: Callable[..., Any]) -> Any:
+    """GET /api/v1/status/abc with a well-formed key that no user has."""
+    return http(
         jobs.job_status,
         "GET",
         "/api/v1/status/abc",
         headers={"X-API-Key": "qcos_0123456789abcdef_" + "x" * 43},
         route_params={"job_id": "abc"},
     )
+
+
+def test_a_refused_request_is_a_span_without_a_key_and_not_an_error(
+    exported: Exported, services_env: Services, http: Callable[..., Any]
+) -> None:
+    # when a request presents a key that does not exist
+    answer = _status_with_unknown_key(http)
     # then its span says 401, names no key, and is not a failure of ours
     span = exported.one("GET /api/v1/status/{job_id}")
     assert answer.status == 401
@@ -308,13 +313,7 @@ def test_a_request_that_fails_on_our_side_is_an_error_span(
 ) -> None:
     # given storage that does not answer
     # when a user's request needs it
-    answer = http(
-        jobs.job_status,
-        "GET",
-        "/api/v1/status/abc",
-        headers={"X-API-Key": "qcos_0123456789abcdef_" + "x" * 43},
-        route_params={"job_id": "abc"},
-    )
+    answer = _status_with_unknown_key(http)
     # then the span is a failure with the 503
     span = exported.one("GET /api/v1/status/{job_id}")
     assert answer.status == 503
