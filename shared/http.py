@@ -26,7 +26,15 @@ from pydantic import BaseModel, ValidationError
 
 from shared import idempotency, telemetry
 from shared.accounts.service import Admission, Principal
-from shared.errors import ApiError, InvalidJson, PayloadTooLarge, ValidationFailed, to_api_error
+from shared.errors import (
+    ApiError,
+    Conflict,
+    InvalidJson,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+    to_api_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +102,9 @@ class RequestContext(Generic[B]):
     body: B
     params: Mapping[str, str]
     query: Any = None  # an instance of the operation's `query` model
+    # The id this request's job must have when its body names none: set under an
+    # `Idempotency-Key` when `handle` was given `existing` (every attempt gets the same id).
+    job_id: str | None = None
 
     @property
     def user(self) -> Principal:
@@ -113,23 +124,32 @@ class Reply:
     media_type: str = JSON
 
 
+Call = Callable[[RequestContext[Any]], BaseModel | Reply | Mapping[str, Any]]
+# Answers from the caller's job `job_id` (made by an earlier attempt under the same
+# `Idempotency-Key`); raises `NotFound` (JOB_NOT_FOUND) when there is none.
+Existing = Callable[[RequestContext[Any], str], BaseModel | Reply | Mapping[str, Any]]
+
+
 def handle(
-    req: func.HttpRequest,
-    op: Operation,
-    call: Callable[[RequestContext[Any]], BaseModel | Reply | Mapping[str, Any]],
+    req: func.HttpRequest, op: Operation, call: Call, *, existing: Existing | None = None
 ) -> func.HttpResponse:
     """Run `call` for `req` under `op`'s contract; never raises.
 
     In order: request id, body cap, authentication with the key's rate limit, validation,
     `Idempotency-Key` (a replay answers here), the call, errors to the standard body. Every
     answer to an authenticated user carries the rate-limit headers of its one decision.
+
+    `existing`, for an idempotent operation whose body names its job in `job_id`: under an
+    `Idempotency-Key`, `call` gets the job's id in `ctx.job_id` (to use when the body names
+    none), and a retry whose first attempt made the job (then died, or is still running, or
+    raced it) is answered by `existing` from that job instead of making another.
     """
     request_id = _request_id(req)
     with (
         telemetry.bound(request_id=request_id),
         telemetry.request(op.method, op.path, req.url, request_id) as span,
     ):
-        response = _answer(req, op, call, request_id, span)
+        response = _answer(req, op, call, existing, request_id, span)
         span.respond(response.status_code)
     return response
 
@@ -137,7 +157,8 @@ def handle(
 def _answer(
     req: func.HttpRequest,
     op: Operation,
-    call: Callable[[RequestContext[Any]], BaseModel | Reply | Mapping[str, Any]],
+    call: Call,
+    existing: Existing | None,
     request_id: str,
     span: telemetry.Span,
 ) -> func.HttpResponse:
@@ -152,8 +173,14 @@ def _answer(
             span.set("key_id", principal.key_id)
         if admission is not None and admission.rate is not None:
             limit_headers = admission.rate.headers()
-        body = _parse_body(raw, op)
-        query = _parse_query(req, op)
+        ctx: RequestContext[Any] = RequestContext(
+            request=req,
+            request_id=request_id,
+            principal=principal,
+            body=_parse_body(raw, op),
+            params=req.route_params,
+            query=_parse_query(req, op),
+        )
         if op.idempotent and principal is not None and req.headers.get(idempotency.HEADER):
             begun = _idempotency().begin(
                 principal.user_id,
@@ -163,16 +190,9 @@ def _answer(
             if isinstance(begun, idempotency.Stored):
                 return _replay(begun, request_id, limit_headers)
             claim = begun
-        result = call(
-            RequestContext(
-                request=req,
-                request_id=request_id,
-                principal=principal,
-                body=body,
-                params=req.route_params,
-                query=query,
-            )
-        )
+            result = _call_claimed(ctx, call, existing, claim)
+        else:
+            result = call(ctx)
         response = _success(result, op, request_id, limit_headers)
     except Exception as exc:  # every failure leaves as the standard body
         error = to_api_error(exc)
@@ -187,6 +207,33 @@ def _answer(
             dict(response.headers),
         )
     return response
+
+
+def _call_claimed(
+    ctx: RequestContext[Any],
+    call: Call,
+    existing: Existing | None,
+    claim: idempotency.Claim,
+) -> BaseModel | Reply | Mapping[str, Any]:
+    """`call` under an `Idempotency-Key` it holds as `claim`. With `existing`, and no job id in
+    the body, the job an earlier attempt made under the key answers instead: looked up when
+    the key was found pending, and when the call finds its id taken (a racing attempt)."""
+    recoverable = existing is not None and getattr(ctx.body, "job_id", None) is None
+    if existing is not None:
+        ctx.job_id = claim.job_id
+    if existing is not None and recoverable and claim.resumed:
+        try:
+            return existing(ctx, claim.job_id)
+        except NotFound:
+            pass  # the earlier attempt made no job (yet)
+    if not claim.owned:
+        raise idempotency.in_use()
+    try:
+        return call(ctx)
+    except Conflict as exc:
+        if existing is None or not recoverable or exc.error_code != "DUPLICATE_JOB_ID":
+            raise
+    return existing(ctx, claim.job_id)  # a racing attempt made it first
 
 
 def _success(
@@ -223,11 +270,7 @@ def _idempotency() -> idempotency.Idempotency:
     return services().idempotency
 
 
-async def handle_async(
-    req: func.HttpRequest,
-    op: Operation,
-    call: Callable[[RequestContext[Any]], BaseModel | Reply | Mapping[str, Any]],
-) -> func.HttpResponse:
+async def handle_async(req: func.HttpRequest, op: Operation, call: Call) -> func.HttpResponse:
     """`handle` for an async function (one with a durable client binding): the pipeline and
     its blocking storage calls run in a worker thread, off the host's event loop."""
     return await asyncio.to_thread(handle, req, op, call)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache, partial
 
+from shared import idempotency
 from shared.accounts.quota import Quotas
 from shared.accounts.service import Accounts
 from shared.config import Settings, get_settings
@@ -50,7 +51,7 @@ class Services:
         repo = JobRepository(storage)
         estimator = Estimator(storage, repo, settings.worker_parallelism)
         suppliers = SupplierRegistry(settings, adapters)
-        quotas = Quotas(storage)
+        quotas = Quotas(storage, count_today=repo.count_today)
         ledger = Ledger(storage, LedgerRepository(storage), settings.ledger_signing_key)
         tasks = {RERANK: partial(run_task, settings.rerank)}
         jobs = JobService(settings, repo, estimator, suppliers, quotas, ledger, tasks)
@@ -65,7 +66,10 @@ class Services:
             ),
             quotas=quotas,
             ledger=ledger,
-            idempotency=Idempotency(storage),
+            idempotency=Idempotency(
+                storage,
+                lock_seconds=settings.sync_timeout_seconds + idempotency.LOCK_MARGIN_SECONDS,
+            ),
             rerank=RerankService(settings.rerank, jobs),
         )
 

@@ -3,13 +3,28 @@
 One counter row per user and UTC day in table `quotas` (PartitionKey = user id, RowKey =
 `day-YYYY-MM-DD`, `used`), moved only by ETag-guarded writes, so every instance shares it and
 concurrent submits never overshoot: of fifty submits against a quota of ten, exactly ten win.
-A release names what it refunds (a job id); the refund marker row and the counter move in one
-transaction, so a release repeated by a redelivery refunds once.
+Unlimited tiers move no counter (nothing to refuse; their usage is counted from the jobs).
+
+A reservation is a hold until its job row exists: the write that moves `used` also records the
+hold (`holds`, JSON `{ref: time}`, ref = the job's `quota_hold`) in the same row. A request
+refused before its job row was written gives the hold back (`release_hold`, one conditional
+write that finds the hold still there, so it refunds once). A hold whose request died, or
+whose give-back failed in a storage outage, is found by `sweep` (the recovery timer) once it
+is older than `HOLD_SECONDS`: it is dropped when its job row exists, refunded when not. Holds
+whose job was accepted are dropped by this instance's next write of the counter, for free.
+
+An instance keeps the counter row it last wrote (with its ETag), so a reservation is one
+write; another instance's write in between costs one read and a retry. A released job that ran
+nowhere (cancelled, failed before running) names its job id (`release`); the refund marker row
+and the counter move in one transaction, so a release repeated by a redelivery refunds once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 _ATTEMPTS = 200  # contention on one counter: every round, one writer wins
 _PREFIX = "day-"
+HOLD_SECONDS = 180  # older than any request that reserved (the in-request run is bounded)
+_KEPT = 10_000
 
 
 class QuotaExceeded(Forbidden):
@@ -72,31 +89,135 @@ def seconds_to_midnight() -> int:
     return max(int((midnight - moment).total_seconds() + 0.999), 1)
 
 
-class Quotas:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+@dataclass(frozen=True)
+class Hold:
+    """A reservation made for a job whose row is not written yet."""
 
-    def reserve(self, user_id: str, tier: Tier, runs: int = 1) -> str:
-        """Reserve `runs` of today's jobs for `user_id`; returns the day reserved (to release
-        it later). Raises `QuotaExceeded` (403, `Retry-After` to the next UTC midnight) when
-        fewer than `runs` remain; the counter moves for unlimited tiers too, for usage."""
-        day = today()
+    user_id: str
+    day: str
+    ref: str
+
+
+class _Known:
+    """This instance's view of one user's counter of one day."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.row: Any | None = None
+        self.known = False
+        self.accepted: set[str] = set()  # holds whose job rows exist: drop at the next write
+
+
+class Quotas:
+    def __init__(self, storage: Storage, count_today: Callable[[str], int]) -> None:
+        """`count_today(user_id)`: the user's jobs today, the usage of unlimited tiers."""
+        self._storage = storage
+        self._count_today = count_today
+        self._counters: dict[tuple[str, str], _Known] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, user_id: str, tier: Tier, ref: str, runs: int = 1) -> Hold | None:
+        """Reserve `runs` of today's jobs for `user_id`, held under `ref` until `accepted`;
+        None for an unlimited tier (nothing is counted). Raises `QuotaExceeded` (403,
+        `Retry-After` to the next UTC midnight) when fewer than `runs` remain."""
         limit = tier.daily_jobs
+        if limit is None:
+            return None
+        day = today()
+        known = self._known(user_id, day)
+        with known.lock:
+            for attempt in range(_ATTEMPTS):
+                if not known.known:
+                    known.row, known.known = get_or_none(self._table, user_id, _PREFIX + day), True
+                row = known.row
+                used = int(row["used"]) if row is not None else 0
+                if used + runs > limit:
+                    raise QuotaExceeded(
+                        f"The {tier.name} tier runs {limit} jobs a day; {max(limit - used, 0)} "
+                        f"left today, {runs} asked. The quota resets at midnight UTC.",
+                        headers={"Retry-After": str(seconds_to_midnight())},
+                        extra={"daily_limit": limit, "used": used},
+                    )
+                holds = {k: v for k, v in _holds(row).items() if k not in known.accepted}
+                holds[ref] = clock.now_iso()
+                entity = _counter(user_id, day, used + runs, holds)
+                etag = write_if_unchanged(self._table, entity, row)
+                if etag:
+                    known.row = _Written(entity, etag)
+                    known.accepted.clear()
+                    return Hold(user_id, day, ref)
+                known.known = False
+                back_off(attempt)
+        raise QuotaBusy("Too many submits at once for this account; retry shortly")
+
+    def accepted(self, hold: Hold | None) -> None:
+        """The hold's job row exists: its hold is dropped at this instance's next write."""
+        if hold is not None:
+            self._known(hold.user_id, hold.day).accepted.add(hold.ref)
+
+    def release_hold(self, hold: Hold | None, runs: int = 1) -> bool:
+        """Give back a hold whose job was never accepted; False when it was given back (or
+        swept) already. Raises what storage raises: the sweep gives back what this could not."""
+        if hold is None:
+            return False
+        known = self._known(hold.user_id, hold.day)
+        with known.lock:
+            for attempt in range(_ATTEMPTS):
+                row = get_or_none(self._table, hold.user_id, _PREFIX + hold.day)
+                holds = _holds(row)
+                if row is None or hold.ref not in holds:
+                    return False
+                del holds[hold.ref]
+                used = max(int(row["used"]) - runs, 0)
+                entity = _counter(hold.user_id, hold.day, used, holds)
+                etag = write_if_unchanged(self._table, entity, row)
+                if etag:
+                    known.row, known.known = _Written(entity, etag), True
+                    logger.info("quota: hold %s given back to %s", hold.ref, hold.user_id)
+                    return True
+                back_off(attempt)
+        raise QuotaBusy("Too many changes at once for this account; retry shortly")
+
+    def sweep(self, accepted: Callable[[str, str], bool], older_than: str) -> int:
+        """Settle holds made before `older_than` (ISO time): dropped where `accepted(user_id,
+        ref)` (its job row exists), given back where not. Returns how many were given back."""
+        given_back = 0
+        for row in self._table.query_entities("holding gt 0"):
+            user_id, day = str(row["PartitionKey"]), str(row["RowKey"])[len(_PREFIX) :]
+            for ref, made in _holds(row).items():
+                if made >= older_than:
+                    continue
+                if accepted(user_id, ref):
+                    self._drop_hold(user_id, day, ref)
+                elif self.release_hold(Hold(user_id, day, ref)):
+                    given_back += 1
+                    logger.warning("quota: hold %s of %s had no job; given back", ref, user_id)
+        return given_back
+
+    def _drop_hold(self, user_id: str, day: str, ref: str) -> None:
         for attempt in range(_ATTEMPTS):
             row = get_or_none(self._table, user_id, _PREFIX + day)
-            used = int(row["used"]) if row is not None else 0
-            if limit is not None and used + runs > limit:
-                raise QuotaExceeded(
-                    f"The {tier.name} tier runs {limit} jobs a day; {max(limit - used, 0)} "
-                    f"left today, {runs} asked. The quota resets at midnight UTC.",
-                    headers={"Retry-After": str(seconds_to_midnight())},
-                    extra={"daily_limit": limit, "used": used},
-                )
-            entity = {"PartitionKey": user_id, "RowKey": _PREFIX + day, "used": used + runs}
+            holds = _holds(row)
+            if row is None or ref not in holds:
+                return
+            del holds[ref]
+            entity = _counter(user_id, day, int(row["used"]), holds)
             if write_if_unchanged(self._table, entity, row):
-                return day
+                self._known(user_id, day).known = False
+                return
             back_off(attempt)
-        raise QuotaBusy("Too many submits at once for this account; retry shortly")
+
+    def _known(self, user_id: str, day: str) -> _Known:
+        key = (user_id, day)
+        known = self._counters.get(key)
+        if known is None:
+            with self._lock:
+                known = self._counters.get(key)
+                if known is None:
+                    if len(self._counters) >= _KEPT:
+                        self._counters.clear()
+                    known = self._counters[key] = _Known()
+        return known
 
     def release(self, user_id: str, day: str, runs: int, *, ref: str) -> bool:
         """Give back `runs` reserved on `day` for `ref` (a job id), once: False when `ref` was
@@ -118,6 +239,7 @@ class Quotas:
                 ]
                 done = transact(self._table, operations)
             if done:
+                self._known(user_id, day).known = False  # moved without this instance's etag
                 logger.info("quota: %d run(s) of %s refunded to %s", runs, day, user_id)
                 return True
             if get_or_none(self._table, user_id, marker_key) is not None:
@@ -128,9 +250,33 @@ class Quotas:
     def use(self, user_id: str, tier: Tier) -> QuotaUse:
         """How many of today's jobs `user_id` has used."""
         day = today()
+        if tier.daily_jobs is None:  # no counter: its jobs are its usage
+            return QuotaUse(day=day, used=self._count_today(user_id), limit=None)
         row = get_or_none(self._table, user_id, _PREFIX + day)
         return QuotaUse(day=day, used=int(row["used"]) if row else 0, limit=tier.daily_jobs)
 
     @property
     def _table(self) -> Any:
         return self._storage.table(QUOTAS_TABLE)
+
+
+def _holds(row: Mapping[str, Any] | None) -> dict[str, str]:
+    return dict(json.loads(row.get("holds") or "{}")) if row is not None else {}
+
+
+def _counter(user_id: str, day: str, used: int, holds: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "PartitionKey": user_id,
+        "RowKey": _PREFIX + day,
+        "used": used,
+        "holds": json.dumps(dict(holds), separators=(",", ":")),
+        "holding": len(holds),
+    }
+
+
+class _Written(dict[str, Any]):
+    """A row as this instance wrote it: its properties and `metadata["etag"]`, like a read."""
+
+    def __init__(self, entity: Mapping[str, Any], etag: str) -> None:
+        super().__init__(entity)
+        self.metadata = {"etag": etag}

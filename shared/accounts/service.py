@@ -5,10 +5,15 @@ Rows (Table Storage):
   PartitionKey `email-<sha256 of the address>`, RowKey `email` (the user id), which makes an
   email address unique through a conditional insert.
 - `apikeys`: PartitionKey = the key's public id, RowKey `key` (user id, tier, tenant, hash,
-  revoked) and RowKey `rate` (the key's rate-limit counter). The user's tier and tenant are
-  copied onto each key, so a request is one partition read (key and counter together) and one
-  counter write. Nothing is cached: a revoked key or a changed tier counts from the next
-  request, on every instance.
+  revoked) and RowKey `rate` (the key's rate-limit counter, leased: `ratelimit`). The user's
+  tier and tenant are copied onto each key, so verifying a key is one partition read (key and
+  counter together).
+
+A verified key is kept in memory for `KEY_CACHE_SECONDS` (5 s): a warm instance answers a
+known key without reading storage. The instance that revokes a key or changes a user's tier
+or tenant forgets that user's keys at once; every other instance within `KEY_CACHE_SECONDS`.
+Only keys whose secret matched the stored hash are kept, under their public id with their
+hash, so a wrong secret for a kept id is still refused (constant-time compare).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import hmac
 import logging
 import re
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -37,6 +44,8 @@ _PROFILE = "profile"
 _KEY_ROW = "key"
 _USER_ID = re.compile(r"^u_[0-9a-f]{16}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+KEY_CACHE_SECONDS = 5.0  # how long another instance may still honour a revoked key
+_KEYS_KEPT = 10_000
 # Hashed when a key's public id is unknown, so that case costs what a wrong secret costs.
 _DUMMY_HASH = keys.hash_key("qcos_0000000000000000_" + "0" * 43)
 
@@ -105,11 +114,22 @@ def _email_partition(email: str) -> str:
     return "email-" + hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A key verified against its row: who it is, its hash, and until when to trust it."""
+
+    principal: Principal
+    key_hash: str
+    until: float  # time.monotonic()
+
+
 class Accounts:
     def __init__(self, storage: Storage, admin_api_key: str | None) -> None:
         self._storage = storage
         self._admin_hash = keys.hash_key(admin_api_key) if admin_api_key else None
         self._rates = RateLimiter(storage)
+        self._verified: dict[str, _Verified] = {}
+        self._verified_lock = threading.Lock()
 
     def admit(
         self, presented: str | None, *, admin: bool = False, admin_allowed: bool = False
@@ -129,12 +149,10 @@ class Accounts:
             if admin or admin_allowed:
                 return Admission(ADMIN)
             raise Forbidden("The admin key is for /admin routes; use a user's API key here")
-        principal, rate_row = self._lookup(presented, digest)
+        principal = self._principal(presented, digest)
         if admin:
             raise Forbidden("This route needs the admin key")
-        decision = self._rates.decide(
-            principal.key_id, principal.tier.requests_per_minute, rate_row
-        )
+        decision = self._rates.decide(principal.key_id, principal.tier.requests_per_minute)
         if not decision.allowed:
             raise decision.refusal()
         return Admission(principal, decision)
@@ -142,6 +160,31 @@ class Accounts:
     def authenticate(self, presented: str | None, *, admin: bool = False) -> Principal:
         """`admit`'s principal."""
         return self.admit(presented, admin=admin).principal
+
+    def _principal(self, presented: str, digest: str) -> Principal:
+        """The key's principal: from memory when verified within `KEY_CACHE_SECONDS`, else
+        from one read of the key's partition (`digest`: the presented key's hash)."""
+        key_id = keys.public_id(presented)
+        known = self._verified.get(key_id) if key_id is not None else None
+        if known is not None and known.until > time.monotonic():
+            if not hmac.compare_digest(digest, known.key_hash):
+                raise Unauthorized()
+            return known.principal
+        principal, rate_row = self._lookup(presented, digest)
+        self._rates.seen(principal.key_id, principal.tier.requests_per_minute, rate_row)
+        with self._verified_lock:
+            if len(self._verified) >= _KEYS_KEPT:
+                self._verified.clear()
+            self._verified[principal.key_id] = _Verified(
+                principal, digest, time.monotonic() + KEY_CACHE_SECONDS
+            )
+        return principal
+
+    def _forget(self, key_ids: list[str]) -> None:
+        """Drop keys from this instance's memory: their next request reads storage."""
+        with self._verified_lock:
+            for key_id in key_ids:
+                self._verified.pop(key_id, None)
 
     def _lookup(self, presented: str, digest: str) -> tuple[Principal, Any | None]:
         """The key's principal and its rate row, from one read of the key's partition
@@ -242,7 +285,8 @@ class Accounts:
     ) -> User:
         """Change a user's tier and/or tenant. The profile is written first, then every key
         (what requests read): both count from the user's next request. A failure part-way
-        is finished by repeating the call."""
+        is finished by repeating the call. This instance forgets the user's keys at once;
+        other instances within `KEY_CACHE_SECONDS`."""
         user = self.get_user(user_id)
         changes: dict[str, Any] = {}
         if tier_name is not None:
@@ -252,11 +296,15 @@ class Accounts:
         if not changes:
             return user
         merge(self._table(USERS_TABLE), {"PartitionKey": user_id, "RowKey": _PROFILE, **changes})
-        for key_row in self._key_rows(user_id):
-            merge(
-                self._table(API_KEYS_TABLE),
-                {"PartitionKey": key_row["PartitionKey"], "RowKey": _KEY_ROW, **changes},
-            )
+        key_ids = [str(row["PartitionKey"]) for row in self._key_rows(user_id)]
+        try:
+            for key_id in key_ids:
+                merge(
+                    self._table(API_KEYS_TABLE),
+                    {"PartitionKey": key_id, "RowKey": _KEY_ROW, **changes},
+                )
+        finally:
+            self._forget(key_ids)
         logger.info("user %s changed: %s", user_id, ", ".join(sorted(changes)))
         return replace(
             user,
@@ -287,7 +335,8 @@ class Accounts:
         )
 
     def revoke_key(self, user_id: str, key_id: str) -> KeyInfo:
-        """Revoke one of the user's keys: refused from the next request on (no cache).
+        """Revoke one of the user's keys: refused from the next request on this instance, and
+        within `KEY_CACHE_SECONDS` on every other.
         Raises `NotFound(KEY_NOT_FOUND)` for a key that is not the user's."""
         self.get_user(user_id)
         table = self._table(API_KEYS_TABLE)
@@ -295,6 +344,7 @@ class Accounts:
         if row is None or row.get("user_id") != user_id:
             raise NotFound(f"Key {key_id} not found for user {user_id}", error_code="KEY_NOT_FOUND")
         merge(table, {"PartitionKey": key_id, "RowKey": _KEY_ROW, "revoked": True})
+        self._forget([key_id])
         logger.info("revoked key %s of %s", key_id, user_id)
         return KeyInfo(key_id, str(row.get("created_at", "")), True)
 

@@ -143,8 +143,12 @@ class BudgetView(BaseModel):
     period: BudgetPeriod
     limit: str
     currency: str
-    spent: str
-    remaining: str
+    spent: str = Field(description="Charged in the current period, by the ledger")
+    reserved: str = Field(
+        description="Held by cloud jobs accepted in the current period: their estimates, "
+        "or their costs once charged"
+    )
+    remaining: str = Field(description="The limit less the larger of `spent` and `reserved`")
     period_start: str
     period_end: str
     updated_at: str
@@ -367,6 +371,7 @@ def _budget(status: BudgetStatus) -> BudgetView:
         limit=amount(budget.limit),
         currency=budget.currency,
         spent=amount(status.spent),
+        reserved=amount(status.reserved),
         remaining=amount(status.remaining),
         period_start=status.period_start,
         period_end=status.period_end,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared.api.jobs import accepted_reply
 from shared.http import Operation, Reply, RequestContext, handle
 from shared.jobs.schemas import JobAccepted, SupplierExecuteRequest
 from shared.services import services
@@ -82,7 +83,7 @@ def list_providers(req: func.HttpRequest) -> func.HttpResponse:
 
 @SUPPLIER_EXECUTE.route(bp)
 def supplier_execute(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, SUPPLIER_EXECUTE, _submit)
+    return handle(req, SUPPLIER_EXECUTE, _submit, existing=_submitted)
 
 
 @IBM_BACKENDS.route(bp)
@@ -96,5 +97,13 @@ def braket_devices(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _submit(ctx: RequestContext[SupplierExecuteRequest]) -> Reply:
-    accepted = services().jobs.submit_to_supplier(ctx.user, ctx.params["supplier"], ctx.body)
+    body = ctx.body
+    if body.job_id is None and ctx.job_id is not None:  # under an Idempotency-Key
+        body = body.model_copy(update={"job_id": ctx.job_id})
+    accepted = services().jobs.submit_to_supplier(ctx.user, ctx.params["supplier"], body)
     return Reply(accepted, headers={"Location": f"/api/v1/status/{accepted.job_id}"})
+
+
+def _submitted(ctx: RequestContext[SupplierExecuteRequest], job_id: str) -> Reply:
+    """`_submit`'s answer for the job `job_id` an earlier attempt made (NotFound: none)."""
+    return accepted_reply(job_id, services().jobs.status(ctx.user, job_id).status)

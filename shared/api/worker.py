@@ -24,13 +24,20 @@ def run_job(msg: func.QueueMessage) -> None:
 
 
 # Every minute: enqueue jobs accepted but never enqueued, and jobs whose worker died for good;
-# delete expired idempotency keys.
+# charge jobs a dead process left owed; give back quota held for jobs never accepted; chain
+# the ledger's new entries; delete expired idempotency keys.
 @bp.timer_trigger(arg_name="timer", schedule="0 * * * * *", run_on_startup=False)
 def recover_jobs(timer: func.TimerRequest) -> None:
     svc = services()
     recovered = svc.jobs.recover()
     if recovered:
         logger.warning("recovery timer re-enqueued %d job(s)", recovered)
+    settled = svc.jobs.settle(svc.network.exists)
+    if settled:
+        logger.warning("recovery timer settled %d owed charge(s) or quota hold(s)", settled)
+    sealed = svc.ledger.seal()
+    if sealed:
+        logger.info("recovery timer sealed %d ledger entr(y/ies)", sealed)
     swept = svc.idempotency.sweep()
     if swept:
         logger.info("recovery timer deleted %d expired idempotency key(s)", swept)

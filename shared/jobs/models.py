@@ -71,7 +71,19 @@ class Job:
     tags: str | None = None
     quota_day: str | None = None
     estimated_cost: str | None = None  # a cloud job's price at submit (decimal text)
+    budget_hold: str | None = None  # what it holds of its budgets (`BudgetHold.encode()`)
     kind: str = CIRCUIT
+    # The reservation of today's quota this job holds until its row exists (shared.accounts.quota)
+    quota_hold: str | None = None
+    # Small payloads live in the row instead of a blob (one round trip fewer each way): the
+    # circuit (or a task's request) and the result (JSON text). Empty: see the blob.
+    circuit: str | None = None
+    result: str | None = None
+    # What the completed job is charged (JSON of `shared.ledger.service.Cost`), written with
+    # the completion, so its ledger entry can be made again from the row alone; `owed` while
+    # a job that no queue message backs (a run in the request) may not be in the ledger yet.
+    charge: str | None = None
+    owed: bool | None = None
     etag: str | None = field(default=None, compare=False)
 
     @property

@@ -9,7 +9,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared import events
+from shared import clock, events
 from shared.jobs.messages import JobMessage
 from shared.jobs.models import Job, JobStatus
 from shared.storage import Storage, get_or_none, insert_new, merge, update_row
@@ -65,6 +65,11 @@ class JobRepository:
             query += f" and created_at ge {literal(created_since)}"
         return sum(1 for _ in self._jobs.query_entities(query, select=["RowKey"]))
 
+    def count_today(self, user_id: str) -> int:
+        """How many jobs `user_id` created since midnight UTC."""
+        midnight = clock.utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        return self.count(user_id, created_since=clock.iso(midnight))
+
     def runs_of(self, user_id: str, job_id: str) -> Iterator[Job]:
         """The runs of network job `job_id` (rows `<job id>-<slot>-<attempt>`)."""
         query = (
@@ -89,15 +94,6 @@ class JobRepository:
         query = "status eq 'queued' or status eq 'processing'"
         yield from self._jobs.query_entities(query, select=["supplier", "backend"])
 
-    def open_cloud_jobs(self, tenant: str) -> Iterator[Job]:
-        """`tenant`'s cloud jobs still queued or running (every owner's)."""
-        query = (
-            f"tenant eq {literal(tenant)} and mode eq 'cloud'"
-            " and (status eq 'queued' or status eq 'processing')"
-        )
-        for row in self._jobs.query_entities(query):
-            yield Job.from_entity(row)
-
     def created_since(self, since: str) -> Iterator[dict[str, Any]]:
         """The figures of every job created at or after `since` (every owner's)."""
         fields = [
@@ -111,6 +107,50 @@ class JobRepository:
             "execution_time_ms",
         ]
         yield from self._jobs.query_entities(f"created_at ge {literal(since)}", select=fields)
+
+    # -- payloads: in the row when small, else a blob -----------------------------------------
+
+    def keep_circuit(self, job: Job, qasm: str) -> None:
+        """Keep the job's circuit (or task request) for the worker: in the row (written with
+        it) when small, else in its blob now."""
+        if fits_in_row(qasm):
+            job.circuit = qasm
+        else:
+            self.put_circuit(job.circuit_blob, qasm)
+
+    def circuit_of(self, job: Job) -> str | None:
+        """The job's circuit (or task request); None when it is gone."""
+        if job.circuit:
+            return job.circuit
+        return self.get_circuit(job.circuit_blob) if job.circuit_blob else None
+
+    def drop_circuit_quietly(self, job: Job) -> None:
+        """Remove the circuit blob of a job whose row was never written."""
+        if not job.circuit and job.circuit_blob:
+            self.delete_circuit_quietly(job.circuit_blob)
+
+    def keep_result(self, job: Job, result: Mapping[str, Any]) -> dict[str, Any]:
+        """Keep the job's result: the row's changes that hold it when small (to write with
+        the completion), else it goes to its blob now and the changes are empty."""
+        text = json.dumps(result, separators=(",", ":"))
+        if fits_in_row(text):
+            return {"result": text}
+        self._results.get_blob_client(job.result_blob).upload_blob(
+            text.encode("utf-8"), overwrite=True
+        )
+        return {}
+
+    def result_of(self, job: Job) -> dict[str, Any] | None:
+        """The job's stored result (None when there is none)."""
+        if job.result:
+            loaded: dict[str, Any] = json.loads(job.result)
+            return loaded
+        return self.get_result(job.result_blob) if job.result_blob else None
+
+    def drop_result_quietly(self, job: Job) -> None:
+        """Remove the result blob of a job whose row was never written."""
+        if not job.result and job.result_blob:
+            self.delete_result_quietly(job.result_blob)
 
     # -- blobs ----------------------------------------------------------------------------------
 
@@ -168,6 +208,15 @@ class JobRepository:
     @property
     def _results(self) -> Any:
         return self._storage.container(RESULTS_CONTAINER)
+
+
+# A string property holds 32K UTF-16 units (64 KiB); keep well below, and below an entity's
+# 1 MiB with the circuit and the result together.
+ROW_TEXT_MAX = 30_000
+
+
+def fits_in_row(text: str) -> bool:
+    return len(text) <= ROW_TEXT_MAX and len(text.encode("utf-16-le")) <= 2 * ROW_TEXT_MAX
 
 
 def _published(job: Job) -> None:

@@ -22,11 +22,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any, TypeGuard
 
 from shared import clock, telemetry
-from shared.accounts.quota import Quotas
+from shared.accounts.quota import HOLD_SECONDS, Hold, Quotas
 from shared.accounts.service import Principal
 from shared.accounts.tiers import TIERS
 from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
@@ -41,6 +40,7 @@ from shared.errors import (
 )
 from shared.jobs.estimates import Estimator
 from shared.jobs.messages import Delivery, JobMessage, MalformedMessage
+from shared.jobs.metering import FREE, Metering, cost_text
 from shared.jobs.models import CIRCUIT, Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import (
@@ -56,6 +56,7 @@ from shared.jobs.schemas import (
     SyncResult,
     is_job_id,
 )
+from shared.ledger.budgets import BudgetHold
 from shared.ledger.service import Cost, Ledger, amount
 from shared.suppliers import aer
 from shared.suppliers.base import (
@@ -108,6 +109,11 @@ def _permanent(exc: BaseException) -> TypeGuard[ApiError]:
 
 
 _TOKEN_NAMESPACE = uuid.UUID("6f1d3c52-8e0b-4b8e-9a55-0c7f6b1e2d41")
+
+
+def _ref(job: Job) -> str:
+    """The job's name on its tenant's budget counters (budgets are per tenant, not per user)."""
+    return f"{job.user_id}:{job.job_id}"
 
 
 def client_token(job: Job) -> str:
@@ -179,7 +185,6 @@ class TaskOutcome:
 # Runs a claimed job of a kind other than a circuit, from its payload; raises a permanent
 # `ApiError` to fail the job, anything else to have the delivery retried.
 TaskRunner = Callable[[Job, str], TaskOutcome]
-FREE = Cost(Decimal(0), Decimal(0), "USD", "local simulator: free")
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,7 @@ class JobService:
         self._suppliers = suppliers
         self._quotas = quotas
         self._ledger = ledger
+        self._metering = Metering(settings, repo, ledger)
         self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="execute-sync")
         # Circuits were checked against the owner's tier at submit; the worker re-parses under
         # the largest tier's qubit limit with the same operation and depth bounds.
@@ -250,15 +256,13 @@ class JobService:
         job = self._new_job(principal, execute, parsed)
         job.supplier, job.backend, job.mode = info.id, target.name, mode.value
         if mode is Mode.CLOUD:  # emulated runs cost nothing
-            estimate = self.cost(job, parsed)
+            estimate = self._metering.cost(job, parsed)
             job.estimated_cost = amount(estimate.cost)
-            self._ledger.check_budget(
-                principal.tenant,
-                job.project,
-                estimate.cost,
-                estimate.currency,
-                committed=self._committed(principal.tenant),
+            # held atomically against the tenant's and project's budgets until it is charged
+            budget = self._ledger.reservations.reserve(
+                principal.tenant, job.project, estimate.cost, estimate.currency, ref=_ref(job)
             )
+            job.budget_hold = budget.encode() if budget is not None else None
         return self._accept(principal, job, execute.qasm)
 
     def submit_task(
@@ -281,42 +285,24 @@ class JobService:
         )
         return self._accept(principal, job, payload)
 
-    def _committed(self, tenant: str) -> Callable[[str | None], Decimal]:
-        """What `tenant`'s budgets have promised already, by project (None: all of them): the
-        estimates of its cloud jobs accepted but not yet charged, read once, when first asked."""
-        pending: list[tuple[str, Decimal]] | None = None
-
-        def committed(project: str | None) -> Decimal:
-            nonlocal pending
-            if pending is None:
-                pending = [
-                    (job.project, Decimal(job.estimated_cost))
-                    for job in self._repo.open_cloud_jobs(tenant)
-                    if job.estimated_cost and self._ledger.repo.get(job.user_id, job.job_id) is None
-                ]
-            return sum(
-                (cost for name, cost in pending if project is None or name == project),
-                Decimal(0),
-            )
-
-        return committed
-
     def _accept(self, principal: Principal, job: Job, qasm: str) -> JobAccepted:
-        """Reserve a job of today's quota, then circuit blob, the row and the message; the job
-        is accepted once the row is (before that, a failure gives the reservation back)."""
-        job.quota_day = self._quotas.reserve(principal.user_id, principal.tier)
+        """Reserve a job of today's quota, then the row (with its circuit, or the circuit's
+        blob first when large) and the message; the job is accepted once the row is (before
+        that, a failure gives the reservation back)."""
+        try:
+            hold = self._reserve(principal, job)
+        except Exception:
+            self._give_back(job, None)  # the budget held for it
+            raise
         job.enqueued, job.enqueued_at = True, job.created_at  # one write fewer than flagging later
         try:
-            self._repo.put_circuit(job.circuit_blob, qasm)
+            self._repo.keep_circuit(job, qasm)
+            self._insert(job)
         except Exception:
-            self._release_unsaved(job)
+            self._repo.drop_circuit_quietly(job)
+            self._give_back(job, hold)
             raise
-
-        def undo() -> None:
-            self._repo.delete_circuit_quietly(job.circuit_blob)
-            self._release_unsaved(job)
-
-        self._insert(job, on_failure=undo)
+        self._quotas.accepted(hold)
         try:
             self._repo.enqueue(JobMessage(job.user_id, job.job_id))
         except Exception as exc:  # accepted: the recovery timer enqueues it
@@ -328,6 +314,31 @@ class JobService:
             message=QUEUED_MESSAGE,
             estimated_time_seconds=self._estimator.seconds(),
         )
+
+    def _reserve(self, principal: Principal, job: Job) -> Hold | None:
+        """Reserve one of today's jobs for `job` (nothing for an unlimited tier)."""
+        hold = self._quotas.reserve(principal.user_id, principal.tier, ref=str(job.quota_hold))
+        job.quota_day = hold.day if hold is not None else None
+        return hold
+
+    def _give_back(self, job: Job, hold: Hold | None) -> None:
+        """Give back what was reserved for a job whose row was never written: its quota hold
+        and its budget hold. Logged, never raised: what cannot be given back now, the quota's
+        sweep gives back."""
+        try:
+            self._quotas.release_hold(hold)
+        except Exception as exc:
+            logger.warning("quota hold not given back now: %s", type(exc).__name__)
+        self._release_budget(job)
+
+    def _release_budget(self, job: Job) -> None:
+        """Give back the budget held for a cloud job that never ran at its supplier (once)."""
+        if not job.budget_hold:
+            return
+        try:
+            self._ledger.reservations.release(BudgetHold.decode(job.budget_hold), _ref(job))
+        except Exception as exc:
+            logger.warning("job %s: budget not given back: %s", job.job_id, type(exc).__name__)
 
     def execute_sync(self, principal: Principal, req: ExecuteRequest) -> SyncResult | JobAccepted:
         """Run a job in the request, bounded by `sync_timeout_seconds`, and record it.
@@ -341,37 +352,41 @@ class JobService:
         """
         parsed = self._check(principal, req)
         job = self._new_job(principal, req, parsed)
-        job.quota_day = self._quotas.reserve(principal.user_id, principal.tier)
+        hold = self._reserve(principal, job)
         with telemetry.job_run(job.job_id, "run-sync") as span:
             _describe(span, job)
             try:
                 answer = self._run_sync(job, parsed, req.qasm)
             except ApiError as exc:
-                if not _permanent(exc) or job.etag is None:  # no failed row: nothing to refund by
-                    self._release_unsaved(job)
+                if job.etag is None:  # no row: the reservation goes back
+                    self._give_back(job, hold)
                 if _permanent(exc):  # recorded failed, or refused before it was recorded
                     span.set("job.outcome", job.status.value if job.etag else "rejected")
                 raise
             except Exception:
-                self._release_unsaved(job)
+                if job.etag is None:
+                    self._give_back(job, hold)
                 raise
+            self._quotas.accepted(hold)
             span.set("job.outcome", answer.status)
             return answer
 
     def _run_sync(self, job: Job, parsed: ParsedCircuit, qasm: str) -> SyncResult | JobAccepted:
+        """Run `job` here; a run within the bound is recorded completed in one row write
+        (its result and charge in the row), then charged. Past the bound the job is recorded
+        running, with its circuit, and finished in the background."""
         job.status = JobStatus.PROCESSING
         job.started_at = job.claimed_at = job.created_at
         job.claim_message_id, job.claim_dequeue_count = _SYNC_CLAIM, 0
         job.enqueued, job.enqueued_at = True, job.created_at  # no message: it runs right here
+        job.owed = True  # no message backs it: the timer charges it if this process dies
         # The run and its completion keep the request's log fields and span (a copy each).
         future = self._sync_pool.submit(contextvars.copy_context().run, self._simulate, job, parsed)
         try:
             outcome = future.result(timeout=self._settings.sync_timeout_seconds)
         except FutureTimeout:
-            self._repo.put_circuit(job.circuit_blob, qasm)
-            self._insert(
-                job, on_failure=lambda: self._repo.delete_circuit_quietly(job.circuit_blob)
-            )
+            self._repo.keep_circuit(job, qasm)
+            self._insert(job, on_failure=lambda: self._repo.drop_circuit_quietly(job))
             finish = contextvars.copy_context()
             future.add_done_callback(
                 lambda done: finish.run(self._finish_in_background, job, parsed, done)
@@ -387,15 +402,15 @@ class JobService:
                 raise
             for name, value in _failure(exc.error_code, exc.detail).items():
                 setattr(job, name, value)
+            job.owed = None
             self._insert(job)
             self._release(job)
             raise
-        self._repo.put_result(job.result_blob, outcome.stored())
-        self._charge(job, self._price(job, parsed, outcome))
-        job.status = JobStatus.COMPLETED
-        job.completed_at = clock.now_iso()
-        job.execution_time_ms, job.method = outcome.metadata.execution_time_ms, outcome.method
-        self._insert(job, on_failure=lambda: self._repo.delete_result_quietly(job.result_blob))
+        changes = self._completion(job, outcome, parsed)
+        for name, value in changes.items():
+            setattr(job, name, value)
+        self._insert(job, on_failure=lambda: self._repo.drop_result_quietly(job))
+        self._metering.charge(job)
         return outcome.response(job)
 
     def parse(self, principal: Principal, req: ExecuteRequest) -> ParsedCircuit:
@@ -498,8 +513,10 @@ class JobService:
     ) -> Job:
         """A new queued job of the caller's; its payload blob is named `<stem>.<payload>`."""
         job_id = job_id or str(uuid.uuid4())
-        # Blob names of their own, so a duplicate job id never overwrites another job's blobs.
-        stem = f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}"
+        # Blob names of their own, so a duplicate job id never overwrites another job's blobs;
+        # the same nonce names the job's hold on the quota.
+        nonce = secrets.token_hex(4)
+        stem = f"{principal.user_id}/{job_id}-{nonce}"
         return Job(
             user_id=principal.user_id,
             job_id=job_id,
@@ -510,6 +527,7 @@ class JobService:
             result_blob=f"{stem}.json",
             tenant=principal.tenant or None,
             tags=json.dumps(dict(tags), sort_keys=True) if tags else None,
+            quota_hold=f"{job_id}.{nonce}",
             **fields,
         )
 
@@ -596,9 +614,17 @@ class JobService:
             if polled is not None:
                 _describe(span, polled)
             return polled
-        job = self._claim(message, delivery)
+        job = self._repo.get(message.user_id, message.job_id)
         if job is None:
+            logger.warning("message for unknown job %s/%s", message.user_id, message.job_id)
             return None
+        if job.status is JobStatus.COMPLETED:  # a crash may have come before its charge
+            self._metering.charge(job)
+            return None
+        claimed = self._claim(job, message, delivery)
+        if claimed is None:
+            return None
+        job = claimed
         _describe(span, job)
         if job.kind != CIRCUIT:
             self._run_task(job)
@@ -612,13 +638,15 @@ class JobService:
             self._run_on_supplier(job, parsed)
         return job
 
-    def _claim(self, message: JobMessage, delivery: Delivery) -> Job | None:
-        """Claim the job for this delivery; None when there is nothing for it to do."""
-        for _ in range(_MAX_CAS_ATTEMPTS):
-            job = self._repo.get(message.user_id, message.job_id)
-            if job is None:
-                logger.warning("message for unknown job %s/%s", message.user_id, message.job_id)
-                return None
+    def _claim(self, job: Job, message: JobMessage, delivery: Delivery) -> Job | None:
+        """Claim `job` (as just read) for this delivery; None when there is nothing for it to
+        do."""
+        for attempt in range(_MAX_CAS_ATTEMPTS):
+            if attempt:
+                found = self._repo.get(message.user_id, message.job_id)
+                if found is None:
+                    return None
+                job = found
             if job.status.terminal:
                 return None
             if job.status is JobStatus.PROCESSING and not self._claim_abandoned(job, delivery):
@@ -654,7 +682,7 @@ class JobService:
 
     def _load_circuit(self, job: Job) -> ParsedCircuit | None:
         """The claimed job's circuit, parsed; None (and the job failed) when it cannot be."""
-        circuit = self._repo.get_circuit(job.circuit_blob)
+        circuit = self._repo.circuit_of(job)
         if circuit is None:
             self._fail(job, "CIRCUIT_MISSING", "The job's circuit was not found")
             return None
@@ -752,6 +780,9 @@ class JobService:
         still running; past `task_deadline_hours` the task is cancelled and the job fails.
         """
         job = self._repo.get(message.user_id, message.job_id)
+        if job is not None and job.status is JobStatus.COMPLETED:  # a crash before its charge
+            self._metering.charge(job)
+            return None
         if job is None or job.status.terminal or job.supplier is None:
             return None
         if job.supplier_job_id is None or job.poll_seq != message.poll:
@@ -850,39 +881,41 @@ class JobService:
         self._complete(job, outcome, parsed)
 
     def _complete(self, job: Job, outcome: _Outcome, parsed: ParsedCircuit) -> None:
-        self._record(
-            job,
-            outcome.stored(),
-            self._price(job, parsed, outcome),
-            execution_time_ms=outcome.metadata.execution_time_ms,
-            method=outcome.method,
-        )
+        self._record(job, self._completion(job, outcome, parsed))
 
-    def _record(
+    def _completion(self, job: Job, outcome: _Outcome, parsed: ParsedCircuit) -> dict[str, Any]:
+        """The row's changes that record `outcome` (the result kept, in the row when small)."""
+        cost = self._metering.price(job, parsed, outcome.metadata.execution_time_ms)
+        return self._finished(job, outcome.stored(), cost, outcome.metadata.execution_time_ms,
+                              outcome.method)
+
+    def _finished(
         self,
         job: Job,
         result: dict[str, Any],
         cost: Cost,
-        *,
         execution_time_ms: float,
         method: str,
-    ) -> None:
-        """Store the result, charge the job, then mark the claimed row completed: results and
-        the charge exist first, so a crash in between is finished by the redelivery, which
-        charges nothing twice (the ledger takes one entry per job)."""
-        self._repo.put_result(job.result_blob, result)
-        self._charge(job, cost)
-        done = self._repo.update(
-            job,
-            {
-                "status": JobStatus.COMPLETED,
-                "completed_at": clock.now_iso(),
-                "execution_time_ms": execution_time_ms,
-                "method": method,
-            },
-        )
-        if not done:
+    ) -> dict[str, Any]:
+        now = clock.now_iso()
+        return {
+            **self._repo.keep_result(job, result),
+            "status": JobStatus.COMPLETED,
+            "started_at": job.started_at or now,
+            "completed_at": now,
+            "execution_time_ms": execution_time_ms,
+            "method": method,
+            "charge": cost_text(cost),
+        }
+
+    def _record(self, job: Job, changes: dict[str, Any]) -> None:
+        """Mark the job completed (its result and charge in `changes`) if no one else wrote
+        it since it was read, then charge it. A crash in between is finished by whoever
+        finds the job completed next (a redelivery, or the timer for an owed job)."""
+        if not self._repo.update(job, changes):
             logger.warning("job %s changed while running; its first completion stands", job.job_id)
+            return
+        self._metering.charge(job)
 
     def _run_task(self, job: Job) -> None:
         """Run a claimed task job with its kind's runner and complete it (free: it runs here).
@@ -891,7 +924,7 @@ class JobService:
         if runner is None:  # a row written by a newer version of the app
             self._fail(job, "UNKNOWN_JOB_KIND", f"This deployment cannot run {job.kind} jobs")
             return
-        payload = self._repo.get_circuit(job.circuit_blob)
+        payload = self._repo.circuit_of(job)
         if payload is None:
             self._fail(job, "REQUEST_MISSING", "The job's request was not found")
             return
@@ -903,10 +936,7 @@ class JobService:
             raise
         self._record(
             job,
-            outcome.result,
-            FREE,
-            execution_time_ms=outcome.execution_time_ms,
-            method=outcome.method,
+            self._finished(job, outcome.result, FREE, outcome.execution_time_ms, outcome.method),
         )
 
     def _fail(self, job: Job, code: str, detail: str) -> None:
@@ -916,71 +946,18 @@ class JobService:
         if job.supplier_job_id is None:  # it never ran at a supplier
             self._release(job)
 
-    # -- metering -------------------------------------------------------------------------------
+    # -- quota -----------------------------------------------------------------------------------
 
-    def cost(self, job: Job, parsed: ParsedCircuit, run_seconds: float | None = None) -> Cost:
-        """What `job` costs: nothing on the local simulator or an emulation; a cloud device's
-        price book price (for `run_seconds` when the supplier reported them). `list_cost` is
-        the device's price either way."""
-        if job.supplier is None:
-            return FREE
-        from shared.network.estimates import device_price
-
-        target = find_supplier(job.supplier).target(job.backend)
-        listed = device_price(
-            target,
-            parsed,
-            job.shots,
-            statevector_max_qubits=self._settings.limits.statevector_max_qubits,
-            run_seconds=run_seconds,
-        )
-        if listed is None:
-            return Cost(Decimal(0), Decimal(0), "USD", f"{target.name}: not in the price book")
-        list_cost = Decimal(repr(listed.amount))
-        charged = list_cost if job.mode == Mode.CLOUD else Decimal(0)
-        return Cost(charged, list_cost, listed.currency, f"pricebook {listed.pricebook_version}")
-
-    def _price(self, job: Job, parsed: ParsedCircuit, outcome: _Outcome) -> Cost:
-        """What a finished circuit job is charged (`cost`, for the time the supplier reported)."""
-        run_seconds = None
-        if job.mode == Mode.CLOUD and outcome.metadata.execution_time_ms:
-            run_seconds = outcome.metadata.execution_time_ms / 1000.0
-        try:
-            return self.cost(job, parsed, run_seconds)
-        except ApiError as exc:  # the circuit ran but cannot be mapped for a list price
-            logger.warning("job %s: no list price (%s)", job.job_id, exc.error_code)
-            return Cost(Decimal(0), Decimal(0), "USD", f"unpriced: {exc.error_code}")
-
-    def _charge(self, job: Job, cost: Cost) -> None:
-        """Record the job's charge in the ledger (once, whoever calls)."""
-        self._ledger.charge(
-            user_id=job.user_id,
-            job_id=job.job_id,
-            tenant=job.tenant or "",
-            project=job.project,
-            supplier=job.supplier,
-            backend=job.backend,
-            mode=job.mode or "local",
-            shots=job.shots,
-            cost=cost,
-        )
-
-    def _release(self, job: Job, ref: str | None = None) -> None:
-        """Give back the quota the job reserved (once per `ref`, the job id by default; a job
-        that ran keeps it). Logged, never raised: the job's own state change has been made."""
+    def _release(self, job: Job) -> None:
+        """Give back the quota and the budget the job reserved (once; a job that ran keeps
+        them). Logged, never raised: the job's own state change has been made."""
+        self._release_budget(job)
         if job.quota_day is None:
             return
         try:
-            self._quotas.release(job.user_id, job.quota_day, 1, ref=ref or job.job_id)
+            self._quotas.release(job.user_id, job.quota_day, 1, ref=job.job_id)
         except Exception as exc:
             logger.warning("job %s: quota not given back: %s", job.job_id, type(exc).__name__)
-
-    def _release_unsaved(self, job: Job) -> None:
-        """`_release` for a job whose row was never written. Its id may be another job's (a
-        duplicate id), so the refund gets a reference of its own."""
-        if job.quota_day is not None:
-            self._release(job, ref=f"{job.job_id}.unsaved.{secrets.token_hex(4)}")
-            job.quota_day = None
 
     def _fail_last_delivery(self, message: JobMessage, exc: Exception) -> None:
         reason = (
@@ -1005,7 +982,7 @@ class JobService:
         job = self._get(principal, job_id)
         result = None
         if job.status is JobStatus.COMPLETED:
-            stored = self._repo.get_result(job.result_blob)
+            stored = self._repo.result_of(job)
             result = JobCounts(counts=stored["counts"]) if stored else None
         return JobStatusResponse(
             job_id=job.job_id,
@@ -1024,7 +1001,7 @@ class JobService:
         job = self._get(principal, job_id)
         stored = None
         if job.status is JobStatus.COMPLETED:
-            stored = self._repo.get_result(job.result_blob)
+            stored = self._repo.result_of(job)
         if stored is None:
             raise Conflict(
                 f"Job {job_id} is {job.status.value}; results exist once it is completed",
@@ -1101,8 +1078,11 @@ class JobService:
 
     def jobs_today(self, user_id: str) -> int:
         """The user's jobs created since midnight UTC."""
-        midnight = clock.utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        return self._repo.count(user_id, created_since=clock.iso(midnight))
+        return self._repo.count_today(user_id)
+
+    def estimated_seconds(self) -> int:
+        """How long a job queued now is expected to take (what `submit` answers)."""
+        return self._estimator.seconds()
 
     def task(
         self, principal: Principal, job_id: str, kind: str
@@ -1112,7 +1092,7 @@ class JobService:
         job = self._get(principal, job_id, kind)
         if job.status is not JobStatus.COMPLETED:
             return job, None
-        return job, self._repo.get_result(job.result_blob)
+        return job, self._repo.result_of(job)
 
     def _get(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> Job:
         """The caller's job of `kind` (each API sees only its own kind of job)."""
@@ -1122,6 +1102,21 @@ class JobService:
         return job
 
     # -- recovery -------------------------------------------------------------------------------
+
+    def settle(self, network_job_exists: Callable[[str, str], bool]) -> int:
+        """Charge completed jobs a dead process left owed, and give back quota held for jobs
+        never accepted (holds older than the longest request); `network_job_exists(user_id,
+        job_id)` answers for network jobs' holds. Returns how many were found."""
+        older_than = clock.iso(clock.utcnow() - timedelta(seconds=HOLD_SECONDS))
+
+        def accepted(user_id: str, ref: str) -> bool:
+            job_id, dot, _ = ref.rpartition(".")
+            if not dot:  # a network job's hold is its job id
+                return network_job_exists(user_id, ref)
+            job = self._repo.get(user_id, job_id)
+            return job is not None and job.quota_hold == ref
+
+        return self._metering.settle_owed() + self._quotas.sweep(accepted, older_than)
 
     def recover(self) -> int:
         """Enqueue jobs that lost their message.

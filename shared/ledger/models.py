@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, fields, replace
+from decimal import Decimal
 from typing import Any
 
 from shared.signing import canonical
 
 GENESIS = "0" * 64
 KIND = "charge"  # the `kind` of entry rows (the table holds counters too)
+
+
+def amount(value: Decimal) -> str:
+    """Decimal text without exponent, at least 2 decimals ("0.00", "80.30", "1.195")."""
+    text = format(value.normalize(), "f")
+    if len(text.partition(".")[2]) < 2:
+        text = format(value, ".2f")
+    return text
 
 
 @dataclass(frozen=True)

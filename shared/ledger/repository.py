@@ -1,22 +1,26 @@
 """Where the ledger lives: table `ledger`, one partition (one hash chain) per user.
 
-Beside the entries, each partition has a head row (`~head`: the last `seq` and its hash, and
-the partition's running totals). A charge inserts the entry and moves the head in one
-entity-group transaction, conditional on the head's ETag: a job is charged once (its entry's
-RowKey is the job id, so a second insert fails the whole transaction), the chain never forks
-(two racing charges cannot both extend the same head), and the head and the entries never
-disagree.
+A charge inserts its entry with RowKey = the job id, unsealed (`seq` 0, no hashes): one round
+trip, conditional, so a job is charged at most once (a second insert is a 409) whatever the
+redeliveries and races, and charges of one user never contend for a shared row.
+
+Sealing chains the unsealed entries of a partition in batches: in order of their charge time
+(then job id) each gets the next `seq`, the hash of the entry before (`prev_hash`) and its own
+hash, and the partition's head row (`~head`: the last `seq` and its hash) moves, in one
+entity-group transaction conditional on the head's ETag and on each entry's, so the chain never
+forks and the head and the entries never disagree. The recovery timer seals every minute;
+`chain()` (and so every evidence bundle and verification) seals the partition first.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.ledger.models import GENESIS, KIND, LedgerEntry
-from shared.storage import Storage, back_off, get_or_none, if_match, transact
+from shared.storage import Storage, back_off, get_or_none, if_match, insert_new, transact
 from shared.storage.clients import LEDGER_TABLE
 from shared.storage.query import literal, page
 
@@ -24,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 HEAD = "~head"  # sorts after every job id
 _ATTEMPTS = 100
+_BATCH = 99  # entries per transaction, with the head: 100 operations
 
 
 @dataclass(frozen=True)
@@ -36,37 +41,58 @@ class LedgerRepository:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
 
-    def append(
-        self, entry: LedgerEntry, *, now: Callable[[], str] | None = None
-    ) -> LedgerEntry | None:
-        """Chain `entry` onto its user's partition; the stored entry, or None when the job was
-        charged already. `now()` (default: the entry's own time) stamps each attempt, so the
-        chain's times follow its order."""
+    def insert(self, entry: LedgerEntry) -> LedgerEntry | None:
+        """Record `entry` unsealed; the stored entry, or None when the job was charged
+        already (by an earlier delivery or a racing worker)."""
+        unsealed = replace(entry, seq=0, prev_hash="", hash="")
+        if insert_new(self._table, unsealed.to_row()) is None:
+            return None
+        return unsealed
+
+    def seal(self, user_id: str) -> int:
+        """Chain `user_id`'s unsealed entries onto its head; returns how many were sealed."""
         table = self._table
+        sealed = 0
         for attempt in range(_ATTEMPTS):
-            head_row = get_or_none(table, entry.user_id, HEAD)
+            query = f"PartitionKey eq {literal(user_id)} and kind eq '{KIND}' and seq eq 0"
+            rows = sorted(
+                table.query_entities(query), key=lambda r: (str(r["time"]), str(r["RowKey"]))
+            )
+            if not rows:
+                return sealed
+            head_row = get_or_none(table, user_id, HEAD)
             seq = int(head_row["seq"]) if head_row is not None else 0
             prev = str(head_row["hash"]) if head_row is not None else GENESIS
-            stamped = entry if now is None else replace(entry, time=now())
-            sealed = stamped.sealed(seq + 1, prev)
-            head = {
-                "PartitionKey": entry.user_id,
-                "RowKey": HEAD,
-                "kind": "head",
-                "seq": sealed.seq,
-                "hash": sealed.hash,
-            }
-            operations: list[tuple[Any, ...]] = [("create", sealed.to_row())]
+            operations: list[tuple[Any, ...]] = []
+            for row in rows[:_BATCH]:
+                entry = LedgerEntry.from_row(row).sealed(seq + 1, prev)
+                seq, prev = entry.seq, entry.hash
+                changes: dict[str, Any] = {"seq": seq, "prev_hash": entry.prev_hash}
+                changes["hash"] = entry.hash
+                keys = {"PartitionKey": user_id, "RowKey": entry.job_id}
+                operations.append(("update", keys | changes, if_match(row.metadata["etag"])))
+            head: dict[str, Any] = {"PartitionKey": user_id, "RowKey": HEAD, "kind": "head"}
+            head |= {"seq": seq, "hash": prev}
             if head_row is None:
                 operations.append(("create", head))
             else:
                 operations.append(("update", head, if_match(head_row.metadata["etag"])))
             if transact(table, operations):
-                return sealed
-            if get_or_none(table, entry.user_id, entry.job_id) is not None:
-                return None  # charged by an earlier delivery or a racing worker
-            back_off(attempt)
-        raise RuntimeError(f"ledger of {entry.user_id} too contended to charge {entry.job_id}")
+                sealed += len(operations) - 1
+                continue  # the next batch, if any
+            back_off(attempt)  # another sealer moved the head or an entry: read again
+        raise RuntimeError(f"ledger of {user_id} too contended to seal")
+
+    def seal_pending(self, **filters: str) -> int:
+        """Seal every partition holding unsealed entries that match `filters` (as `entries`);
+        returns how many entries were sealed."""
+        users = {
+            str(row["PartitionKey"])
+            for row in self._table.query_entities(
+                _query(filters) + " and seq eq 0", select=["PartitionKey"]
+            )
+        }
+        return sum(self.seal(user) for user in sorted(users))
 
     def get(self, user_id: str, job_id: str) -> LedgerEntry | None:
         row = get_or_none(self._table, user_id, job_id)
@@ -77,7 +103,8 @@ class LedgerRepository:
         return Head(int(row["seq"]), str(row["hash"])) if row is not None else None
 
     def chain(self, user_id: str) -> list[LedgerEntry]:
-        """Every entry of `user_id`'s partition, in chain order."""
+        """Every entry of `user_id`'s partition, in chain order, sealed first."""
+        self.seal(user_id)
         query = f"PartitionKey eq {literal(user_id)} and kind eq '{KIND}'"
         entries = [LedgerEntry.from_row(r) for r in self._table.query_entities(query)]
         return sorted(entries, key=lambda e: e.seq)

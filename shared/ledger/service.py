@@ -2,8 +2,8 @@
 
 A completed job is charged once (`charge`): what it cost (nothing unless a supplier's device
 ran it), what its backend's device would have cost by the price book, and where that price came
-from. Budgets per tenant or per project are checked at submit (`check_budget`), before anything
-is sent to a supplier.
+from. Budgets per tenant or per project (`shared.ledger.budgets`, `Ledger.reservations`) hold a
+cloud job's estimate from submit, before anything is sent to a supplier.
 
 Who sees what: the admin key sees every entry; an enterprise user sees their tenant's (their
 own, when they belong to no tenant); everyone else is refused (403 LEDGER_FORBIDDEN).
@@ -16,11 +16,9 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from enum import StrEnum
+from decimal import Decimal
 from typing import Any
 
 from shared import clock, signing
@@ -28,37 +26,35 @@ from shared.accounts.service import Principal
 from shared.accounts.tiers import TierName
 from shared.config import SettingsError
 from shared.errors import Forbidden, NotFound, ValidationFailed
+from shared.ledger.budgets import (
+    Budget,
+    BudgetExceeded,
+    BudgetPeriod,
+    Budgets,
+    BudgetStatus,
+)
 from shared.ledger.evidence import build_bundle
-from shared.ledger.models import LedgerEntry
+from shared.ledger.models import LedgerEntry, amount
 from shared.ledger.repository import LedgerRepository
 from shared.storage import Storage
-from shared.storage.clients import BUDGETS_TABLE, EVIDENCE_CONTAINER
-from shared.storage.query import literal
+from shared.storage.clients import EVIDENCE_CONTAINER
+
+__all__ = [  # the budget names are re-exported for their older importers
+    "Budget",
+    "BudgetExceeded",
+    "BudgetPeriod",
+    "BudgetStatus",
+    "Cost",
+    "Evidence",
+    "Ledger",
+    "amount",
+]
 
 logger = logging.getLogger(__name__)
 
 LOCAL_SUPPLIER = "local"
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # tenants and projects
-_TENANT_ROW = "tenant"
 _EVIDENCE_ID = re.compile(r"^ev_[0-9]{8}_[0-9a-f]{16}$")
-
-
-class BudgetExceeded(Forbidden):
-    code = "BUDGET_EXCEEDED"
-
-
-class BudgetPeriod(StrEnum):
-    DAILY = "daily"
-    MONTHLY = "monthly"
-
-    def bounds(self, now: datetime) -> tuple[datetime, datetime]:
-        """The current period: [start, end) in UTC."""
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        if self is BudgetPeriod.DAILY:
-            return day, day + timedelta(days=1)
-        start = day.replace(day=1)
-        end = (start + timedelta(days=32)).replace(day=1)
-        return start, end
 
 
 @dataclass(frozen=True)
@@ -69,40 +65,6 @@ class Cost:
     list_cost: Decimal
     currency: str
     price_source: str
-
-
-@dataclass(frozen=True)
-class Budget:
-    tenant: str
-    project: str | None  # None: the whole tenant
-    period: BudgetPeriod
-    limit: Decimal
-    currency: str
-    updated_at: str
-
-    @property
-    def scope(self) -> str:
-        return f"project:{self.project}" if self.project else f"tenant:{self.tenant}"
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    budget: Budget
-    spent: Decimal
-    period_start: str
-    period_end: str
-
-    @property
-    def remaining(self) -> Decimal:
-        return max(self.budget.limit - self.spent, Decimal(0))
-
-
-def amount(value: Decimal) -> str:
-    """Decimal text without exponent, at least 2 decimals ("0.00", "80.30", "1.195")."""
-    text = format(value.normalize(), "f")
-    if len(text.partition(".")[2]) < 2:
-        text = format(value, ".2f")
-    return text
 
 
 @dataclass(frozen=True)
@@ -122,6 +84,7 @@ class Ledger:
     ) -> None:
         self._storage = storage
         self.repo = repo
+        self.reservations = Budgets(storage)  # budget rows, their counters and holds
         # Evidence bundles are signed with the configured key, else one made for this process
         # (its bundles say so: a verifier then has only the key printed in the bundle).
         self._ephemeral = signing_key is None
@@ -155,8 +118,9 @@ class Ledger:
         shots: int,
         cost: Cost,
     ) -> LedgerEntry | None:
-        """Record job `job_id`'s charge once; None when it was charged already (a redelivery,
-        or a racing worker). Storage failures raise (the caller retries)."""
+        """Record job `job_id`'s charge once (unsealed: `seal` chains it); None when it was
+        charged already (a redelivery, or a racing worker). Storage failures raise (the
+        caller retries)."""
         entry = LedgerEntry(
             user_id=user_id,
             job_id=job_id,
@@ -173,12 +137,16 @@ class Ledger:
             list_cost=amount(cost.list_cost),
             price_source=cost.price_source,
         )
-        stored = self.repo.append(entry, now=clock.now_iso)
+        stored = self.repo.insert(entry)
         if stored is not None:
             logger.info(
                 "charged job %s of %s: %s %s", job_id, user_id, stored.cost, stored.currency
             )
         return stored
+
+    def seal(self) -> int:
+        """Chain every unsealed entry (the recovery timer's part); how many were sealed."""
+        return self.repo.seal_pending()
 
     # -- who sees what --------------------------------------------------------------------------
 
@@ -247,6 +215,7 @@ class Ledger:
         in Blob (`evidence/<id>.json`). The stored chains are verified while exporting: a
         bundle of a tampered ledger records its breaks and fails verification."""
         filters = self.visible(principal, tenant)
+        self.repo.seal_pending(**filters)  # a bundle holds sealed entries only
         selected = sorted(
             self.repo.entries(**filters, since=since, until=until),
             key=lambda e: (e.user_id, e.seq),
@@ -325,69 +294,22 @@ class Ledger:
         """Set the budget of `scope` (`tenant:<tenant>` or `project:<project>`, the project
         within the caller's tenant, or within `tenant` for the admin)."""
         owner, project = self._scope(principal, scope, tenant)
-        budget = Budget(owner, project, period, limit, currency, clock.now_iso())
-        self._budgets.upsert_entity(
-            entity={
-                "PartitionKey": owner,
-                "RowKey": _budget_row(project),
-                "period": period.value,
-                "limit": amount(limit),
-                "currency": currency,
-                "updated_at": budget.updated_at,
-            }
+        budget = self.reservations.put(
+            owner, project, period=period, limit=limit, currency=currency
         )
         return self._status(budget)
 
     def budgets(self, principal: Principal) -> list[BudgetStatus]:
-        """The budgets the caller may see, with what was spent in their current period."""
+        """The budgets the caller may see, with what was spent and what is reserved in their
+        current period."""
         filters = self.visible(principal)
-        if "tenant" in filters:
-            query = f"PartitionKey eq {literal(filters['tenant'])}"
-        elif "user_id" in filters:
+        if "user_id" in filters:
             return []  # budgets belong to tenants
-        else:
-            query = ""
-        rows = self._budgets.query_entities(query) if query else self._budgets.list_entities()
-        return [self._status(_budget(row)) for row in rows]
-
-    def check_budget(
-        self,
-        tenant: str,
-        project: str,
-        estimated: Decimal,
-        currency: str,
-        committed: Callable[[str | None], Decimal] | None = None,
-    ) -> None:
-        """Raise `BudgetExceeded` (403) when a job estimated at `estimated` `currency` would
-        go over what remains of the budget of its tenant or of its project: the budget less
-        what was charged in its period and less `committed(project or None)`, the estimates
-        of the scope's cloud jobs accepted but not yet charged."""
-        if not tenant or estimated <= 0:
-            return
-        for row in self._budgets.query_entities(f"PartitionKey eq {literal(tenant)}"):
-            budget = _budget(row)
-            if budget.currency != currency or (budget.project not in (None, project)):
-                continue
-            status = self._status(budget)
-            pending = committed(budget.project) if committed is not None else Decimal(0)
-            left = max(status.remaining - pending, Decimal(0))
-            if estimated > left:
-                raise BudgetExceeded(
-                    f"Estimated cost {amount(estimated)} {currency} exceeds the "
-                    f"{amount(left)} {currency} left of the {budget.period.value} "
-                    f"budget of {budget.scope}"
-                    + (f" ({amount(pending)} committed to running jobs)" if pending else ""),
-                    extra={
-                        "scope": budget.scope,
-                        "estimated_cost": amount(estimated),
-                        "remaining": amount(left),
-                        "committed": amount(pending),
-                        "currency": currency,
-                    },
-                )
+        return [self._status(b) for b in self.reservations.listed(filters.get("tenant"))]
 
     def _status(self, budget: Budget) -> BudgetStatus:
-        start, end = budget.period.bounds(clock.utcnow())
+        now = clock.utcnow()
+        start, end = budget.period.bounds(now)
         filters = {
             "tenant": budget.tenant,
             "currency": budget.currency,
@@ -397,7 +319,8 @@ class Ledger:
         if budget.project:
             filters["project"] = budget.project
         spent = sum((Decimal(e.cost) for e in self.repo.entries(**filters)), Decimal(0))
-        return BudgetStatus(budget, spent, clock.iso(start), clock.iso(end))
+        reserved = self.reservations.reserved(budget, now)
+        return BudgetStatus(budget, spent, clock.iso(start), clock.iso(end), reserved)
 
     def _scope(
         self, principal: Principal, scope: str, tenant: str | None
@@ -421,10 +344,6 @@ class Ledger:
         return owner, project
 
     @property
-    def _budgets(self) -> Any:
-        return self._storage.table(BUDGETS_TABLE)
-
-    @property
     def _evidence(self) -> Any:
         return self._storage.container(EVIDENCE_CONTAINER)
 
@@ -436,26 +355,6 @@ def _scope_of(filters: Mapping[str, str]) -> str:
     if "user_id" in filters:
         return f"user:{filters['user_id']}"
     return "all"
-
-
-def _budget_row(project: str | None) -> str:
-    return f"project:{project}" if project else _TENANT_ROW
-
-
-def _budget(row: Mapping[str, Any]) -> Budget:
-    rk = str(row["RowKey"])
-    try:
-        limit = Decimal(str(row["limit"]))
-    except InvalidOperation:
-        limit = Decimal(0)
-    return Budget(
-        tenant=str(row["PartitionKey"]),
-        project=rk.partition(":")[2] if rk.startswith("project:") else None,
-        period=BudgetPeriod(str(row["period"])),
-        limit=limit,
-        currency=str(row["currency"]),
-        updated_at=str(row.get("updated_at", "")),
-    )
 
 
 def _zero() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared import clock, events
-from shared.accounts.quota import Quotas
+from shared.accounts.quota import Hold, Quotas
 from shared.accounts.service import Principal
 from shared.circuits import ParsedCircuit
 from shared.config import Settings
@@ -501,7 +501,7 @@ class NetworkService:
         """A new job of `runs` runs, reserved from today's quota (every run is a job): 403
         QUOTA_EXCEEDED when fewer remain. The reservation is settled when the job ends."""
         job_id = uuid.uuid4().hex
-        quota_day = self._quotas.reserve(principal.user_id, principal.tier, runs)
+        hold = self._quotas.reserve(principal.user_id, principal.tier, ref=job_id, runs=runs)
         return NetworkJob(
             user_id=principal.user_id,
             job_id=job_id,
@@ -513,7 +513,7 @@ class NetworkService:
             slots=[],
             result_blob=f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}.network.json",
             tenant=principal.tenant or None,
-            quota_day=quota_day,
+            quota_day=hold.day if hold is not None else None,
             quota_runs=runs,
         )
 
@@ -528,8 +528,23 @@ class NetworkService:
             if not self._repo.insert(job):
                 raise Conflict(f"Job {job.job_id} exists", error_code="DUPLICATE_JOB_ID")
         except Exception:
-            self._settle_quota(job, (), ref=f"{job.job_id}.unsaved")
+            self._give_back(job)
             raise
+        self._quotas.accepted(self._hold(job))
+
+    @staticmethod
+    def _hold(job: NetworkJob) -> Hold | None:
+        """The reservation `job` made (its hold is named by the job id)."""
+        return Hold(job.user_id, job.quota_day, job.job_id) if job.quota_day else None
+
+    def _give_back(self, job: NetworkJob) -> None:
+        """Give back every run reserved for a job that was never accepted (or was removed
+        before it started). Logged, never raised: the quota's sweep gives back a hold left."""
+        try:
+            if not self._quotas.release_hold(self._hold(job), job.quota_runs or 0):
+                self._settle_quota(job, (), ref=f"{job.job_id}.unstarted")  # hold dropped
+        except Exception as exc:
+            logger.warning("job %s: quota not given back now: %s", job.job_id, type(exc).__name__)
 
     def _settle_quota(self, job: NetworkJob, runs: Iterable[Job], ref: str = "") -> None:
         """Give back the runs reserved for `job` that never ran (once), `runs` being its runs'
@@ -582,7 +597,7 @@ class NetworkService:
         except Exception as exc:
             logger.error("network job %s could not start: %s", job.job_id, exc)
             self._repo.delete_quietly(job)
-            self._settle_quota(job, (), ref=f"{job.job_id}.unstarted")
+            self._give_back(job)
             for group in job.groups:
                 self._job_repo.delete_circuit_quietly(group.circuit_blob)
             raise ServiceUnavailable("The orchestration could not be started; retry") from exc
@@ -605,6 +620,10 @@ class NetworkService:
             pause = min(pause * 1.5, _WAIT_MOST_S)
 
     # -- reading --------------------------------------------------------------------------------
+
+    def exists(self, user_id: str, job_id: str) -> bool:
+        """True when `user_id` has network job `job_id`."""
+        return self._repo.get(user_id, job_id) is not None
 
     def _get(self, principal: Principal, job_id: str) -> NetworkJob:
         found = None
@@ -701,7 +720,7 @@ class NetworkService:
                 if child is None:
                     continue
                 if child.status is JobStatus.COMPLETED:
-                    stored = self._job_repo.get_result(child.result_blob)
+                    stored = self._job_repo.result_of(child)
                     if stored is not None:
                         results.append(_run_result(backend_id, child, stored, group))
                         continue

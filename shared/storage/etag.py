@@ -97,12 +97,13 @@ def if_match(etag: str) -> dict[str, Any]:
     }
 
 
-def write_if_unchanged(table: Any, entity: Mapping[str, Any], row: Any | None) -> bool:
+def write_if_unchanged(table: Any, entity: Mapping[str, Any], row: Any | None) -> str | None:
     """Write `entity` over `row` as it was read: insert it when `row` is None (there was none),
-    else merge it if the row is unchanged since. False when another writer came first."""
+    else merge it if the row is unchanged since. The row's new etag; None when another writer
+    came first."""
     if row is None:
-        return insert_new(table, entity) is not None
-    return merge_if_match(table, entity, row.metadata["etag"]) is not None
+        return insert_new(table, entity)
+    return merge_if_match(table, entity, row.metadata["etag"])
 
 
 def back_off(attempt: int) -> None:

@@ -241,7 +241,7 @@ def test_a_redelivered_job_message_is_charged_once(
     services_env: Services,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # given a queued job whose first worker dies after charging it, before marking it completed
+    # given a queued job whose first worker dies right after completing and charging it
     user = make_user("professional")
     accepted = http(
         jobs.execute,
@@ -253,22 +253,23 @@ def test_a_redelivered_job_message_is_charged_once(
     assert accepted.status == 202
     job_id = accepted.body["job_id"]
     repo = services_env.jobs._repo  # noqa: SLF001
-    real_update = repo.update
+    metering = services_env.jobs._metering  # noqa: SLF001
+    real_charge = metering.charge
     crashed: list[bool] = []
 
-    def dies_at_completion(job: Any, changes: Any) -> bool:
-        if changes.get("status") is JobStatus.COMPLETED and not crashed:
+    def dies_after_charging(job: Any) -> None:
+        real_charge(job)
+        if not crashed:
             crashed.append(True)
             raise RuntimeError("worker died after charging")
-        return real_update(job, changes)
 
-    monkeypatch.setattr(repo, "update", dies_at_completion)
+    monkeypatch.setattr(metering, "charge", dies_after_charging)
     message = JobMessage(user.user_id, job_id).encode()
     with pytest.raises(RuntimeError):
         services_env.jobs.run(message, Delivery("m-1", 1))
     assert [e.job_id for e in services_env.ledger.repo.chain(user.user_id)] == [job_id]
 
-    # when the queue redelivers the same message (which completes it), and then once more
+    # when the queue redelivers the same message (which finds it completed), and once more
     services_env.jobs.run(message, Delivery("m-1", 2))
     services_env.jobs.run(message, Delivery("m-1", 3))
 

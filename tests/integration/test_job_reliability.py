@@ -184,10 +184,10 @@ def test_the_last_delivery_marks_the_job_failed_before_the_message_goes_to_poiso
     job_id = svc.jobs.submit(principal, ExecuteRequest(qasm=BELL)).job_id
     repo = svc.jobs._repo  # noqa: SLF001
 
-    def broken(blob_name: str) -> str:
+    def broken(job: Any) -> str:
         raise ConnectionError("blob store hiccup")
 
-    monkeypatch.setattr(repo, "get_circuit", broken)
+    monkeypatch.setattr(repo, "circuit_of", broken)
     # deliveries 1-4 raise (the host retries) and leave the job waiting
     with pytest.raises(ConnectionError):
         svc.jobs.run(message_for(principal, job_id), Delivery("m", 1))

@@ -1,0 +1,146 @@
+"""What a job costs and its one charge in the ledger.
+
+A completed job's row carries its charge (`Job.charge`, written with the completion), so its
+ledger entry can be made from the row alone, by whoever gets there: the run that completed it,
+a redelivery of its message that finds it completed (a crash in between), or, for a job that
+no message backs (a run in the request, `Job.owed`), the recovery timer's `settle_owed`. The
+ledger takes one entry per job (RowKey = job id), so every one of them may try.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
+
+from shared import clock
+from shared.circuits import ParsedCircuit
+from shared.config import Settings
+from shared.errors import ApiError
+from shared.jobs.models import Job, JobStatus
+from shared.jobs.repository import JobRepository
+from shared.ledger.budgets import BudgetHold
+from shared.ledger.service import Cost, Ledger, amount
+from shared.storage import calls
+from shared.suppliers.base import Mode
+from shared.suppliers.catalog import supplier as find_supplier
+
+logger = logging.getLogger(__name__)
+
+FREE = Cost(Decimal(0), Decimal(0), "USD", "local simulator: free")
+OWED_GRACE_SECONDS = 60  # an owed charge older than this was left by a process that died
+
+
+def cost_text(cost: Cost) -> str:
+    """`cost` as the row's `charge` field."""
+    return json.dumps(
+        {
+            "cost": amount(cost.cost),
+            "list_cost": amount(cost.list_cost),
+            "currency": cost.currency,
+            "price_source": cost.price_source,
+        },
+        separators=(",", ":"),
+    )
+
+
+def cost_of_row(text: str) -> Cost:
+    data = json.loads(text)
+    return Cost(
+        Decimal(data["cost"]), Decimal(data["list_cost"]), data["currency"], data["price_source"]
+    )
+
+
+class Metering:
+    def __init__(self, settings: Settings, repo: JobRepository, ledger: Ledger) -> None:
+        self._settings = settings
+        self._repo = repo
+        self._ledger = ledger
+        # Clearing `owed` once charged is not part of any answer: it runs after it.
+        self._after = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owed")
+
+    def cost(self, job: Job, parsed: ParsedCircuit, run_seconds: float | None = None) -> Cost:
+        """What `job` costs: nothing on the local simulator or an emulation; a cloud device's
+        price book price (for `run_seconds` when the supplier reported them). `list_cost` is
+        the device's price either way."""
+        if job.supplier is None:
+            return FREE
+        from shared.network.estimates import device_price
+
+        target = find_supplier(job.supplier).target(job.backend)
+        listed = device_price(
+            target,
+            parsed,
+            job.shots,
+            statevector_max_qubits=self._settings.limits.statevector_max_qubits,
+            run_seconds=run_seconds,
+        )
+        if listed is None:
+            return Cost(Decimal(0), Decimal(0), "USD", f"{target.name}: not in the price book")
+        list_cost = Decimal(repr(listed.amount))
+        charged = list_cost if job.mode == Mode.CLOUD else Decimal(0)
+        return Cost(charged, list_cost, listed.currency, f"pricebook {listed.pricebook_version}")
+
+    def price(self, job: Job, parsed: ParsedCircuit, execution_time_ms: float | None) -> Cost:
+        """What a finished circuit job is charged (`cost`, for the time a cloud supplier
+        reported); a circuit that cannot be mapped for a list price is charged nothing."""
+        run_seconds = None
+        if job.mode == Mode.CLOUD and execution_time_ms:
+            run_seconds = execution_time_ms / 1000.0
+        try:
+            return self.cost(job, parsed, run_seconds)
+        except ApiError as exc:
+            logger.warning("job %s: no list price (%s)", job.job_id, exc.error_code)
+            return Cost(Decimal(0), Decimal(0), "USD", f"unpriced: {exc.error_code}")
+
+    def charge(self, job: Job) -> None:
+        """Put the completed job's charge in the ledger (once, whoever calls) and count it
+        against the budget it held; an owed job is marked settled after the answer. Storage
+        failures raise: the caller's redelivery, or the timer for an owed job, charges it."""
+        if job.status is not JobStatus.COMPLETED or job.charge is None:
+            return
+        self._enter(job)
+        if job.owed:
+            self._after.submit(self._settled, job.user_id, job.job_id)
+
+    def _enter(self, job: Job) -> None:
+        cost = cost_of_row(job.charge) if job.charge else FREE
+        self._ledger.charge(
+            user_id=job.user_id,
+            job_id=job.job_id,
+            tenant=job.tenant or "",
+            project=job.project,
+            supplier=job.supplier,
+            backend=job.backend,
+            mode=job.mode or "local",
+            shots=job.shots,
+            cost=cost,
+        )
+        if job.budget_hold:  # the budget now holds what it cost instead of the estimate
+            self._ledger.reservations.settle(
+                job.tenant or "",
+                job.project,
+                cost.cost,
+                cost.currency,
+                f"{job.user_id}:{job.job_id}",
+                BudgetHold.decode(job.budget_hold),
+            )
+
+    def _settled(self, user_id: str, job_id: str) -> None:
+        with calls.detached():
+            try:
+                self._repo.update_unchecked(user_id, job_id, {"owed": False})
+            except Exception as exc:  # the timer finds it owed, charges nothing twice
+                logger.warning("job %s: not marked settled: %s", job_id, type(exc).__name__)
+
+    def settle_owed(self) -> int:
+        """Charge completed jobs left owed by a process that died before charging them;
+        returns how many were found."""
+        before = clock.iso(clock.utcnow() - timedelta(seconds=OWED_GRACE_SECONDS))
+        found = list(self._repo.find(JobStatus.COMPLETED, owed=True, completed_at__lt=before))
+        for job in found:
+            self._enter(job)
+            self._repo.update_unchecked(job.user_id, job.job_id, {"owed": False})
+        return len(found)
