@@ -3,7 +3,8 @@
 Per circuit (Bell, 1024 shots; GHZ-12, 1024 shots; a seeded random 16-qubit circuit of ry/rz
 layers and cx on random pairs, 1024 shots), measured in the same run:
 - gateway: `POST /execute-sync` to the app under funchost (on Azurite), one keep-alive client,
-  each request a new job (parse, limits, blob + table writes, Aer, the completed row);
+  each request a new job (parse, limits, Aer, the completed row with its counts, the ledger
+  entry);
 - direct: the same circuit parsed once with `qiskit.qasm2.loads`, transpiled once for
   `AerSimulator()`, then `sim.run(tc, shots=shots).result().get_counts()` in this process;
 - the server-side `metadata.execution_time_ms` (Aer inside the gateway), so the added time can
