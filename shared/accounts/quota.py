@@ -6,7 +6,7 @@ concurrent submits never overshoot: of fifty submits against a quota of ten, exa
 Unlimited tiers move no counter (nothing to refuse; their usage is counted from the jobs).
 
 A reservation is a hold until its job row exists: the write that moves `used` also records the
-hold (`holds`, JSON `{ref: time}`, ref = the job's `quota_hold`) in the same row. A request
+hold (`holds`, JSON `{ref: [time, runs]}`, ref = the job's `quota_hold`) in the same row. A request
 refused before its job row was written gives the hold back (`release_hold`, one conditional
 write that finds the hold still there, so it refunds once). A hold whose request died, or
 whose give-back failed in a storage outage, is found by `sweep` (the recovery timer) once it
@@ -139,7 +139,7 @@ class Quotas:
                         extra={"daily_limit": limit, "used": used},
                     )
                 holds = {k: v for k, v in _holds(row).items() if k not in known.accepted}
-                holds[ref] = clock.now_iso()
+                holds[ref] = [clock.now_iso(), runs]
                 entity = _counter(user_id, day, used + runs, holds)
                 etag = write_if_unchanged(self._table, entity, row)
                 if etag:
@@ -155,9 +155,10 @@ class Quotas:
         if hold is not None:
             self._known(hold.user_id, hold.day).accepted.add(hold.ref)
 
-    def release_hold(self, hold: Hold | None, runs: int = 1) -> bool:
-        """Give back a hold whose job was never accepted; False when it was given back (or
-        swept) already. Raises what storage raises: the sweep gives back what this could not."""
+    def release_hold(self, hold: Hold | None) -> bool:
+        """Give back a hold (the runs it reserved) whose job was never accepted; False when it
+        was given back (or swept) already. Raises what storage raises: the sweep gives back
+        what this could not."""
         if hold is None:
             return False
         known = self._known(hold.user_id, hold.day)
@@ -167,7 +168,7 @@ class Quotas:
                 holds = _holds(row)
                 if row is None or hold.ref not in holds:
                     return False
-                del holds[hold.ref]
+                runs = int(holds.pop(hold.ref)[1])
                 used = max(int(row["used"]) - runs, 0)
                 entity = _counter(hold.user_id, hold.day, used, holds)
                 etag = write_if_unchanged(self._table, entity, row)
@@ -184,7 +185,7 @@ class Quotas:
         given_back = 0
         for row in self._table.query_entities("holding gt 0"):
             user_id, day = str(row["PartitionKey"]), str(row["RowKey"])[len(_PREFIX) :]
-            for ref, made in _holds(row).items():
+            for ref, (made, _) in _holds(row).items():
                 if made >= older_than:
                     continue
                 if accepted(user_id, ref):
@@ -260,11 +261,14 @@ class Quotas:
         return self._storage.table(QUOTAS_TABLE)
 
 
-def _holds(row: Mapping[str, Any] | None) -> dict[str, str]:
+def _holds(row: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """The row's holds: ref -> [when made (ISO), runs reserved]."""
     return dict(json.loads(row.get("holds") or "{}")) if row is not None else {}
 
 
-def _counter(user_id: str, day: str, used: int, holds: Mapping[str, str]) -> dict[str, Any]:
+def _counter(
+    user_id: str, day: str, used: int, holds: Mapping[str, list[Any]]
+) -> dict[str, Any]:
     return {
         "PartitionKey": user_id,
         "RowKey": _PREFIX + day,

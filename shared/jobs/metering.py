@@ -124,7 +124,7 @@ class Metering:
                 job.project,
                 cost.cost,
                 cost.currency,
-                f"{job.user_id}:{job.job_id}",
+                f"{job.user_id}:{job.quota_hold or job.job_id}",  # as jobs.service._ref
                 BudgetHold.decode(job.budget_hold),
             )
 

@@ -112,8 +112,10 @@ _TOKEN_NAMESPACE = uuid.UUID("6f1d3c52-8e0b-4b8e-9a55-0c7f6b1e2d41")
 
 
 def _ref(job: Job) -> str:
-    """The job's name on its tenant's budget counters (budgets are per tenant, not per user)."""
-    return f"{job.user_id}:{job.job_id}"
+    """The job's name on its tenant's budget counters (budgets are per tenant, not per user):
+    its row's own (`quota_hold` holds the row's nonce), so a refused request that reused the
+    job's id can never close the job's hold."""
+    return f"{job.user_id}:{job.quota_hold or job.job_id}"
 
 
 def client_token(job: Job) -> str:

@@ -541,7 +541,7 @@ class NetworkService:
         """Give back every run reserved for a job that was never accepted (or was removed
         before it started). Logged, never raised: the quota's sweep gives back a hold left."""
         try:
-            if not self._quotas.release_hold(self._hold(job), job.quota_runs or 0):
+            if not self._quotas.release_hold(self._hold(job)):
                 self._settle_quota(job, (), ref=f"{job.job_id}.unstarted")  # hold dropped
         except Exception as exc:
             logger.warning("job %s: quota not given back now: %s", job.job_id, type(exc).__name__)
