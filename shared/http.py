@@ -102,9 +102,6 @@ class RequestContext(Generic[B]):
     body: B
     params: Mapping[str, str]
     query: Any = None  # an instance of the operation's `query` model
-    # The id this request's job must have when its body names none: set under an
-    # `Idempotency-Key` when `handle` was given `existing` (every attempt gets the same id).
-    job_id: str | None = None
 
     @property
     def user(self) -> Principal:
@@ -140,8 +137,8 @@ def handle(
     answer to an authenticated user carries the rate-limit headers of its one decision.
 
     `existing`, for an idempotent operation whose body names its job in `job_id`: under an
-    `Idempotency-Key`, `call` gets the job's id in `ctx.job_id` (to use when the body names
-    none), and a retry whose first attempt made the job (then died, or is still running, or
+    `Idempotency-Key`, a body that names no job gets the key's job id (every attempt the
+    same), and a retry whose first attempt made the job (then died, or is still running, or
     raced it) is answered by `existing` from that job instead of making another.
     """
     request_id = _request_id(req)
@@ -216,12 +213,14 @@ def _call_claimed(
     claim: idempotency.Claim,
 ) -> BaseModel | Reply | Mapping[str, Any]:
     """`call` under an `Idempotency-Key` it holds as `claim`. With `existing`, and no job id in
-    the body, the job an earlier attempt made under the key answers instead: looked up when
-    the key was found pending, and when the call finds its id taken (a racing attempt)."""
-    recoverable = existing is not None and getattr(ctx.body, "job_id", None) is None
-    if existing is not None:
-        ctx.job_id = claim.job_id
-    if existing is not None and recoverable and claim.resumed:
+    the body, the body gets the key's job id, and the job an earlier attempt made under the
+    key answers instead: looked up when the key was found pending, and when the call finds
+    its id taken (a racing attempt)."""
+    recover = existing is not None and getattr(ctx.body, "job_id", "") is None
+    if recover:
+        ctx.body = ctx.body.model_copy(update={"job_id": claim.job_id})
+    if recover and claim.resumed:
+        assert existing is not None
         try:
             return existing(ctx, claim.job_id)
         except NotFound:
@@ -231,8 +230,9 @@ def _call_claimed(
     try:
         return call(ctx)
     except Conflict as exc:
-        if existing is None or not recoverable or exc.error_code != "DUPLICATE_JOB_ID":
+        if not recover or exc.error_code != "DUPLICATE_JOB_ID":
             raise
+    assert existing is not None
     return existing(ctx, claim.job_id)  # a racing attempt made it first
 
 

@@ -3,7 +3,8 @@
 - `azurite`: one Azurite (in memory, free ports) for the session.
 - `services_env`: the app's settings pointed at that Azurite with a known admin key; the
   process-wide caches (settings, services, the OpenAPI document) are rebuilt around each test.
-- `make_user(tier)`: a fresh user and its API key (so tests never share jobs).
+- `make_user(tier, tenant)`: a fresh user (of `tenant`, if given) and its API key (so tests
+  never share jobs).
 - `http(fn, method, path, ...)`: call a registered HTTP function directly, as the worker would.
 """
 
@@ -93,9 +94,9 @@ class UserKey:
 
 @pytest.fixture
 def make_user(services_env: Services) -> Callable[..., UserKey]:
-    def make(tier: str = "professional") -> UserKey:
+    def make(tier: str = "professional", tenant: str = "") -> UserKey:
         email = f"user-{uuid.uuid4().hex[:12]}@example.com"
-        created = services_env.accounts.create_user(email, TierName(tier))
+        created = services_env.accounts.create_user(email, TierName(tier), tenant)
         return UserKey(created.user.user_id, created.api_key, created.user.tier)
 
     return make

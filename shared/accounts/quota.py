@@ -141,9 +141,9 @@ class Quotas:
                 holds = {k: v for k, v in _holds(row).items() if k not in known.accepted}
                 holds[ref] = [clock.now_iso(), runs]
                 entity = _counter(user_id, day, used + runs, holds)
-                etag = write_if_unchanged(self._table, entity, row)
-                if etag:
-                    known.row = _Written(entity, etag)
+                written = write_if_unchanged(self._table, entity, row)
+                if written is not None:
+                    known.row = written
                     known.accepted.clear()
                     return Hold(user_id, day, ref)
                 known.known = False
@@ -171,9 +171,9 @@ class Quotas:
                 runs = int(holds.pop(hold.ref)[1])
                 used = max(int(row["used"]) - runs, 0)
                 entity = _counter(hold.user_id, hold.day, used, holds)
-                etag = write_if_unchanged(self._table, entity, row)
-                if etag:
-                    known.row, known.known = _Written(entity, etag), True
+                written = write_if_unchanged(self._table, entity, row)
+                if written is not None:
+                    known.row, known.known = written, True
                     logger.info("quota: hold %s given back to %s", hold.ref, hold.user_id)
                     return True
                 back_off(attempt)
@@ -276,11 +276,3 @@ def _counter(
         "holds": json.dumps(dict(holds), separators=(",", ":")),
         "holding": len(holds),
     }
-
-
-class _Written(dict[str, Any]):
-    """A row as this instance wrote it: its properties and `metadata["etag"]`, like a read."""
-
-    def __init__(self, entity: Mapping[str, Any], etag: str) -> None:
-        super().__init__(entity)
-        self.metadata = {"etag": etag}

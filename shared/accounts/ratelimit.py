@@ -149,9 +149,9 @@ class RateLimiter:
             size = min(lease_size(counter.limit), counter.limit - used)
             entity = {"PartitionKey": key_id, "RowKey": RATE_ROW, "window": window}
             entity["count"] = used + size
-            etag = write_if_unchanged(table, entity, row)
-            if etag:
-                counter.row = _Written(entity, etag)
+            written = write_if_unchanged(table, entity, row)
+            if written is not None:
+                counter.row = written
                 counter.window, counter.next, counter.end = window, used + 1, used + size
                 return True
             counter.known = False  # another instance wrote: read it again
@@ -170,12 +170,6 @@ class RateLimiter:
         return counter
 
 
-class _Written(dict[str, Any]):
-    """A row as this instance wrote it: its properties and `metadata["etag"]`, like a read."""
-
-    def __init__(self, entity: dict[str, Any], etag: str) -> None:
-        super().__init__(entity)
-        self.metadata = {"etag": etag}
 
 
 def _window(now: float) -> int:

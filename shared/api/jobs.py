@@ -9,7 +9,6 @@ import azure.functions as func
 
 from shared.errors import Conflict
 from shared.http import Operation, Reply, RequestContext, handle
-from shared.jobs.models import JobStatus
 from shared.jobs.schemas import (
     ExecuteRequest,
     JobAccepted,
@@ -18,7 +17,6 @@ from shared.jobs.schemas import (
     JobStatusResponse,
     SyncResult,
 )
-from shared.jobs.service import QUEUED_MESSAGE
 from shared.services import services
 
 bp = func.Blueprint()
@@ -142,29 +140,21 @@ def _results(ctx: RequestContext[None]) -> JobResults:
 
 
 def _submit(ctx: RequestContext[ExecuteRequest]) -> Reply:
-    accepted = services().jobs.submit(ctx.user, _with_job_id(ctx))
+    accepted = services().jobs.submit(ctx.user, ctx.body)
     return Reply(accepted, headers=_location(accepted.job_id))
 
 
 def _run_sync(ctx: RequestContext[ExecuteRequest]) -> SyncResult | Reply:
-    outcome = services().jobs.execute_sync(ctx.user, _with_job_id(ctx))
+    outcome = services().jobs.execute_sync(ctx.user, ctx.body)
     if isinstance(outcome, JobAccepted):
         return Reply(outcome, status=202, headers=_location(outcome.job_id))
     return outcome
 
 
-def _with_job_id(ctx: RequestContext[ExecuteRequest]) -> ExecuteRequest:
-    """The request, with the id its job must have under an `Idempotency-Key` (`ctx.job_id`)
-    unless it names its own."""
-    if ctx.body.job_id is not None or ctx.job_id is None:
-        return ctx.body
-    return ctx.body.model_copy(update={"job_id": ctx.job_id})
-
-
 def _submitted(ctx: RequestContext[ExecuteRequest], job_id: str) -> Reply:
     """`_submit`'s answer for its job `job_id`, made by an earlier attempt: 202, as it stands
     now. Raises `NotFound` when there is no such job."""
-    return accepted_reply(job_id, services().jobs.status(ctx.user, job_id).status)
+    return accepted_reply(services().jobs.accepted(ctx.user, job_id))
 
 
 def _ran(ctx: RequestContext[ExecuteRequest], job_id: str) -> SyncResult | Reply:
@@ -176,32 +166,13 @@ def _ran(ctx: RequestContext[ExecuteRequest], job_id: str) -> SyncResult | Reply
     except Conflict as exc:
         if exc.error_code != "JOB_NOT_COMPLETE":
             raise
-        return accepted_reply(job_id, services().jobs.status(ctx.user, job_id).status)
+        return accepted_reply(services().jobs.accepted(ctx.user, job_id))
     return SyncResult(
         job_id=done.job_id, status=done.status, counts=done.counts, metadata=done.metadata
     )
 
 
-def accepted_reply(job_id: str, status: str, location: str | None = None) -> Reply:
-    """202 with the job `job_id` (in `status`) to poll at `location` (its v1 status by
-    default): the answer for a job an earlier attempt made."""
-    if status == JobStatus.QUEUED.value:
-        message = QUEUED_MESSAGE
-    elif status == JobStatus.PROCESSING.value:
-        message = "Job is still running; poll its status"
-    else:
-        message = f"Job is {status}"
-    accepted = JobAccepted(
-        job_id=job_id,
-        status=status,
-        message=message,
-        estimated_time_seconds=_estimated_seconds(status),
-    )
-    headers = {"Location": location} if location else _location(job_id)
+def accepted_reply(accepted: JobAccepted, location: str | None = None) -> Reply:
+    """202 with the job to poll at `location` (its v1 status by default)."""
+    headers = {"Location": location} if location else _location(accepted.job_id)
     return Reply(accepted, status=202, headers=headers)
-
-
-def _estimated_seconds(status: str) -> int:
-    if status not in (JobStatus.QUEUED.value, JobStatus.PROCESSING.value):
-        return 0  # finished: nothing left to wait for
-    return services().jobs.estimated_seconds()

@@ -8,6 +8,7 @@ from shared.api.jobs import accepted_reply
 from shared.http import Operation, Reply, RequestContext, handle
 from shared.jobs.schemas import JobAccepted, JobCancelled
 from shared.rerank.schemas import RerankJob, RerankRequest
+from shared.rerank.service import KIND
 from shared.services import services
 
 bp = func.Blueprint()
@@ -66,14 +67,10 @@ def cancel_rerank(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _submit(ctx: RequestContext[RerankRequest]) -> Reply:
-    body = ctx.body
-    if body.job_id is None and ctx.job_id is not None:  # under an Idempotency-Key
-        body = body.model_copy(update={"job_id": ctx.job_id})
-    accepted = services().rerank.submit(ctx.user, body)
+    accepted = services().rerank.submit(ctx.user, ctx.body)
     return Reply(accepted, headers={"Location": f"/rerank/{accepted.job_id}"})
 
 
 def _submitted(ctx: RequestContext[RerankRequest], job_id: str) -> Reply:
     """`_submit`'s answer for the rerank `job_id` an earlier attempt made (NotFound: none)."""
-    status = services().rerank.get(ctx.user, job_id).status
-    return accepted_reply(job_id, status, f"/rerank/{job_id}")
+    return accepted_reply(services().jobs.accepted(ctx.user, job_id, KIND), f"/rerank/{job_id}")

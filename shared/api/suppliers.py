@@ -97,13 +97,10 @@ def braket_devices(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _submit(ctx: RequestContext[SupplierExecuteRequest]) -> Reply:
-    body = ctx.body
-    if body.job_id is None and ctx.job_id is not None:  # under an Idempotency-Key
-        body = body.model_copy(update={"job_id": ctx.job_id})
-    accepted = services().jobs.submit_to_supplier(ctx.user, ctx.params["supplier"], body)
+    accepted = services().jobs.submit_to_supplier(ctx.user, ctx.params["supplier"], ctx.body)
     return Reply(accepted, headers={"Location": f"/api/v1/status/{accepted.job_id}"})
 
 
 def _submitted(ctx: RequestContext[SupplierExecuteRequest], job_id: str) -> Reply:
     """`_submit`'s answer for the job `job_id` an earlier attempt made (NotFound: none)."""
-    return accepted_reply(job_id, services().jobs.status(ctx.user, job_id).status)
+    return accepted_reply(services().jobs.accepted(ctx.user, job_id))

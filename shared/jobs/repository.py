@@ -132,12 +132,10 @@ class JobRepository:
     def keep_result(self, job: Job, result: Mapping[str, Any]) -> dict[str, Any]:
         """Keep the job's result: the row's changes that hold it when small (to write with
         the completion), else it goes to its blob now and the changes are empty."""
-        text = json.dumps(result, separators=(",", ":"))
+        text = _json(result)
         if fits_in_row(text):
             return {"result": text}
-        self._results.get_blob_client(job.result_blob).upload_blob(
-            text.encode("utf-8"), overwrite=True
-        )
+        self._upload_result(job.result_blob, text)
         return {}
 
     def result_of(self, job: Job) -> dict[str, Any] | None:
@@ -168,8 +166,10 @@ class JobRepository:
             logger.warning("could not delete circuit %s: %s", blob_name, type(exc).__name__)
 
     def put_result(self, blob_name: str, result: Mapping[str, Any]) -> None:
-        data = json.dumps(result, separators=(",", ":")).encode("utf-8")
-        self._results.get_blob_client(blob_name).upload_blob(data, overwrite=True)
+        self._upload_result(blob_name, _json(result))
+
+    def _upload_result(self, blob_name: str, text: str) -> None:
+        self._results.get_blob_client(blob_name).upload_blob(text.encode("utf-8"), overwrite=True)
 
     def get_result(self, blob_name: str) -> dict[str, Any] | None:
         text = _download(self._results, blob_name)
@@ -217,6 +217,10 @@ ROW_TEXT_MAX = 30_000
 
 def fits_in_row(text: str) -> bool:
     return len(text) <= ROW_TEXT_MAX and len(text.encode("utf-16-le")) <= 2 * ROW_TEXT_MAX
+
+
+def _json(result: Mapping[str, Any]) -> str:
+    return json.dumps(result, separators=(",", ":"))
 
 
 def _published(job: Job) -> None:

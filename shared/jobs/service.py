@@ -76,6 +76,10 @@ logger = logging.getLogger(__name__)
 _MAX_CAS_ATTEMPTS = 8
 _DETAIL_MAX = 1000
 QUEUED_MESSAGE = "Job queued for processing"
+_ANSWERS = {
+    JobStatus.QUEUED: QUEUED_MESSAGE,
+    JobStatus.PROCESSING: "Job is still running; poll its status",
+}
 _SYNC_CLAIM = "sync"
 # The field a client may use to name the backend, per supplier (the QCOS Python client's names).
 _BACKEND_FIELDS = {
@@ -310,11 +314,21 @@ class JobService:
         except Exception as exc:  # accepted: the recovery timer enqueues it
             logger.warning("job %s accepted but not enqueued: %s", job.job_id, type(exc).__name__)
             self._mark_not_enqueued(job)
+        return self._answer(job)
+
+    def accepted(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> JobAccepted:
+        """The submit's answer for the caller's job `job_id` of `kind`, as the job stands now
+        (for a retry of the request that made it). Raises `NotFound` when there is none."""
+        return self._answer(self._get(principal, job_id, kind))
+
+    def _answer(self, job: Job) -> JobAccepted:
+        """What a submit answers for `job`: its status, and how long it should take."""
+        waiting = job.status in (JobStatus.QUEUED, JobStatus.PROCESSING)
         return JobAccepted(
             job_id=job.job_id,
-            status=JobStatus.QUEUED.value,
-            message=QUEUED_MESSAGE,
-            estimated_time_seconds=self._estimator.seconds(),
+            status=job.status.value,
+            message=_ANSWERS.get(job.status, f"Job is {job.status.value}"),
+            estimated_time_seconds=self._estimator.seconds() if waiting else 0,
         )
 
     def _reserve(self, principal: Principal, job: Job) -> Hold | None:
@@ -393,12 +407,7 @@ class JobService:
             future.add_done_callback(
                 lambda done: finish.run(self._finish_in_background, job, parsed, done)
             )
-            return JobAccepted(
-                job_id=job.job_id,
-                status=JobStatus.PROCESSING.value,
-                message="Job is still running; poll its status",
-                estimated_time_seconds=self._estimator.seconds(),
-            )
+            return self._answer(job)
         except Exception as exc:
             if not _permanent(exc):
                 raise
@@ -611,22 +620,21 @@ class JobService:
     def _handle(self, message: JobMessage, delivery: Delivery, span: telemetry.Span) -> Job | None:
         """`run` for a well-formed message: the job as this delivery left it, None when it had
         nothing to do."""
+        found = self._repo.get(message.user_id, message.job_id)
+        if found is None:
+            logger.warning("message for unknown job %s/%s", message.user_id, message.job_id)
+            return None
+        if found.status is JobStatus.COMPLETED:  # a crash may have come before its charge
+            self._metering.charge(found)
+            return None
         if message.poll is not None:
-            polled = self._poll(message)
+            polled = self._poll(message, found)
             if polled is not None:
                 _describe(span, polled)
             return polled
-        job = self._repo.get(message.user_id, message.job_id)
+        job = self._claim(found, delivery)
         if job is None:
-            logger.warning("message for unknown job %s/%s", message.user_id, message.job_id)
             return None
-        if job.status is JobStatus.COMPLETED:  # a crash may have come before its charge
-            self._metering.charge(job)
-            return None
-        claimed = self._claim(job, message, delivery)
-        if claimed is None:
-            return None
-        job = claimed
         _describe(span, job)
         if job.kind != CIRCUIT:
             self._run_task(job)
@@ -640,15 +648,10 @@ class JobService:
             self._run_on_supplier(job, parsed)
         return job
 
-    def _claim(self, job: Job, message: JobMessage, delivery: Delivery) -> Job | None:
+    def _claim(self, job: Job, delivery: Delivery) -> Job | None:
         """Claim `job` (as just read) for this delivery; None when there is nothing for it to
         do."""
-        for attempt in range(_MAX_CAS_ATTEMPTS):
-            if attempt:
-                found = self._repo.get(message.user_id, message.job_id)
-                if found is None:
-                    return None
-                job = found
+        for _ in range(_MAX_CAS_ATTEMPTS):
             if job.status.terminal:
                 return None
             if job.status is JobStatus.PROCESSING and not self._claim_abandoned(job, delivery):
@@ -666,7 +669,11 @@ class JobService:
             )
             if claimed:
                 return job
-        raise RuntimeError(f"could not claim job {message.job_id}: too much contention")
+            found = self._repo.get(job.user_id, job.job_id)  # another writer came first
+            if found is None:
+                return None
+            job = found
+        raise RuntimeError(f"could not claim job {job.job_id}: too much contention")
 
     def _claim_abandoned(self, job: Job, delivery: Delivery) -> bool:
         """True when the worker holding `job` is gone.
@@ -773,19 +780,16 @@ class JobService:
         except Exception as exc:  # the recovery timer restarts the polling of a silent job
             logger.warning("job %s: poll %d not sent: %s", job.job_id, seq, type(exc).__name__)
 
-    def _poll(self, message: JobMessage) -> Job | None:
-        """Poll the supplier's task once: complete, fail or cancel the job, or poll again later.
-        Returns the job as the poll left it; None when this message had nothing to poll.
+    def _poll(self, message: JobMessage, job: Job) -> Job | None:
+        """Poll the supplier's task of `job` (as just read) once: complete, fail or cancel the
+        job, or poll again later. Returns the job as the poll left it; None when this message
+        had nothing to poll.
 
         Only the message carrying the job's current `poll_seq` polls, so a duplicated message
         never forks the chain. An unreachable supplier is polled again later, like a task
         still running; past `task_deadline_hours` the task is cancelled and the job fails.
         """
-        job = self._repo.get(message.user_id, message.job_id)
-        if job is not None and job.status is JobStatus.COMPLETED:  # a crash before its charge
-            self._metering.charge(job)
-            return None
-        if job is None or job.status.terminal or job.supplier is None:
+        if job.status.terminal or job.supplier is None:
             return None
         if job.supplier_job_id is None or job.poll_seq != message.poll:
             return None  # a superseded poll chain
@@ -888,8 +892,8 @@ class JobService:
     def _completion(self, job: Job, outcome: _Outcome, parsed: ParsedCircuit) -> dict[str, Any]:
         """The row's changes that record `outcome` (the result kept, in the row when small)."""
         cost = self._metering.price(job, parsed, outcome.metadata.execution_time_ms)
-        return self._finished(job, outcome.stored(), cost, outcome.metadata.execution_time_ms,
-                              outcome.method)
+        elapsed = outcome.metadata.execution_time_ms
+        return self._finished(job, outcome.stored(), cost, elapsed, outcome.method)
 
     def _finished(
         self,
@@ -1081,10 +1085,6 @@ class JobService:
     def jobs_today(self, user_id: str) -> int:
         """The user's jobs created since midnight UTC."""
         return self._repo.count_today(user_id)
-
-    def estimated_seconds(self) -> int:
-        """How long a job queued now is expected to take (what `submit` answers)."""
-        return self._estimator.seconds()
 
     def task(
         self, principal: Principal, job_id: str, kind: str

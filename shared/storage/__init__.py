@@ -2,6 +2,7 @@
 
 from shared.storage.clients import Storage, StorageNotConfigured
 from shared.storage.etag import (
+    Written,
     back_off,
     get_or_none,
     if_match,
@@ -25,4 +26,5 @@ __all__ = [
     "transact",
     "update_row",
     "write_if_unchanged",
+    "Written",
 ]

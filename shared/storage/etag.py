@@ -97,13 +97,24 @@ def if_match(etag: str) -> dict[str, Any]:
     }
 
 
-def write_if_unchanged(table: Any, entity: Mapping[str, Any], row: Any | None) -> str | None:
-    """Write `entity` over `row` as it was read: insert it when `row` is None (there was none),
-    else merge it if the row is unchanged since. The row's new etag; None when another writer
-    came first."""
+class Written(dict[str, Any]):
+    """A row as this process wrote it: its properties and `metadata["etag"]`, like a row read
+    back, so the next conditional write needs no read first."""
+
+    def __init__(self, entity: Mapping[str, Any], etag: str) -> None:
+        super().__init__(entity)
+        self.metadata = {"etag": etag}
+
+
+def write_if_unchanged(table: Any, entity: Mapping[str, Any], row: Any | None) -> Written | None:
+    """Write `entity` over `row` as it was read (or as `Written`): insert it when `row` is
+    None (there was none), else merge it if the row is unchanged since. The row as written
+    (to write over next, without reading it); None when another writer came first."""
     if row is None:
-        return insert_new(table, entity)
-    return merge_if_match(table, entity, row.metadata["etag"])
+        etag = insert_new(table, entity)
+    else:
+        etag = merge_if_match(table, entity, row.metadata["etag"])
+    return Written(entity, etag) if etag is not None else None
 
 
 def back_off(attempt: int) -> None:

@@ -22,7 +22,7 @@ from azure.functions.timer import TimerRequest
 
 from shared import clock
 from shared.accounts.tiers import tier
-from shared.api import accounts, jobs, ledger, suppliers, worker
+from shared.api import jobs, ledger, suppliers, worker
 from shared.config import get_settings
 from shared.jobs.messages import Delivery, JobMessage
 from shared.jobs.models import JobStatus
@@ -68,23 +68,21 @@ def braket_execute(http: Callable[..., Any], headers: dict[str, str], **body: An
     )
 
 
-def enterprise_of(
-    tenant: str,
-    make_user: Callable[..., Any],
-    http: Callable[..., Any],
-    admin_headers: dict[str, str],
+def user_of_a_tenant_with_a_100_usd_daily_budget(
+    make_user: Callable[..., Any], http: Callable[..., Any], admin_headers: dict[str, str]
 ) -> Any:
-    """A fresh enterprise user the admin put in `tenant`."""
-    user = make_user("enterprise")
-    changed = http(
-        accounts.update_user,
-        "PATCH",
-        f"/admin/users/{user.user_id}",
+    """An enterprise user of a new tenant whose daily budget the admin set at 100 USD."""
+    tenant = f"acme-{uuid.uuid4().hex[:10]}"
+    user = make_user("enterprise", tenant)
+    put = http(
+        ledger.ledger_put_budget,
+        "PUT",
+        f"/api/v1/ledger/budgets/tenant:{tenant}",
         headers=admin_headers,
-        route_params={"user_id": user.user_id},
-        body={"tenant": tenant},
+        route_params={"scope": f"tenant:{tenant}"},
+        body={"period": "daily", "limit": "100.00"},
     )
-    assert changed.status == 200 and changed.body["tenant"] == tenant
+    assert put.status == 200, put.body
     return user
 
 
@@ -192,7 +190,7 @@ def test_reusing_a_queued_cloud_jobs_id_in_execute_sync_leaves_no_free_local_cha
     admin_headers: dict[str, str],
 ) -> None:
     # given an accepted cloud job on a priced device, not yet run
-    user = enterprise_of(f"acme-{uuid.uuid4().hex[:10]}", make_user, http, admin_headers)
+    user = make_user("enterprise", f"acme-{uuid.uuid4().hex[:10]}")
     job_id = a_job_id()
     accepted = braket_execute(http, user.headers, shots=10, job_id=job_id)
     assert accepted.status == 202, accepted.body
@@ -217,17 +215,7 @@ def test_twenty_concurrent_80_usd_cloud_submits_against_a_100_usd_daily_budget_a
     admin_headers: dict[str, str],
 ) -> None:
     # given a tenant with a daily budget of 100 USD
-    tenant = f"acme-{uuid.uuid4().hex[:10]}"
-    user = enterprise_of(tenant, make_user, http, admin_headers)
-    put = http(
-        ledger.ledger_put_budget,
-        "PUT",
-        f"/api/v1/ledger/budgets/tenant:{tenant}",
-        headers=admin_headers,
-        route_params={"scope": f"tenant:{tenant}"},
-        body={"period": "daily", "limit": "100.00"},
-    )
-    assert put.status == 200, put.body
+    user = user_of_a_tenant_with_a_100_usd_daily_budget(make_user, http, admin_headers)
     start = threading.Barrier(20)
 
     def submit_at_once(_: int) -> Any:
@@ -340,17 +328,7 @@ def test_a_refused_submit_reusing_a_cloud_jobs_id_leaves_that_jobs_budget_hold_a
     admin_headers: dict[str, str],
 ) -> None:
     # given a tenant's 100 USD daily budget holding about 80 USD for a queued cloud job X
-    tenant = f"acme-{uuid.uuid4().hex[:10]}"
-    user = enterprise_of(tenant, make_user, http, admin_headers)
-    put = http(
-        ledger.ledger_put_budget,
-        "PUT",
-        f"/api/v1/ledger/budgets/tenant:{tenant}",
-        headers=admin_headers,
-        route_params={"scope": f"tenant:{tenant}"},
-        body={"period": "daily", "limit": "100.00"},
-    )
-    assert put.status == 200, put.body
+    user = user_of_a_tenant_with_a_100_usd_daily_budget(make_user, http, admin_headers)
     job_id = a_job_id()
     first = braket_execute(http, user.headers, shots=ABOUT_80_USD_OF_SHOTS, job_id=job_id)
     assert first.status == 202, first.body

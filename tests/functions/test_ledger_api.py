@@ -63,26 +63,6 @@ def period_now() -> dict[str, str]:
     }
 
 
-def enterprise_of(
-    tenant: str,
-    make_user: Callable[..., Any],
-    http: Callable[..., Any],
-    admin_headers: dict[str, str],
-) -> Any:
-    """A fresh enterprise user the admin put in `tenant`."""
-    user = make_user("enterprise")
-    changed = http(
-        accounts.update_user,
-        "PATCH",
-        f"/admin/users/{user.user_id}",
-        headers=admin_headers,
-        route_params={"user_id": user.user_id},
-        body={"tenant": tenant},
-    )
-    assert changed.status == 200 and changed.body["tenant"] == tenant
-    return user
-
-
 def run_sync(
     http: Callable[..., Any], headers: dict[str, str], shots: int = 10, **body: Any
 ) -> str:
@@ -409,7 +389,7 @@ def test_an_evidence_bundle_downloads_as_signed_and_verifies_until_changed(
 ) -> None:
     # given an enterprise user of a tenant with two completed jobs
     tenant = a_name("acme")
-    user = enterprise_of(tenant, make_user, http, admin_headers)
+    user = make_user("enterprise", tenant)
     ids = [run_sync(http, user.headers, shots=10), run_sync(http, user.headers, shots=20)]
 
     # when they ask for evidence of the last hours
@@ -472,7 +452,7 @@ def test_a_job_over_the_tenants_budget_is_refused_before_reaching_the_supplier(
     supplier = RecordingSupplier()
     svc = cloud(supplier)
     tenant = a_name("acme")
-    user = enterprise_of(tenant, make_user, http, admin_headers)
+    user = make_user("enterprise", tenant)
     put = put_budget(http, admin_headers, f"tenant:{tenant}", "0.01")
     assert put.status == 200, put.body
     assert (put.body["scope"], put.body["limit"], put.body["remaining"]) == (
@@ -520,7 +500,7 @@ def test_jobs_accepted_but_not_yet_charged_count_against_the_budget(
     supplier = RecordingSupplier()
     cloud(supplier)
     tenant = a_name("acme")
-    user = enterprise_of(tenant, make_user, http, admin_headers)
+    user = make_user("enterprise", tenant)
     body = {"qasm": BELL, "device": PRICED_DEVICE, "shots": 10}
 
     assert put_budget(http, admin_headers, f"tenant:{tenant}", "0.50").status == 200
@@ -560,8 +540,8 @@ def test_tenants_see_their_own_entries_and_the_admin_sees_every_tenants(
 ) -> None:
     # given two tenants, each with an enterprise user who ran a job
     tenant_a, tenant_b = a_name("a"), a_name("b")
-    user_a = enterprise_of(tenant_a, make_user, http, admin_headers)
-    user_b = enterprise_of(tenant_b, make_user, http, admin_headers)
+    user_a = make_user("enterprise", tenant_a)
+    user_b = make_user("enterprise", tenant_b)
     job_a, job_b = run_sync(http, user_a.headers), run_sync(http, user_b.headers)
 
     # when A's user reads the ledger
@@ -605,7 +585,7 @@ def test_usage_exports_focus_csv_and_pages_json(
     make_user: Callable[..., Any], http: Callable[..., Any], admin_headers: dict[str, str]
 ) -> None:
     # given a tenant with two charged jobs
-    user = enterprise_of(a_name("csv"), make_user, http, admin_headers)
+    user = make_user("enterprise", a_name("csv"))
     ids = {run_sync(http, user.headers, shots=10), run_sync(http, user.headers, shots=20)}
 
     # when the usage is asked for as CSV
@@ -651,7 +631,7 @@ def test_chargeback_sums_jobs_and_shots_per_tenant_and_project(
 ) -> None:
     # given a tenant's jobs in two projects
     tenant = a_name("cb")
-    user = enterprise_of(tenant, make_user, http, admin_headers)
+    user = make_user("enterprise", tenant)
     run_sync(http, user.headers, shots=10, tags={"project": "p1"})
     run_sync(http, user.headers, shots=20, tags={"project": "p1"})
     run_sync(http, user.headers, shots=30, tags={"project": "p2"})

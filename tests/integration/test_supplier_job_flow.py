@@ -413,7 +413,7 @@ def test_polls_refused_by_the_supplier_keep_the_job_running_even_on_the_last_del
     broken = JobMessage(who.user_id, job_id, poll=2).encode()
     original = svc.jobs._poll  # noqa: SLF001
 
-    def storage_down(message: JobMessage) -> None:
+    def storage_down(message: JobMessage, job: Any) -> None:
         raise ConnectionError("storage unreachable")
 
     svc.jobs._poll = storage_down  # type: ignore[method-assign]  # noqa: SLF001
