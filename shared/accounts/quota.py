@@ -266,9 +266,7 @@ def _holds(row: Mapping[str, Any] | None) -> dict[str, list[Any]]:
     return dict(json.loads(row.get("holds") or "{}")) if row is not None else {}
 
 
-def _counter(
-    user_id: str, day: str, used: int, holds: Mapping[str, list[Any]]
-) -> dict[str, Any]:
+def _counter(user_id: str, day: str, used: int, holds: Mapping[str, list[Any]]) -> dict[str, Any]:
     return {
         "PartitionKey": user_id,
         "RowKey": _PREFIX + day,

@@ -170,7 +170,5 @@ class RateLimiter:
         return counter
 
 
-
-
 def _window(now: float) -> int:
     return int(now // WINDOW_SECONDS) * WINDOW_SECONDS

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
@@ -22,8 +21,8 @@ from shared.errors import ApiError
 from shared.jobs.models import Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.ledger.budgets import BudgetHold
-from shared.ledger.service import Cost, Ledger, amount
-from shared.storage import calls
+from shared.ledger.models import LedgerEntry
+from shared.ledger.service import Cost, Ledger, amount, charge_entry
 from shared.suppliers.base import Mode
 from shared.suppliers.catalog import supplier as find_supplier
 
@@ -58,8 +57,6 @@ class Metering:
         self._settings = settings
         self._repo = repo
         self._ledger = ledger
-        # Clearing `owed` once charged is not part of any answer: it runs after it.
-        self._after = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owed")
 
     def cost(self, job: Job, parsed: ParsedCircuit, run_seconds: float | None = None) -> Cost:
         """What `job` costs: nothing on the local simulator or an emulation; a cloud device's
@@ -97,17 +94,37 @@ class Metering:
 
     def charge(self, job: Job) -> None:
         """Put the completed job's charge in the ledger (once, whoever calls) and count it
-        against the budget it held; an owed job is marked settled after the answer. Storage
-        failures raise: the caller's redelivery, or the timer for an owed job, charges it."""
+        against the budget it held. Storage failures raise: the caller's redelivery charges
+        it. An owed job (run in the request, its row says so) is charged after the answer and
+        then marked settled; if that fails, the recovery timer's `settle_owed` charges it."""
         if job.status is not JobStatus.COMPLETED or job.charge is None:
+            return
+        if job.owed and not job.budget_hold:
+            self._ledger.charge_later(
+                self._entry(job), lambda: self._settled(job.user_id, job.job_id)
+            )
             return
         self._enter(job)
         if job.owed:
-            self._after.submit(self._settled, job.user_id, job.job_id)
+            self._settled(job.user_id, job.job_id)
 
     def _enter(self, job: Job) -> None:
+        self._ledger.charge(self._entry(job))
+        if job.budget_hold:  # the budget now holds what it cost instead of the estimate
+            cost = cost_of_row(job.charge) if job.charge else FREE
+            self._ledger.reservations.settle(
+                job.tenant or "",
+                job.project,
+                cost.cost,
+                cost.currency,
+                f"{job.user_id}:{job.quota_hold or job.job_id}",  # as jobs.service._ref
+                BudgetHold.decode(job.budget_hold),
+            )
+
+    @staticmethod
+    def _entry(job: Job) -> LedgerEntry:
         cost = cost_of_row(job.charge) if job.charge else FREE
-        self._ledger.charge(
+        return charge_entry(
             user_id=job.user_id,
             job_id=job.job_id,
             tenant=job.tenant or "",
@@ -118,22 +135,12 @@ class Metering:
             shots=job.shots,
             cost=cost,
         )
-        if job.budget_hold:  # the budget now holds what it cost instead of the estimate
-            self._ledger.reservations.settle(
-                job.tenant or "",
-                job.project,
-                cost.cost,
-                cost.currency,
-                f"{job.user_id}:{job.quota_hold or job.job_id}",  # as jobs.service._ref
-                BudgetHold.decode(job.budget_hold),
-            )
 
     def _settled(self, user_id: str, job_id: str) -> None:
-        with calls.detached():
-            try:
-                self._repo.update_unchecked(user_id, job_id, {"owed": False})
-            except Exception as exc:  # the timer finds it owed, charges nothing twice
-                logger.warning("job %s: not marked settled: %s", job_id, type(exc).__name__)
+        try:
+            self._repo.update_unchecked(user_id, job_id, {"owed": False})
+        except Exception as exc:  # the timer finds it owed, charges nothing twice
+            logger.warning("job %s: not marked settled: %s", job_id, type(exc).__name__)
 
     def settle_owed(self) -> int:
         """Charge completed jobs left owed by a process that died before charging them;

@@ -10,17 +10,25 @@ hash, and the partition's head row (`~head`: the last `seq` and its hash) moves,
 entity-group transaction conditional on the head's ETag and on each entry's, so the chain never
 forks and the head and the entries never disagree. The recovery timer seals every minute;
 `chain()` (and so every evidence bundle and verification) seals the partition first.
+
+`insert_later` makes the insert after the answer, on one background thread, for a charge that
+its job row already records as owed (a run in the request): the answer does not wait for it, and
+if this process dies first, the recovery timer charges the owed row. Every read here first waits
+(at most `LATER_WAIT_SECONDS`) for the inserts this process still has in flight, so what this
+instance charged, it shows; another instance sees it a few milliseconds later.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.ledger.models import GENESIS, KIND, LedgerEntry
-from shared.storage import Storage, back_off, get_or_none, if_match, insert_new, transact
+from shared.storage import Storage, back_off, calls, get_or_none, if_match, insert_new, transact
 from shared.storage.clients import LEDGER_TABLE
 from shared.storage.query import literal, page
 
@@ -29,6 +37,7 @@ logger = logging.getLogger(__name__)
 HEAD = "~head"  # sorts after every job id
 _ATTEMPTS = 100
 _BATCH = 99  # entries per transaction, with the head: 100 operations
+LATER_WAIT_SECONDS = 5.0  # a read waits at most this long for the inserts still in flight
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,9 @@ class Head:
 class LedgerRepository:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+        self._later = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-later")
+        self._lock = threading.Lock()
+        self._in_flight: set[Future[None]] = set()
 
     def insert(self, entry: LedgerEntry) -> LedgerEntry | None:
         """Record `entry` unsealed; the stored entry, or None when the job was charged
@@ -49,8 +61,40 @@ class LedgerRepository:
             return None
         return unsealed
 
+    def insert_later(self, entry: LedgerEntry, then: Callable[[LedgerEntry | None], None]) -> None:
+        """`insert(entry)` on the background thread, then `then(stored)`; a failure is logged
+        and left to the owed row's recovery (module docstring)."""
+
+        def run() -> None:
+            with calls.detached():
+                try:
+                    then(self.insert(entry))
+                except Exception as exc:
+                    logger.warning(
+                        "job %s: charge left to the recovery timer: %s",
+                        entry.job_id,
+                        type(exc).__name__,
+                    )
+
+        future = self._later.submit(run)
+        with self._lock:
+            self._in_flight.add(future)
+        future.add_done_callback(self._landed)
+
+    def _landed(self, future: Future[None]) -> None:
+        with self._lock:
+            self._in_flight.discard(future)
+
+    def _caught_up(self) -> None:
+        """Wait for this process's inserts still in flight (bounded), so a read sees them."""
+        with self._lock:
+            pending = list(self._in_flight)
+        if pending:
+            wait(pending, timeout=LATER_WAIT_SECONDS)
+
     def seal(self, user_id: str) -> int:
         """Chain `user_id`'s unsealed entries onto its head; returns how many were sealed."""
+        self._caught_up()
         table = self._table
         sealed = 0
         for attempt in range(_ATTEMPTS):
@@ -86,6 +130,7 @@ class LedgerRepository:
     def seal_pending(self, **filters: str) -> int:
         """Seal every partition holding unsealed entries that match `filters` (as `entries`);
         returns how many entries were sealed."""
+        self._caught_up()
         users = {
             str(row["PartitionKey"])
             for row in self._table.query_entities(
@@ -95,10 +140,12 @@ class LedgerRepository:
         return sum(self.seal(user) for user in sorted(users))
 
     def get(self, user_id: str, job_id: str) -> LedgerEntry | None:
+        self._caught_up()
         row = get_or_none(self._table, user_id, job_id)
         return LedgerEntry.from_row(row) if row is not None and row.get("kind") == KIND else None
 
     def head(self, user_id: str) -> Head | None:
+        self._caught_up()
         row = get_or_none(self._table, user_id, HEAD)
         return Head(int(row["seq"]), str(row["hash"])) if row is not None else None
 
@@ -112,6 +159,7 @@ class LedgerRepository:
     def entries(self, **filters: str) -> Iterator[LedgerEntry]:
         """Every entry matching `filters` (every partition's): `user_id`, `tenant`, `project`,
         `backend`, `currency` (equal), `since` (time >=) and `until` (time <)."""
+        self._caught_up()
         for row in self._table.query_entities(_query(filters)):
             yield LedgerEntry.from_row(row)
 
@@ -119,6 +167,7 @@ class LedgerRepository:
         self, page_size: int, cursor: str | None, **filters: str
     ) -> tuple[list[LedgerEntry], str | None]:
         """One page of `entries(**filters)` in storage order (user, then job id)."""
+        self._caught_up()
         rows, following = page(self._table, _query(filters), page_size, cursor)
         return [LedgerEntry.from_row(r) for r in rows], following
 

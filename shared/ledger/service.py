@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -78,6 +78,37 @@ class Evidence:
     created_at: str
 
 
+def charge_entry(
+    *,
+    user_id: str,
+    job_id: str,
+    tenant: str,
+    project: str,
+    supplier: str | None,
+    backend: str,
+    mode: str,
+    shots: int,
+    cost: Cost,
+) -> LedgerEntry:
+    """The unsealed ledger entry charging job `job_id` `cost`, stamped now."""
+    return LedgerEntry(
+        user_id=user_id,
+        job_id=job_id,
+        seq=0,
+        time=clock.now_iso(),
+        tenant=tenant,
+        project=project,
+        supplier=supplier or LOCAL_SUPPLIER,
+        backend=backend,
+        mode=mode,
+        shots=shots,
+        cost=amount(cost.cost),
+        currency=cost.currency,
+        list_cost=amount(cost.list_cost),
+        price_source=cost.price_source,
+    )
+
+
 class Ledger:
     def __init__(
         self, storage: Storage, repo: LedgerRepository, signing_key: str | None = None
@@ -105,42 +136,31 @@ class Ledger:
 
     # -- charges --------------------------------------------------------------------------------
 
-    def charge(
-        self,
-        *,
-        user_id: str,
-        job_id: str,
-        tenant: str,
-        project: str,
-        supplier: str | None,
-        backend: str,
-        mode: str,
-        shots: int,
-        cost: Cost,
-    ) -> LedgerEntry | None:
-        """Record job `job_id`'s charge once (unsealed: `seal` chains it); None when it was
-        charged already (a redelivery, or a racing worker). Storage failures raise (the
-        caller retries)."""
-        entry = LedgerEntry(
-            user_id=user_id,
-            job_id=job_id,
-            seq=0,
-            time=clock.now_iso(),
-            tenant=tenant,
-            project=project,
-            supplier=supplier or LOCAL_SUPPLIER,
-            backend=backend,
-            mode=mode,
-            shots=shots,
-            cost=amount(cost.cost),
-            currency=cost.currency,
-            list_cost=amount(cost.list_cost),
-            price_source=cost.price_source,
-        )
-        stored = self.repo.insert(entry)
+    def charge(self, entry: LedgerEntry) -> LedgerEntry | None:
+        """Record a job's charge (`charge_entry`) once, unsealed (`seal` chains it); None when
+        it was charged already (a redelivery, or a racing worker). Storage failures raise
+        (the caller retries)."""
+        return self._charged(self.repo.insert(entry))
+
+    def charge_later(self, entry: LedgerEntry, then: Callable[[], None]) -> None:
+        """`charge`, after the answer, for a job whose row records the charge as owed; `then`
+        runs once it is in the ledger (`LedgerRepository.insert_later`)."""
+
+        def landed(stored: LedgerEntry | None) -> None:
+            self._charged(stored)
+            then()
+
+        self.repo.insert_later(entry, landed)
+
+    @staticmethod
+    def _charged(stored: LedgerEntry | None) -> LedgerEntry | None:
         if stored is not None:
             logger.info(
-                "charged job %s of %s: %s %s", job_id, user_id, stored.cost, stored.currency
+                "charged job %s of %s: %s %s",
+                stored.job_id,
+                stored.user_id,
+                stored.cost,
+                stored.currency,
             )
         return stored
 

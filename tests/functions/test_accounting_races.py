@@ -358,3 +358,39 @@ def test_a_network_jobs_hold_of_several_runs_is_given_back_whole_by_the_recovery
     recovery_timer_runs_an_hour_later(monkeypatch)
     # then all three runs are back
     assert quota_used(services_env, user.user_id, "free") == 0
+
+
+# -- 5. a run in the request is charged after its answer, or by the recovery timer ----------------
+
+
+def test_a_sync_run_whose_charge_failed_after_the_answer_is_charged_once_by_the_recovery_timer(
+    make_user: Callable[..., Any],
+    http: Callable[..., Any],
+    services_env: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given an execute-sync run answered while the ledger was unreachable (its charge is
+    # entered after the answer, and that insert failed)
+    user = make_user("enterprise")
+    ledger_repo = services_env.ledger.repo
+
+    def ledger_down(entry: Any) -> Any:
+        raise ServiceRequestError("connection refused")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(ledger_repo, "insert", ledger_down)
+        answer = run_sync(http, user.headers, shots=100)
+        assert answer.status == 200, answer.body
+        ledger_repo._caught_up()  # noqa: SLF001 - the failed insert has run
+    job_id = answer.body["job_id"]
+    assert ledger_repo.get(user.user_id, job_id) is None
+    assert services_env.jobs._repo.get(user.user_id, job_id).owed  # noqa: SLF001
+
+    # when storage is back and the recovery timer runs (twice)
+    recovery_timer_runs_an_hour_later(monkeypatch)
+    recovery_timer_runs_an_hour_later(monkeypatch)
+
+    # then the run is charged exactly once, for its shots, and no longer owed
+    entries = list(ledger_repo.entries(user_id=user.user_id))
+    assert [(e.job_id, e.shots) for e in entries] == [(job_id, 100)]
+    assert not services_env.jobs._repo.get(user.user_id, job_id).owed  # noqa: SLF001

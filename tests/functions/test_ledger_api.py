@@ -31,7 +31,7 @@ from shared.jobs.models import JobStatus
 from shared.ledger import focus
 from shared.ledger.chain import verify_chain
 from shared.ledger.models import GENESIS
-from shared.ledger.service import Cost
+from shared.ledger.service import Cost, charge_entry
 from shared.ledger.verify import main as verify_main
 from shared.services import Services
 from shared.storage.clients import LEDGER_TABLE
@@ -302,15 +302,17 @@ def test_racing_charges_of_one_job_store_one_entry_and_never_fork_the_chain(
     def charge(job_id: str) -> Any:
         start.wait()
         return services_env.ledger.charge(
-            user_id=user.user_id,
-            job_id=job_id,
-            tenant="",
-            project="",
-            supplier=None,
-            backend="qiskit_aer",
-            mode="local",
-            shots=10,
-            cost=free,
+            charge_entry(
+                user_id=user.user_id,
+                job_id=job_id,
+                tenant="",
+                project="",
+                supplier=None,
+                backend="qiskit_aer",
+                mode="local",
+                shots=10,
+                cost=free,
+            )
         )
 
     jobs_charged = ["same"] * 4 + ["other-1", "other-2", "other-3", "other-4"]
