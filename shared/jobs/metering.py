@@ -134,6 +134,9 @@ class Metering:
             mode=job.mode or "local",
             shots=job.shots,
             cost=cost,
+            # When it completed, not when the entry is written: an entry written after the
+            # answer is then inside any period the caller asks for after seeing that answer.
+            time=job.completed_at,
         )
 
     def _settled(self, user_id: str, job_id: str) -> None:

@@ -89,13 +89,15 @@ def charge_entry(
     mode: str,
     shots: int,
     cost: Cost,
+    time: str | None = None,
 ) -> LedgerEntry:
-    """The unsealed ledger entry charging job `job_id` `cost`, stamped now."""
+    """The unsealed ledger entry charging job `job_id` `cost` at `time` (ISO 8601; now when
+    not given)."""
     return LedgerEntry(
         user_id=user_id,
         job_id=job_id,
         seq=0,
-        time=clock.now_iso(),
+        time=time or clock.now_iso(),
         tenant=tenant,
         project=project,
         supplier=supplier or LOCAL_SUPPLIER,
