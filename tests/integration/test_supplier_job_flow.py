@@ -411,15 +411,15 @@ def test_polls_refused_by_the_supplier_keep_the_job_running_even_on_the_last_del
     job = svc.jobs._repo.get(who.user_id, job_id)  # noqa: SLF001
     assert job is not None and job.status is JobStatus.PROCESSING and job.poll_seq == 2
     broken = JobMessage(who.user_id, job_id, poll=2).encode()
-    original = svc.jobs._poll  # noqa: SLF001
+    tasks = svc.jobs._supplier_tasks  # noqa: SLF001
 
     def storage_down(message: JobMessage, job: Any) -> None:
         raise ConnectionError("storage unreachable")
 
-    svc.jobs._poll = storage_down  # type: ignore[method-assign]  # noqa: SLF001
-    with pytest.raises(ConnectionError):
-        svc.jobs.run(broken, Delivery("p-last", 5))
-    svc.jobs._poll = original  # type: ignore[method-assign]  # noqa: SLF001
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(tasks, "poll", storage_down)
+        with pytest.raises(ConnectionError):
+            svc.jobs.run(broken, Delivery("p-last", 5))
     # then the job is still running, left to recovery, and the task was not abandoned
     assert svc.jobs.status(who, job_id).status == "processing"
     assert supplier.cancelled == []
