@@ -49,13 +49,21 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared import clock
 from shared.errors import BadRequest, Conflict, ValidationFailed
-from shared.storage import Storage, get_or_none, insert_new, merge_if_match
+from shared.storage import (
+    LOST,
+    Lost,
+    Storage,
+    get_or_none,
+    insert_new,
+    merge_if_match,
+    until_written,
+)
 from shared.storage.clients import IDEMPOTENCY_TABLE, RESULTS_CONTAINER
 
 logger = logging.getLogger(__name__)
@@ -131,7 +139,8 @@ class Idempotency:
         `in_use()` when racers keep changing the row."""
         self.check_key(key)
         row_key = hashlib.sha256(key.encode("utf-8")).hexdigest()
-        for _ in range(4):
+
+        def attempt(n: int) -> Claim | Stored | Lost:
             now = clock.utcnow()
             created_at = clock.iso(now)
             locked_until = clock.iso(now + self._lock)
@@ -149,13 +158,13 @@ class Idempotency:
                 return Claim(user_id, row_key, etag, _job_id(user_id, row_key, created_at))
             row = get_or_none(self._table, user_id, row_key)
             if row is None:
-                continue  # removed in between: try again
+                return LOST  # removed in between: try again
             read_etag = str(row.metadata["etag"])
             if str(row["expires_at"]) <= clock.iso(now):  # a new use of an old key
                 etag = merge_if_match(self._table, pending, read_etag)
                 if etag is not None:
                     return Claim(user_id, row_key, etag, _job_id(user_id, row_key, created_at))
-                continue
+                return LOST
             if row["fingerprint"] != fingerprint:
                 raise ValidationFailed(
                     f"This {HEADER} was used for another request; use a new key",
@@ -173,9 +182,12 @@ class Idempotency:
             # racer), keeping `created_at` and so the job id
             lock = {"PartitionKey": user_id, "RowKey": row_key, "locked_until": locked_until}
             etag = merge_if_match(self._table, lock, read_etag)
-            if etag is not None:
-                return Claim(user_id, row_key, etag, job_id, resumed=True)
-        raise in_use()
+            if etag is None:
+                return LOST
+            return Claim(user_id, row_key, etag, job_id, resumed=True)
+
+        # mypy cannot take a union of two apart from `Lost` by itself
+        return cast("Claim | Stored", until_written(attempt, busy=in_use, tries=4))
 
     @staticmethod
     def keeps(status: int, headers: dict[str, str]) -> bool:

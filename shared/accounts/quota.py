@@ -33,12 +33,14 @@ from shared import clock
 from shared.accounts.tiers import Tier
 from shared.errors import Forbidden, ServiceUnavailable
 from shared.storage import (
+    LOST,
+    Lost,
     Storage,
-    back_off,
     get_or_none,
     if_match,
     insert_new,
     transact,
+    until_written,
     write_if_unchanged,
 )
 from shared.storage.clients import QUOTAS_TABLE
@@ -125,30 +127,32 @@ class Quotas:
             return None
         day = today()
         known = self._known(user_id, day)
-        with known.lock:
-            for attempt in range(_ATTEMPTS):
-                if not known.known:
-                    known.row, known.known = get_or_none(self._table, user_id, _PREFIX + day), True
-                row = known.row
-                used = int(row["used"]) if row is not None else 0
-                if used + runs > limit:
-                    raise QuotaExceeded(
-                        f"The {tier.name} tier runs {limit} jobs a day; {max(limit - used, 0)} "
-                        f"left today, {runs} asked. The quota resets at midnight UTC.",
-                        headers={"Retry-After": str(seconds_to_midnight())},
-                        extra={"daily_limit": limit, "used": used},
-                    )
-                holds = {k: v for k, v in _holds(row).items() if k not in known.accepted}
-                holds[ref] = [clock.now_iso(), runs]
-                entity = _counter(user_id, day, used + runs, holds)
-                written = write_if_unchanged(self._table, entity, row)
-                if written is not None:
-                    known.row = written
-                    known.accepted.clear()
-                    return Hold(user_id, day, ref)
+
+        def attempt(n: int) -> Hold | Lost:
+            if not known.known:
+                known.row, known.known = get_or_none(self._table, user_id, _PREFIX + day), True
+            row = known.row
+            used = int(row["used"]) if row is not None else 0
+            if used + runs > limit:
+                raise QuotaExceeded(
+                    f"The {tier.name} tier runs {limit} jobs a day; {max(limit - used, 0)} "
+                    f"left today, {runs} asked. The quota resets at midnight UTC.",
+                    headers={"Retry-After": str(seconds_to_midnight())},
+                    extra={"daily_limit": limit, "used": used},
+                )
+            holds = {k: v for k, v in _holds(row).items() if k not in known.accepted}
+            holds[ref] = [clock.now_iso(), runs]
+            entity = _counter(user_id, day, used + runs, holds)
+            written = write_if_unchanged(self._table, entity, row)
+            if written is None:
                 known.known = False
-                back_off(attempt)
-        raise QuotaBusy("Too many submits at once for this account; retry shortly")
+                return LOST
+            known.row = written
+            known.accepted.clear()
+            return Hold(user_id, day, ref)
+
+        with known.lock:
+            return until_written(attempt, busy=_busy("submits"), tries=_ATTEMPTS)
 
     def accepted(self, hold: Hold | None) -> None:
         """The hold's job row exists: its hold is dropped at this instance's next write."""
@@ -162,22 +166,24 @@ class Quotas:
         if hold is None:
             return False
         known = self._known(hold.user_id, hold.day)
+
+        def attempt(n: int) -> bool | Lost:
+            row = get_or_none(self._table, hold.user_id, _PREFIX + hold.day)
+            holds = _holds(row)
+            if row is None or hold.ref not in holds:
+                return False
+            runs = int(holds.pop(hold.ref)[1])
+            used = max(int(row["used"]) - runs, 0)
+            entity = _counter(hold.user_id, hold.day, used, holds)
+            written = write_if_unchanged(self._table, entity, row)
+            if written is None:
+                return LOST
+            known.row, known.known = written, True
+            logger.info("quota: hold %s given back to %s", hold.ref, hold.user_id)
+            return True
+
         with known.lock:
-            for attempt in range(_ATTEMPTS):
-                row = get_or_none(self._table, hold.user_id, _PREFIX + hold.day)
-                holds = _holds(row)
-                if row is None or hold.ref not in holds:
-                    return False
-                runs = int(holds.pop(hold.ref)[1])
-                used = max(int(row["used"]) - runs, 0)
-                entity = _counter(hold.user_id, hold.day, used, holds)
-                written = write_if_unchanged(self._table, entity, row)
-                if written is not None:
-                    known.row, known.known = written, True
-                    logger.info("quota: hold %s given back to %s", hold.ref, hold.user_id)
-                    return True
-                back_off(attempt)
-        raise QuotaBusy("Too many changes at once for this account; retry shortly")
+            return until_written(attempt, busy=_busy("changes"), tries=_ATTEMPTS)
 
     def sweep(self, accepted: Callable[[str, str], bool], older_than: str) -> int:
         """Settle holds made before `older_than` (ISO time): dropped where `accepted(user_id,
@@ -196,17 +202,22 @@ class Quotas:
         return given_back
 
     def _drop_hold(self, user_id: str, day: str, ref: str) -> None:
-        for attempt in range(_ATTEMPTS):
+        def attempt(n: int) -> None | Lost:
             row = get_or_none(self._table, user_id, _PREFIX + day)
             holds = _holds(row)
             if row is None or ref not in holds:
-                return
+                return None
             del holds[ref]
             entity = _counter(user_id, day, int(row["used"]), holds)
-            if write_if_unchanged(self._table, entity, row):
-                self._known(user_id, day).known = False
-                return
-            back_off(attempt)
+            if not write_if_unchanged(self._table, entity, row):
+                return LOST
+            self._known(user_id, day).known = False
+            return None
+
+        try:
+            until_written(attempt, busy=_busy("changes"), tries=_ATTEMPTS)
+        except QuotaBusy:  # the next sweep drops it
+            logger.warning("quota: hold %s of %s not dropped now: contended", ref, user_id)
 
     def _known(self, user_id: str, day: str) -> _Known:
         key = (user_id, day)
@@ -227,7 +238,8 @@ class Quotas:
             return False
         marker_key = f"refund-{ref}"
         marker = {"PartitionKey": user_id, "RowKey": marker_key, "day": day, "runs": runs}
-        for attempt in range(_ATTEMPTS):
+
+        def attempt(n: int) -> bool | Lost:
             row = get_or_none(self._table, user_id, _PREFIX + day)
             if row is None:  # nothing was reserved that day: only remember the refund
                 done = insert_new(self._table, marker) is not None
@@ -245,8 +257,9 @@ class Quotas:
                 return True
             if get_or_none(self._table, user_id, marker_key) is not None:
                 return False
-            back_off(attempt)
-        raise QuotaBusy("Too many changes at once for this account; retry shortly")
+            return LOST
+
+        return until_written(attempt, busy=_busy("changes"), tries=_ATTEMPTS)
 
     def use(self, user_id: str, tier: Tier) -> QuotaUse:
         """How many of today's jobs `user_id` has used."""
@@ -274,3 +287,7 @@ def _counter(user_id: str, day: str, used: int, holds: Mapping[str, list[Any]]) 
         "holds": json.dumps(dict(holds), separators=(",", ":")),
         "holding": len(holds),
     }
+
+
+def _busy(what: str) -> Callable[[], QuotaBusy]:
+    return lambda: QuotaBusy(f"Too many {what} at once for this account; retry shortly")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import RateLimited, is_storage_outage
-from shared.storage import Storage, back_off, get_or_none, write_if_unchanged
+from shared.storage import LOST, Lost, Storage, get_or_none, until_written, write_if_unchanged
 from shared.storage.clients import API_KEYS_TABLE
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,8 @@ class RateLimiter:
     def _lease(self, key_id: str, counter: _Counter, window: int) -> bool:
         """Take the next lease of `window` for `counter`; False when the window is full."""
         table = self._storage.table(API_KEYS_TABLE)
-        for attempt in range(_ATTEMPTS):
+
+        def attempt(n: int) -> bool | Lost:
             if not counter.known:
                 counter.row, counter.known = get_or_none(table, key_id, RATE_ROW), True
             row = counter.row
@@ -150,13 +151,14 @@ class RateLimiter:
             entity = {"PartitionKey": key_id, "RowKey": RATE_ROW, "window": window}
             entity["count"] = used + size
             written = write_if_unchanged(table, entity, row)
-            if written is not None:
-                counter.row = written
-                counter.window, counter.next, counter.end = window, used + 1, used + size
-                return True
-            counter.known = False  # another instance wrote: read it again
-            back_off(attempt)
-        raise CounterContended(key_id)
+            if written is None:
+                counter.known = False  # another instance wrote: read it again
+                return LOST
+            counter.row = written
+            counter.window, counter.next, counter.end = window, used + 1, used + size
+            return True
+
+        return until_written(attempt, busy=lambda: CounterContended(key_id), tries=_ATTEMPTS)
 
     def _counter(self, key_id: str, limit: int) -> _Counter:
         counter = self._counters.get(key_id)

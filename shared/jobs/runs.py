@@ -29,7 +29,6 @@ from shared.suppliers import aer
 
 logger = logging.getLogger(__name__)
 
-MAX_CAS_ATTEMPTS = 8
 _DETAIL_MAX = 1000
 _TOKEN_NAMESPACE = uuid.UUID("6f1d3c52-8e0b-4b8e-9a55-0c7f6b1e2d41")
 

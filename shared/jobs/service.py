@@ -32,7 +32,7 @@ from shared.jobs.messages import JobMessage
 from shared.jobs.metering import Metering
 from shared.jobs.models import CIRCUIT, Job, JobStatus
 from shared.jobs.repository import JobRepository
-from shared.jobs.runs import MAX_CAS_ATTEMPTS, Runs, TaskOutcome, TaskRunner
+from shared.jobs.runs import Runs, TaskOutcome, TaskRunner
 from shared.jobs.schemas import (
     JobAccepted,
     JobCancelled,
@@ -47,6 +47,7 @@ from shared.jobs.submit import QUEUED_MESSAGE, Submissions
 from shared.jobs.supplier_tasks import SupplierTasks
 from shared.jobs.worker import Worker
 from shared.ledger.service import Ledger
+from shared.storage import LOST, Lost, until_written
 from shared.suppliers.registry import SupplierRegistry
 
 logger = logging.getLogger(__name__)
@@ -148,10 +149,11 @@ class JobService:
         to cancel it first); a message delivered later finds the job cancelled. Raises
         `Conflict` JOB_NOT_CANCELLABLE for a job running here or finished, and the supplier's
         503 when it cannot be reached."""
-        for _ in range(MAX_CAS_ATTEMPTS):
+
+        def attempt(n: int) -> None | Lost:
             job = self._get(principal, job_id, kind)
             if job.status is JobStatus.CANCELLED:
-                break
+                return None
             if self._supplier_tasks.running(job):
                 self._supplier_tasks.cancel(job)
             elif job.status is not JobStatus.QUEUED:
@@ -159,14 +161,18 @@ class JobService:
                     f"Job {job_id} is {job.status.value} and can no longer be cancelled",
                     error_code="JOB_NOT_CANCELLABLE",
                 )
-            if self._repo.update(
+            if not self._repo.update(
                 job, {"status": JobStatus.CANCELLED, "completed_at": clock.now_iso()}
             ):
-                logger.info("job %s cancelled", job_id)
-                self._runs.release(job)
-                break
-        else:
-            raise RuntimeError(f"could not cancel job {job_id}: too much contention")
+                return LOST
+            logger.info("job %s cancelled", job_id)
+            self._runs.release(job)
+            return None
+
+        until_written(
+            attempt,
+            busy=lambda: RuntimeError(f"could not cancel job {job_id}: too much contention"),
+        )
         return JobCancelled(job_id=job_id, status=JobStatus.CANCELLED.value)
 
     def usage(self, user_id: str) -> Usage:

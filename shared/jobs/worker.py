@@ -11,7 +11,7 @@ handed to its supplier (`SupplierTasks`); a poll message polls the supplier's ta
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from shared import clock, telemetry
@@ -21,8 +21,9 @@ from shared.jobs.messages import Delivery, JobMessage, MalformedMessage
 from shared.jobs.metering import FREE, Metering
 from shared.jobs.models import CIRCUIT, Job, JobStatus
 from shared.jobs.repository import JobRepository
-from shared.jobs.runs import MAX_CAS_ATTEMPTS, Runs, TaskRunner, describe, failure, permanent
+from shared.jobs.runs import Runs, TaskRunner, describe, failure, permanent
 from shared.jobs.supplier_tasks import SupplierTasks
+from shared.storage import LOST, Lost, until_written
 
 logger = logging.getLogger(__name__)
 
@@ -116,29 +117,24 @@ class Worker:
     def _claim(self, job: Job, delivery: Delivery) -> Job | None:
         """Claim `job` (as just read) for this delivery; None when there is nothing for it to
         do."""
-        for _ in range(MAX_CAS_ATTEMPTS):
-            if job.status.terminal:
+
+        def attempt(n: int) -> Job | None | Lost:
+            found = job if n == 0 else self._repo.get(job.user_id, job.job_id)
+            if found is None or found.status.terminal:
                 return None
-            if job.status is JobStatus.PROCESSING and not self._claim_abandoned(job, delivery):
+            if found.status is JobStatus.PROCESSING and not self._claim_abandoned(found, delivery):
                 return None
             now = clock.now_iso()
-            claimed = self._repo.update(
-                job,
-                {
-                    "status": JobStatus.PROCESSING,
-                    "started_at": job.started_at or now,
-                    "claimed_at": now,
-                    "claim_message_id": delivery.message_id,
-                    "claim_dequeue_count": delivery.dequeue_count,
-                },
-            )
-            if claimed:
-                return job
-            found = self._repo.get(job.user_id, job.job_id)  # another writer came first
-            if found is None:
-                return None
-            job = found
-        raise RuntimeError(f"could not claim job {job.job_id}: too much contention")
+            claim = {
+                "status": JobStatus.PROCESSING,
+                "started_at": found.started_at or now,
+                "claimed_at": now,
+                "claim_message_id": delivery.message_id,
+                "claim_dequeue_count": delivery.dequeue_count,
+            }
+            return found if self._repo.update(found, claim) else LOST
+
+        return until_written(attempt, busy=_contended("claim", job.job_id))
 
     def _claim_abandoned(self, job: Job, delivery: Delivery) -> bool:
         """True when the worker holding `job` is gone.
@@ -183,14 +179,22 @@ class Worker:
             f"The job could not be run after {self._settings.max_dequeue_count} attempts "
             f"({type(exc).__name__})"
         )
+
+        def attempt(n: int) -> None | Lost:
+            job = self._repo.get(message.user_id, message.job_id)
+            if job is None or job.status.terminal:
+                return None
+            if not self._repo.update(job, failure("EXECUTION_FAILED", reason)):
+                return LOST
+            if job.supplier_job_id is None:
+                self._runs.release(job)
+            return None
+
         try:
-            for _ in range(MAX_CAS_ATTEMPTS):
-                job = self._repo.get(message.user_id, message.job_id)
-                if job is None or job.status.terminal:
-                    return
-                if self._repo.update(job, failure("EXECUTION_FAILED", reason)):
-                    if job.supplier_job_id is None:
-                        self._runs.release(job)
-                    return
+            until_written(attempt, busy=_contended("fail", message.job_id))
         except Exception as store_exc:  # storage itself is down: the poison queue keeps the id
             logger.error("could not mark job %s failed: %s", message.job_id, store_exc)
+
+
+def _contended(what: str, job_id: str) -> Callable[[], RuntimeError]:
+    return lambda: RuntimeError(f"could not {what} job {job_id}: too much contention")

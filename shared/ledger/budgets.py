@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -33,7 +33,7 @@ from typing import Any
 from shared import clock
 from shared.errors import Forbidden, ServiceUnavailable
 from shared.ledger.models import amount
-from shared.storage import Storage, back_off, get_or_none, if_match, transact
+from shared.storage import LOST, Lost, Storage, get_or_none, if_match, transact, until_written
 from shared.storage.clients import BUDGETS_TABLE
 from shared.storage.query import literal
 
@@ -218,7 +218,8 @@ class Budgets:
             return None
         now = clock.utcnow()
         keys = [b.counter_key(now) for b in budgets]
-        for attempt in range(_ATTEMPTS):
+
+        def attempt(n: int) -> BudgetHold | Lost:
             operations: list[tuple[Any, ...]] = []
             for budget, key in zip(budgets, keys, strict=True):
                 row = get_or_none(self._table, tenant, key)
@@ -234,13 +235,12 @@ class Budgets:
                     operations.append(("create", counter))
                 else:
                     operations.append(("update", counter, if_match(row.metadata["etag"])))
-            if transact(self._table, operations):
-                logger.info(
-                    "budget: %s %s held for %s on %s", amount(estimated), currency, ref, keys
-                )
-                return BudgetHold(tenant, currency, estimated, tuple(keys))
-            back_off(attempt)
-        raise BudgetBusy("Too many submits at once against this budget; retry shortly")
+            if not transact(self._table, operations):
+                return LOST
+            logger.info("budget: %s %s held for %s on %s", amount(estimated), currency, ref, keys)
+            return BudgetHold(tenant, currency, estimated, tuple(keys))
+
+        return until_written(attempt, busy=_busy("submits"), tries=_ATTEMPTS)
 
     def release(self, hold: BudgetHold, ref: str) -> bool:
         """Give `hold` back for job `ref` (never accepted, or ended before its supplier ran
@@ -282,7 +282,8 @@ class Budgets:
         False when the marker exists already."""
         marker_key = "done:" + hashlib.sha256(ref.encode("utf-8")).hexdigest()[:32]
         marker = {"PartitionKey": tenant, "RowKey": marker_key, "ref": ref, "outcome": outcome}
-        for attempt in range(_ATTEMPTS):
+
+        def attempt(n: int) -> bool | Lost:
             # the marker first: when it exists the whole transaction fails, whatever else did
             operations: list[tuple[Any, ...]] = [("create", marker)]
             for key, delta in moves.items():
@@ -303,8 +304,9 @@ class Budgets:
                 return True
             if get_or_none(self._table, tenant, marker_key) is not None:
                 return False
-            back_off(attempt)
-        raise BudgetBusy("Too many changes at once to this budget; retry shortly")
+            return LOST
+
+        return until_written(attempt, busy=_busy("changes"), tries=_ATTEMPTS)
 
     @property
     def _table(self) -> Any:
@@ -351,3 +353,7 @@ def _budget(row: Mapping[str, Any]) -> Budget:
         currency=str(row["currency"]),
         updated_at=str(row.get("updated_at", "")),
     )
+
+
+def _busy(what: str) -> Callable[[], BudgetBusy]:
+    return lambda: BudgetBusy(f"Too many {what} at once against this budget; retry shortly")

@@ -28,7 +28,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.ledger.models import GENESIS, KIND, LedgerEntry
-from shared.storage import Storage, back_off, calls, get_or_none, if_match, insert_new, transact
+from shared.storage import (
+    LOST,
+    Lost,
+    Storage,
+    calls,
+    get_or_none,
+    if_match,
+    insert_new,
+    transact,
+    until_written,
+)
 from shared.storage.clients import LEDGER_TABLE
 from shared.storage.query import literal, page
 
@@ -97,35 +107,43 @@ class LedgerRepository:
         self._caught_up()
         table = self._table
         sealed = 0
-        for attempt in range(_ATTEMPTS):
-            query = f"PartitionKey eq {literal(user_id)} and kind eq '{KIND}' and seq eq 0"
-            rows = sorted(
-                table.query_entities(query), key=lambda r: (str(r["time"]), str(r["RowKey"]))
-            )
-            if not rows:
-                return sealed
-            head_row = get_or_none(table, user_id, HEAD)
-            seq = int(head_row["seq"]) if head_row is not None else 0
-            prev = str(head_row["hash"]) if head_row is not None else GENESIS
-            operations: list[tuple[Any, ...]] = []
-            for row in rows[:_BATCH]:
-                entry = LedgerEntry.from_row(row).sealed(seq + 1, prev)
-                seq, prev = entry.seq, entry.hash
-                changes: dict[str, Any] = {"seq": seq, "prev_hash": entry.prev_hash}
-                changes["hash"] = entry.hash
-                keys = {"PartitionKey": user_id, "RowKey": entry.job_id}
-                operations.append(("update", keys | changes, if_match(row.metadata["etag"])))
-            head: dict[str, Any] = {"PartitionKey": user_id, "RowKey": HEAD, "kind": "head"}
-            head |= {"seq": seq, "hash": prev}
-            if head_row is None:
-                operations.append(("create", head))
-            else:
-                operations.append(("update", head, if_match(head_row.metadata["etag"])))
-            if transact(table, operations):
+
+        def attempt(n: int) -> int | Lost:
+            """Seal batch after batch; how many were sealed in all once none is left."""
+            nonlocal sealed
+            while True:
+                query = f"PartitionKey eq {literal(user_id)} and kind eq '{KIND}' and seq eq 0"
+                rows = sorted(
+                    table.query_entities(query), key=lambda r: (str(r["time"]), str(r["RowKey"]))
+                )
+                if not rows:
+                    return sealed
+                head_row = get_or_none(table, user_id, HEAD)
+                seq = int(head_row["seq"]) if head_row is not None else 0
+                prev = str(head_row["hash"]) if head_row is not None else GENESIS
+                operations: list[tuple[Any, ...]] = []
+                for row in rows[:_BATCH]:
+                    entry = LedgerEntry.from_row(row).sealed(seq + 1, prev)
+                    seq, prev = entry.seq, entry.hash
+                    changes: dict[str, Any] = {"seq": seq, "prev_hash": entry.prev_hash}
+                    changes["hash"] = entry.hash
+                    keys = {"PartitionKey": user_id, "RowKey": entry.job_id}
+                    operations.append(("update", keys | changes, if_match(row.metadata["etag"])))
+                head: dict[str, Any] = {"PartitionKey": user_id, "RowKey": HEAD, "kind": "head"}
+                head |= {"seq": seq, "hash": prev}
+                if head_row is None:
+                    operations.append(("create", head))
+                else:
+                    operations.append(("update", head, if_match(head_row.metadata["etag"])))
+                if not transact(table, operations):
+                    return LOST  # another sealer moved the head or an entry: read again
                 sealed += len(operations) - 1
-                continue  # the next batch, if any
-            back_off(attempt)  # another sealer moved the head or an entry: read again
-        raise RuntimeError(f"ledger of {user_id} too contended to seal")
+
+        return until_written(
+            attempt,
+            busy=lambda: RuntimeError(f"ledger of {user_id} too contended to seal"),
+            tries=_ATTEMPTS,
+        )
 
     def seal_pending(self, **filters: str) -> int:
         """Seal every partition holding unsealed entries that match `filters` (as `entries`);

@@ -21,7 +21,16 @@ from typing import Any
 
 from shared import events
 from shared.jobs.models import JobStatus
-from shared.storage import Storage, get_or_none, insert_new, update_row, write_if_unchanged
+from shared.storage import (
+    LOST,
+    Lost,
+    Storage,
+    get_or_none,
+    insert_new,
+    until_written,
+    update_row,
+    write_if_unchanged,
+)
 
 NETWORK_JOBS_TABLE = "networkjobs"
 ROUTING_TABLE = "routing"
@@ -141,13 +150,18 @@ class NetworkRepository:
     def next_turn(self, user_id: str, attempts: int = 8) -> int:
         """The user's round-robin turn, moved on by one (an ETag-guarded counter)."""
         table = self._storage.table(ROUTING_TABLE)
-        for _ in range(attempts):
+
+        def attempt(n: int) -> int | Lost:
             row = get_or_none(table, user_id, "round_robin")
             turn = int(row["turn"]) if row is not None else 0
             entity = {"PartitionKey": user_id, "RowKey": "round_robin", "turn": turn + 1}
-            if write_if_unchanged(table, entity, row):
-                return turn
-        raise RuntimeError("could not take a round-robin turn: too much contention")
+            return turn if write_if_unchanged(table, entity, row) else LOST
+
+        return until_written(
+            attempt,
+            busy=lambda: RuntimeError("could not take a round-robin turn: too much contention"),
+            tries=attempts,
+        )
 
     @property
     def _table(self) -> Any:

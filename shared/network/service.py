@@ -68,6 +68,7 @@ from shared.network.schemas import (
 )
 from shared.orchestration.client import Orchestrations
 from shared.orchestration.network_job import ORCHESTRATOR
+from shared.storage import LOST, Lost, until_written
 from shared.suppliers.base import DeviceKind
 from shared.suppliers.registry import SupplierRegistry
 from shared.suppliers.schemas import connectivity_of
@@ -356,21 +357,26 @@ class NetworkService:
         """Cancel a network job: its row first (so no new run starts), the orchestration,
         then every run not yet finished (a cloud task is cancelled at its supplier). Runs that
         finished keep their results. 409 JOB_NOT_CANCELLABLE once the job has ended."""
-        for _ in range(8):
+
+        def attempt(n: int) -> NetworkJob | Lost:
             job = self._get(principal, job_id)
             if job.status is JobStatus.CANCELLED:
-                break
+                return job
             if job.status.terminal:
                 raise Conflict(
                     f"Job {job_id} is {job.status.value} and can no longer be cancelled",
                     error_code="JOB_NOT_CANCELLABLE",
                 )
-            if self._repo.update(
+            if not self._repo.update(
                 job, {"status": JobStatus.CANCELLED, "completed_at": clock.now_iso()}
             ):
-                break
-        else:
-            raise RuntimeError(f"could not cancel job {job_id}: too much contention")
+                return LOST
+            return job
+
+        job = until_written(
+            attempt,
+            busy=lambda: RuntimeError(f"could not cancel job {job_id}: too much contention"),
+        )
         if job.kind != "direct":
             orchestrations.terminate(job_id, "cancelled by its owner")
         runs = list(self._job_repo.runs_of(job.user_id, job.job_id))

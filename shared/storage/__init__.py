@@ -2,20 +2,23 @@
 
 from shared.storage.clients import Storage, StorageNotConfigured
 from shared.storage.etag import (
+    LOST,
+    Lost,
     Written,
-    back_off,
     get_or_none,
     if_match,
     insert_new,
     merge,
     merge_if_match,
     transact,
+    until_written,
     update_row,
     write_if_unchanged,
 )
 
 __all__ = [
-    "back_off",
+    "LOST",
+    "Lost",
     "Storage",
     "StorageNotConfigured",
     "get_or_none",
@@ -24,6 +27,7 @@ __all__ = [
     "merge",
     "merge_if_match",
     "transact",
+    "until_written",
     "update_row",
     "write_if_unchanged",
     "Written",

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -121,10 +121,34 @@ def write_if_unchanged(table: Any, entity: Mapping[str, Any], row: Any | None) -
     return Written(entity, etag) if etag is not None else None
 
 
-def back_off(attempt: int) -> None:
-    """A short random pause, growing with `attempt`, between tries of a conditional write that
-    lost a race: racing writers spread out and one of them wins each round."""
-    time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.05)))
+T = TypeVar("T")
+TRIES = 8  # tries of a read-decide-write before the row counts as too contended
+
+
+class Lost:
+    """What a try of `until_written` returns when its conditional write lost a race."""
+
+
+LOST: Final = Lost()
+
+
+def until_written(
+    attempt: Callable[[int], T | Lost],
+    *,
+    busy: Callable[[], BaseException],
+    tries: int = TRIES,
+) -> T:
+    """The one retry loop of conditional writes: `attempt(n)` (try n from 0) reads the row,
+    decides and writes it conditionally, and returns its outcome, or `LOST` when another
+    writer changed the row first; it is then tried again after a short random pause growing
+    with n, so racing writers spread out and one of them wins each round. After `tries` lost
+    races, raises `busy()`."""
+    for n in range(tries):
+        outcome = attempt(n)
+        if not isinstance(outcome, Lost):
+            return outcome
+        time.sleep(random.uniform(0, min(0.002 * (n + 1), 0.05)))
+    raise busy()
 
 
 def merge(table: Any, entity: Mapping[str, Any]) -> None:
