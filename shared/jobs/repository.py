@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -23,6 +24,13 @@ from shared.storage.clients import (
 from shared.storage.query import literal
 
 logger = logging.getLogger(__name__)
+
+
+def blob_stem(user_id: str, name: str, nonce: str | None = None) -> str:
+    """`<owner>/<name>-<nonce>`: the stem of a blob name of its own for a job's circuit or
+    result (`<stem>.qasm`, `<stem>.json`), so a job that reuses another's id never overwrites
+    its blobs. The nonce is random unless given."""
+    return f"{user_id}/{name}-{nonce or secrets.token_hex(4)}"
 
 
 class JobRepository:

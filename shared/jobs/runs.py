@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from shared import clock, telemetry
-from shared.accounts.quota import Quotas
+from shared.accounts.quota import Hold, Quotas
 from shared.accounts.tiers import TIERS
 from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
 from shared.config import Settings
@@ -223,18 +223,22 @@ class Runs:
         if job.supplier_job_id is None:  # it never ran at a supplier
             self.release(job)
 
-    def release(self, job: Job) -> None:
-        """Give back the quota and the budget the job reserved (once; a job that ran keeps
-        them). Logged, never raised: the job's own state change has been made."""
-        self.release_budget(job)
-        if job.quota_day is None:
-            return
+    def release(self, job: Job, hold: Hold | None = None, *, unwritten: bool = False) -> None:
+        """Give back what `job` reserved, once: its budget, and its quota run (a job that ran
+        keeps them). For a job whose row was never written (`unwritten`) that is its quota
+        `hold`, if any; for one that was, a refund of its day's run marked with its id.
+        Logged, never raised: what cannot be given back now, the recovery timer's sweep of
+        quota holds gives back, and the job's own state change has been made."""
+        self._release_budget(job)
         try:
-            self._quotas.release(job.user_id, job.quota_day, 1, ref=job.job_id)
+            if unwritten:
+                self._quotas.release_hold(hold)
+            elif job.quota_day is not None:
+                self._quotas.release(job.user_id, job.quota_day, 1, ref=job.job_id)
         except Exception as exc:
             logger.warning("job %s: quota not given back: %s", job.job_id, type(exc).__name__)
 
-    def release_budget(self, job: Job) -> None:
+    def _release_budget(self, job: Job) -> None:
         """Give back the budget held for a cloud job that never ran at its supplier (once)."""
         if not job.budget_hold:
             return

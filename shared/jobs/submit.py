@@ -30,7 +30,7 @@ from shared.jobs.estimates import Estimator
 from shared.jobs.messages import Delivery, JobMessage
 from shared.jobs.metering import Metering
 from shared.jobs.models import Job, JobStatus
-from shared.jobs.repository import JobRepository
+from shared.jobs.repository import JobRepository, blob_stem
 from shared.jobs.runs import Outcome, Runs, TaskRunner, budget_ref, describe, failure, permanent
 from shared.jobs.schemas import ExecuteRequest, JobAccepted, SupplierExecuteRequest, SyncResult
 from shared.jobs.worker import Worker
@@ -154,7 +154,7 @@ class Submissions:
         try:
             hold = self._reserve(principal, job)
         except Exception:
-            self._give_back(job, None)  # the budget held for it
+            self._runs.release(job, unwritten=True)  # the budget held for it
             raise
         job.enqueued, job.enqueued_at = True, job.created_at  # one write fewer than flagging later
         try:
@@ -162,7 +162,7 @@ class Submissions:
             self._insert(job)
         except Exception:
             self._repo.drop_circuit_quietly(job)
-            self._give_back(job, hold)
+            self._runs.release(job, hold, unwritten=True)
             raise
         self._quotas.accepted(hold)
         try:
@@ -188,16 +188,6 @@ class Submissions:
         job.quota_day = hold.day if hold is not None else None
         return hold
 
-    def _give_back(self, job: Job, hold: Hold | None) -> None:
-        """Give back what was reserved for a job whose row was never written: its quota hold
-        and its budget hold. Logged, never raised: what cannot be given back now, the quota's
-        sweep gives back."""
-        try:
-            self._quotas.release_hold(hold)
-        except Exception as exc:
-            logger.warning("quota hold not given back now: %s", type(exc).__name__)
-        self._runs.release_budget(job)
-
     def execute_sync(self, principal: Principal, req: ExecuteRequest) -> SyncResult | JobAccepted:
         """Run a job in the request, bounded by `sync_timeout_seconds`, and record it.
 
@@ -217,13 +207,13 @@ class Submissions:
                 answer = self._run_sync(job, parsed, req.qasm)
             except ApiError as exc:
                 if job.etag is None:  # no row: the reservation goes back
-                    self._give_back(job, hold)
+                    self._runs.release(job, hold, unwritten=True)
                 if permanent(exc):  # recorded failed, or refused before it was recorded
                     span.set("job.outcome", job.status.value if job.etag else "rejected")
                 raise
             except Exception:
                 if job.etag is None:
-                    self._give_back(job, hold)
+                    self._runs.release(job, hold, unwritten=True)
                 raise
             self._quotas.accepted(hold)
             span.set("job.outcome", answer.status)
@@ -306,7 +296,7 @@ class Submissions:
             num_qubits=num_qubits,
             qasm_hash=qasm_hash,
             circuit_blob=circuit_blob,
-            result_blob=f"{user_id}/{job_id}-{secrets.token_hex(4)}.json",
+            result_blob=f"{blob_stem(user_id, job_id)}.json",
             enqueued=True,
             enqueued_at=now,
             tenant=tenant,
@@ -373,7 +363,7 @@ class Submissions:
         # Blob names of their own, so a duplicate job id never overwrites another job's blobs;
         # the same nonce names the job's hold on the quota.
         nonce = secrets.token_hex(4)
-        stem = f"{principal.user_id}/{job_id}-{nonce}"
+        stem = blob_stem(principal.user_id, job_id, nonce)
         return Job(
             user_id=principal.user_id,
             job_id=job_id,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ from shared.config import Settings
 from shared.errors import ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable
 from shared.jobs.estimates import Estimator
 from shared.jobs.models import Job, JobStatus
-from shared.jobs.repository import JobRepository
+from shared.jobs.repository import JobRepository, blob_stem
 from shared.jobs.schemas import ExecuteRequest, is_job_id
 from shared.jobs.service import JobService
 from shared.network import aggregation, strategies
@@ -517,7 +516,7 @@ class NetworkService:
             created_at=clock.now_iso(),
             groups=[],
             slots=[],
-            result_blob=f"{principal.user_id}/{job_id}-{secrets.token_hex(4)}.network.json",
+            result_blob=f"{blob_stem(principal.user_id, job_id)}.network.json",
             tenant=principal.tenant or None,
             quota_day=hold.day if hold is not None else None,
             quota_runs=runs,
@@ -528,8 +527,7 @@ class NetworkService:
         that, a failure gives its quota back)."""
         try:
             for index, (group, source) in enumerate(zip(job.groups, sources, strict=True)):
-                stem = f"{job.user_id}/{job.job_id}-{index}-{secrets.token_hex(4)}"
-                group.circuit_blob = f"{stem}.qasm"
+                group.circuit_blob = f"{blob_stem(job.user_id, f'{job.job_id}-{index}')}.qasm"
                 self._job_repo.put_circuit(group.circuit_blob, source)
             if not self._repo.insert(job):
                 raise Conflict(f"Job {job.job_id} exists", error_code="DUPLICATE_JOB_ID")
