@@ -11,11 +11,14 @@ entity-group transaction conditional on the head's ETag and on each entry's, so 
 forks and the head and the entries never disagree. The recovery timer seals every minute;
 `chain()` (and so every evidence bundle and verification) seals the partition first.
 
-`insert_later` makes the insert after the answer, on one background thread, for a charge that
-its job row already records as owed (a run in the request): the answer does not wait for it, and
-if this process dies first, the recovery timer charges the owed row. Every read here first waits
+`insert_later` makes the insert after the answer, on background threads, for a charge that its
+job row already records as owed (a run in the request): the answer does not wait for it, and if
+this process dies first, the recovery timer charges the owed row. Every read here first waits
 (at most `LATER_WAIT_SECONDS`) for the inserts this process still has in flight, so what this
-instance charged, it shows; another instance sees it a few milliseconds later.
+instance charged, it shows; another instance sees it a few milliseconds later. An entry that
+lands after a seal is not in the chain until the next seal: evidence and `chain()` hold sealed
+entries only, so a period's evidence is final once the recovery timer has charged and sealed
+what was left (about two minutes after it ended).
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ HEAD = "~head"  # sorts after every job id
 _ATTEMPTS = 100
 _BATCH = 99  # entries per transaction, with the head: 100 operations
 LATER_WAIT_SECONDS = 5.0  # a read waits at most this long for the inserts still in flight
+LATER_THREADS = 8  # inserts after the answer run on this many threads (each waits on storage)
+# Past this many inserts in flight, the next is made before the answer: the backlog a read may
+# have to wait for stays short however fast answers come (backpressure).
+LATER_MAX_IN_FLIGHT = 64
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class Head:
 class LedgerRepository:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._later = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-later")
+        self._later = ThreadPoolExecutor(max_workers=LATER_THREADS, thread_name_prefix="ledger")
         self._lock = threading.Lock()
         self._in_flight: set[Future[None]] = set()
 
@@ -72,21 +79,30 @@ class LedgerRepository:
         return unsealed
 
     def insert_later(self, entry: LedgerEntry, then: Callable[[LedgerEntry | None], None]) -> None:
-        """`insert(entry)` on the background thread, then `then(stored)`; a failure is logged
-        and left to the owed row's recovery (module docstring)."""
+        """`insert(entry)` on a background thread, then `then(stored)`; a failure is logged
+        and left to the owed row's recovery (module docstring). Past `LATER_MAX_IN_FLIGHT`
+        inserts in flight it is made here, in the caller's request."""
 
-        def run() -> None:
+        def insert() -> None:
+            try:
+                then(self.insert(entry))
+            except Exception as exc:
+                logger.warning(
+                    "job %s: charge left to the recovery timer: %s",
+                    entry.job_id,
+                    type(exc).__name__,
+                )
+
+        def in_background() -> None:
             with calls.detached():
-                try:
-                    then(self.insert(entry))
-                except Exception as exc:
-                    logger.warning(
-                        "job %s: charge left to the recovery timer: %s",
-                        entry.job_id,
-                        type(exc).__name__,
-                    )
+                insert()
 
-        future = self._later.submit(run)
+        with self._lock:
+            backlog = len(self._in_flight)
+        if backlog >= LATER_MAX_IN_FLIGHT:
+            insert()
+            return
+        future = self._later.submit(in_background)
         with self._lock:
             self._in_flight.add(future)
         future.add_done_callback(self._landed)
@@ -171,7 +187,9 @@ class LedgerRepository:
         """Every entry of `user_id`'s partition, in chain order, sealed first."""
         self.seal(user_id)
         query = f"PartitionKey eq {literal(user_id)} and kind eq '{KIND}'"
-        entries = [LedgerEntry.from_row(r) for r in self._table.query_entities(query)]
+        rows = self._table.query_entities(query)
+        # an entry inserted since the seal (seq 0, no hash) is not in the chain yet
+        entries = [e for e in map(LedgerEntry.from_row, rows) if (e.seq, e.hash) != (0, "")]
         return sorted(entries, key=lambda e: e.seq)
 
     def entries(self, **filters: str) -> Iterator[LedgerEntry]:

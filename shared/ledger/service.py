@@ -238,8 +238,8 @@ class Ledger:
         bundle of a tampered ledger records its breaks and fails verification."""
         filters = self.visible(principal, tenant)
         self.repo.seal_pending(**filters)  # a bundle holds sealed entries only
-        selected = sorted(
-            self.repo.entries(**filters, since=since, until=until),
+        selected = sorted(  # an entry that landed after the seal waits for the next bundle
+            (e for e in self.repo.entries(**filters, since=since, until=until) if e.seq != 0),
             key=lambda e: (e.user_id, e.seq),
         )
         users = sorted({e.user_id for e in selected})
