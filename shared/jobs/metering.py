@@ -52,6 +52,11 @@ def cost_of_row(text: str) -> Cost:
     )
 
 
+def _charged(job: Job) -> Cost:
+    """What the completed job's row says it is charged."""
+    return cost_of_row(job.charge) if job.charge else FREE
+
+
 class Metering:
     def __init__(self, settings: Settings, repo: JobRepository, ledger: Ledger) -> None:
         self._settings = settings
@@ -101,7 +106,7 @@ class Metering:
             return
         if job.owed and not job.budget_hold:
             self._ledger.charge_later(
-                self._entry(job), lambda: self._settled(job.user_id, job.job_id)
+                self._entry(job, _charged(job)), lambda: self._settled(job.user_id, job.job_id)
             )
             return
         self._enter(job)
@@ -109,21 +114,20 @@ class Metering:
             self._settled(job.user_id, job.job_id)
 
     def _enter(self, job: Job) -> None:
-        self._ledger.charge(self._entry(job))
+        cost = _charged(job)
+        self._ledger.charge(self._entry(job, cost))
         if job.budget_hold:  # the budget now holds what it cost instead of the estimate
-            cost = cost_of_row(job.charge) if job.charge else FREE
             self._ledger.reservations.settle(
                 job.tenant or "",
                 job.project,
                 cost.cost,
                 cost.currency,
-                f"{job.user_id}:{job.quota_hold or job.job_id}",  # as jobs.service._ref
+                job.budget_ref,
                 BudgetHold.decode(job.budget_hold),
             )
 
     @staticmethod
-    def _entry(job: Job) -> LedgerEntry:
-        cost = cost_of_row(job.charge) if job.charge else FREE
+    def _entry(job: Job, cost: Cost) -> LedgerEntry:
         return charge_entry(
             user_id=job.user_id,
             job_id=job.job_id,

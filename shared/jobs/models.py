@@ -91,6 +91,13 @@ class Job:
         return self.user_id, self.job_id
 
     @property
+    def budget_ref(self) -> str:
+        """The job's name on its tenant's budget counters (budgets are per tenant, not per
+        user): its row's own (`quota_hold` holds the row's nonce), so a refused request that
+        reused the job's id can never close the job's hold."""
+        return f"{self.user_id}:{self.quota_hold or self.job_id}"
+
+    @property
     def project(self) -> str:
         """The `project` tag, "" when none."""
         return str(json.loads(self.tags).get("project", "")) if self.tags else ""

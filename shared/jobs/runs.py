@@ -1,7 +1,7 @@
 """How a job's run is recorded: the simulation, the completion (its result and charge in one
 conditional write, then the ledger entry), a failure, and what a job that never ran gives back.
 Every room of the job service finishes jobs through `Runs`, and these helpers name the pieces they
-share: a failure's fields, a run's metadata, the budget reference and the supplier token.
+share: a failure's fields, a run's metadata, and the supplier token.
 """
 
 from __future__ import annotations
@@ -54,13 +54,6 @@ def describe(span: telemetry.Span, job: Job) -> None:
 def permanent(exc: BaseException) -> TypeGuard[ApiError]:
     """The job's own fault (a refused circuit): retrying cannot help. 503s are transient."""
     return isinstance(exc, ApiError) and not isinstance(exc, ServiceUnavailable)
-
-
-def budget_ref(job: Job) -> str:
-    """The job's name on its tenant's budget counters (budgets are per tenant, not per user):
-    its row's own (`quota_hold` holds the row's nonce), so a refused request that reused the
-    job's id can never close the job's hold."""
-    return f"{job.user_id}:{job.quota_hold or job.job_id}"
 
 
 def client_token(job: Job) -> str:
@@ -243,7 +236,7 @@ class Runs:
         if not job.budget_hold:
             return
         try:
-            self._ledger.reservations.release(BudgetHold.decode(job.budget_hold), budget_ref(job))
+            self._ledger.reservations.release(BudgetHold.decode(job.budget_hold), job.budget_ref)
         except Exception as exc:
             logger.warning("job %s: budget not given back: %s", job.job_id, type(exc).__name__)
 

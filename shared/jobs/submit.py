@@ -31,7 +31,7 @@ from shared.jobs.messages import Delivery, JobMessage
 from shared.jobs.metering import Metering
 from shared.jobs.models import Job, JobStatus
 from shared.jobs.repository import JobRepository, blob_stem
-from shared.jobs.runs import Outcome, Runs, TaskRunner, budget_ref, describe, failure, permanent
+from shared.jobs.runs import Outcome, Runs, TaskRunner, describe, failure, permanent
 from shared.jobs.schemas import ExecuteRequest, JobAccepted, SupplierExecuteRequest, SyncResult
 from shared.jobs.worker import Worker
 from shared.ledger.service import Ledger, amount
@@ -122,7 +122,7 @@ class Submissions:
             job.estimated_cost = amount(estimate.cost)
             # held atomically against the tenant's and project's budgets until it is charged
             budget = self._ledger.reservations.reserve(
-                principal.tenant, job.project, estimate.cost, estimate.currency, ref=budget_ref(job)
+                principal.tenant, job.project, estimate.cost, estimate.currency, ref=job.budget_ref
             )
             job.budget_hold = budget.encode() if budget is not None else None
         return self._accept(principal, job, execute.qasm)

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,11 +26,13 @@ import pytest
 from shared import clock
 from shared.api import accounts, jobs, ledger, suppliers
 from shared.circuits import ParsedCircuit
-from shared.config import Settings
+from shared.config import Settings, get_settings
 from shared.jobs.messages import Delivery, JobMessage
 from shared.jobs.models import JobStatus
+from shared.jobs.schemas import ExecuteRequest
 from shared.ledger import focus
 from shared.ledger.chain import verify_chain
+from shared.ledger.evidence import verify_bundle
 from shared.ledger.models import GENESIS
 from shared.ledger.service import Cost, charge_entry
 from shared.ledger.verify import main as verify_main
@@ -700,3 +703,135 @@ def test_an_emulated_supplier_run_costs_nothing_and_shows_the_devices_list_price
     assert (by_supplier["supplier"], by_supplier["cost"]) == ("braket", "0.00")
     entry = services_env.ledger.repo.get(user.user_id, job_id)
     assert entry is not None and entry.mode == "emulated"
+
+
+# -- 9. charges entered after the answer ----------------------------------------------------------
+# A run in the request is charged after its answer; a second `Services` is a second instance.
+
+
+def another_instance_charging_late(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Services, threading.Event]:
+    """A second instance whose ledger inserts wait until the returned event is set."""
+    other = Services.build(get_settings())
+    go = threading.Event()
+    real_insert = other.ledger.repo.insert
+
+    def held(entry: Any) -> Any:
+        go.wait(10)
+        return real_insert(entry)
+
+    monkeypatch.setattr(other.ledger.repo, "insert", held)
+    return other, go
+
+
+def evidence_of(http: Callable[..., Any], headers: dict[str, str], since: str, until: str) -> Any:
+    """The bundle of [since, until), made and downloaded through the API."""
+    made = create_evidence(http, headers, **{"from": since, "to": until})
+    assert made.status == 201, made.body
+    return get_evidence(http, headers, made.body["evidence_id"]).body
+
+
+def test_evidence_of_a_period_that_just_ended_verifies_while_another_instance_charges(
+    make_user: Callable[..., Any],
+    http: Callable[..., Any],
+    services_env: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a run answered by another instance just before the period ends, its charge still
+    # on its way
+    user = make_user("enterprise", a_name("late"))
+    principal = services_env.accounts.authenticate(user.api_key)
+    other, go = another_instance_charging_late(monkeypatch)
+    since = clock.iso(clock.utcnow() - timedelta(hours=1))
+    assert other.jobs.execute_sync(principal, ExecuteRequest(qasm=BELL, shots=10)).status
+    time.sleep(0.01)
+    until = clock.now_iso()
+
+    # when evidence of the period is made here and the charge lands right after the seal
+    real_seal_pending = services_env.ledger.repo.seal_pending
+
+    def seal_then_the_charge_lands(**filters: str) -> int:
+        sealed = real_seal_pending(**filters)
+        go.set()
+        other.ledger.repo._caught_up()  # noqa: SLF001
+        return sealed
+
+    monkeypatch.setattr(services_env.ledger.repo, "seal_pending", seal_then_the_charge_lands)
+    bundle = evidence_of(http, user.headers, since, until)
+
+    # then the bundle holds sealed entries only, and verifies
+    assert verify_bundle(bundle) == [], bundle["chains"]
+
+
+def test_evidence_records_no_break_when_a_charge_lands_while_the_chain_is_read(
+    make_user: Callable[..., Any],
+    http: Callable[..., Any],
+    services_env: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given one run charged and sealed in a closed period, and a later run answered by
+    # another instance, its charge on its way
+    user = make_user("enterprise", a_name("late"))
+    principal = services_env.accounts.authenticate(user.api_key)
+    since = clock.iso(clock.utcnow() - timedelta(hours=1))
+    services_env.jobs.execute_sync(principal, ExecuteRequest(qasm=BELL, shots=10))
+    services_env.ledger.seal()
+    time.sleep(0.01)
+    until = clock.now_iso()
+    other, go = another_instance_charging_late(monkeypatch)
+    other.jobs.execute_sync(principal, ExecuteRequest(qasm=BELL, shots=10))
+
+    # when evidence is made and the charge lands between the chain's seal and its read
+    repo = services_env.ledger.repo
+    real_seal = repo.seal
+    seals: list[str] = []
+
+    def seal(user_id: str) -> int:
+        sealed = real_seal(user_id)
+        seals.append(user_id)
+        if len(seals) == 1:
+            go.set()
+            other.ledger.repo._caught_up()  # noqa: SLF001
+        return sealed
+
+    monkeypatch.setattr(repo, "seal", seal)
+    bundle = evidence_of(http, user.headers, since, until)
+
+    # then the untouched ledger's bundle records no break, and verifies
+    assert bundle["chains"][0]["breaks"] == []
+    assert verify_bundle(bundle) == []
+
+
+def test_a_usage_read_after_a_burst_of_runs_sees_every_run(
+    make_user: Callable[..., Any], services_env: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given storage 40 ms away for ledger inserts, and 150 runs from 16 clients at once
+    user = make_user("enterprise")
+    principal = services_env.accounts.authenticate(user.api_key)
+    repo = services_env.ledger.repo
+    real_insert = repo.insert
+
+    def far(entry: Any) -> Any:
+        time.sleep(0.04)
+        return real_insert(entry)
+
+    monkeypatch.setattr(repo, "insert", far)
+    runs = 150
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(
+            pool.map(
+                lambda _: services_env.jobs.execute_sync(
+                    principal, ExecuteRequest(qasm=BELL, shots=10)
+                ),
+                range(runs),
+            )
+        )
+    assert all(a.status == "completed" for a in answers)
+
+    # when the user reads their usage right after the last answer
+    usage = services_env.ledger.user_usage(user.user_id, "2000-01-01T00:00:00.000Z")
+
+    # then every run is in it: the inserts were not made one at a time (150 x 40 ms is past
+    # the 5 s a read waits for them), and the backlog stayed bounded
+    assert usage["totals"][0]["jobs"] == runs
