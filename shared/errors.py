@@ -8,6 +8,7 @@ Every error a user can see is an `ApiError`: it carries its HTTP status and a st
 from __future__ import annotations
 
 import logging
+import unicodedata
 from typing import Any, ClassVar
 
 logger = logging.getLogger(__name__)
@@ -28,13 +29,22 @@ class ApiError(Exception):
         extra: dict[str, Any] | None = None,
         status: int | None = None,
     ) -> None:
-        super().__init__(detail)
+        super().__init__(safe_text(detail))
         if status is not None:
             self.status = status
         self.detail = detail
         self.error_code = error_code or self.code
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})  # more fields of the error body (never secrets)
+
+    @property
+    def detail(self) -> str:
+        """The message shown to the caller: never a control character (see `safe_text`)."""
+        return self._detail
+
+    @detail.setter
+    def detail(self, text: str) -> None:
+        self._detail = safe_text(text)
 
 
 class BadRequest(ApiError):
@@ -119,10 +129,33 @@ class StorageUnavailable(ServiceUnavailable):
         super().__init__(detail)
 
 
-def one_line(message: str, limit: int = 300) -> str:
-    """`message` on one line and at most `limit` characters: a safe `detail` from a library's
-    error text (which may quote the user's source)."""
+# Unicode categories never shown as they are: controls (C0, DEL, C1), format characters (the
+# bidirectional overrides, zero-width ones) and surrogates.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def safe_text(message: str) -> str:
+    """`message` with no control characters: white space (tabs, line breaks) becomes single
+    spaces and every other control or format character its escape (`\\x00`, `\\u202e`), so a
+    detail that quotes the caller's input (a NUL in a circuit) shows what was there without
+    carrying it. Every `ApiError.detail` goes through here."""
     text = " ".join(message.split())
+    if text.isprintable():  # the usual case: nothing to escape
+        return text
+    return "".join(
+        _escaped(c) if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text
+    )
+
+
+def one_line(message: str, limit: int = 300) -> str:
+    """`message` on one line, without control characters (`safe_text`), and at most `limit`
+    characters: a safe `detail` from a library's error text (which may quote the user's source)."""
+    text = safe_text(message)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -355,23 +355,35 @@ def _capped_body(req: func.HttpRequest) -> bytes:
 
 
 def _parse_body(raw: bytes, op: Operation) -> BaseModel | None:
+    """The body as `op.body`, in pydantic's strict mode: a JSON value must have the field's
+    JSON type (`true` or `"1024"` is no integer, `"0.5"` no number, `1` no boolean). Strict
+    JSON still takes strings for the types JSON has none of: date-times, UUIDs, enums (their
+    values) and decimals (`"500.00"`)."""
     if op.body is None:
         return None
     if not raw.strip():
         raise InvalidJson("Request body must be a JSON object")
     try:
-        return op.body.model_validate_json(raw)
+        return op.body.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise _validation_error(exc) from None
 
 
 def _parse_query(req: func.HttpRequest, op: Operation) -> BaseModel | None:
+    """The query string as `op.query`, in lax mode: its values are all text (`page_size=50`)."""
     if op.query is None:
         return None
     try:
         return op.query.model_validate(dict(req.params))
     except ValidationError as exc:
         raise _validation_error(exc, where="query") from None
+
+
+def _loc_part(part: str | int) -> str:
+    """One step of an error's location; a dict key is the caller's text: at most 32 characters
+    of it."""
+    text = str(part)
+    return text if len(text) <= 32 else text[:29] + "..."
 
 
 def _validation_error(exc: ValidationError, where: str = "body") -> ApiError:
@@ -382,6 +394,6 @@ def _validation_error(exc: ValidationError, where: str = "body") -> ApiError:
         return InvalidJson("Request body must be a JSON object")
     parts = []
     for e in errors[:10]:
-        loc = ".".join(str(p) for p in e["loc"]) or where
+        loc = ".".join(_loc_part(p) for p in e["loc"]) or where
         parts.append(f"{loc}: {e['msg']} ({e['type']})")
     return ValidationFailed("; ".join(parts))

@@ -5,11 +5,13 @@ For enterprise users (their tenant's entries) and the admin key (everyone's); ot
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from shared import clock
 from shared.errors import ValidationFailed
@@ -26,17 +28,39 @@ _MAX_RANGE = timedelta(days=366)
 LEDGER_ERRORS = (401, 403, 422, 429, 503)
 
 
+_INSTANT_FORMAT = (
+    "Input should be an ISO 8601 date-time with a time zone, such as 2026-01-31T00:00:00Z, "
+    "or a date, such as 2026-01-31"
+)
+
+# A `+` sent unencoded in a query string arrives as a space: 2026-01-31T00:00:00 01:00
+_PLUS_AS_SPACE = re.compile(r"^(\S+T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)$")
+
+
 def _instant(value: str | None) -> str | None:
-    """An ISO 8601 time (a date means its midnight UTC), in the ledger's own format."""
+    """An ISO 8601 time (a date means its midnight UTC), in the ledger's own format; a space
+    before the offset is read as the `+` it was in the URL. A time outside the years 1 to 9999
+    once in UTC (9999-12-31T23:00:00-05:00) is the nearest one inside them: no entry lies
+    beyond. Anything else is refused, with the format expected and without quoting it."""
     if value is None:
         return None
-    text = value.strip()
+    text = _PLUS_AS_SPACE.sub(r"\1+\2", value.strip())
     if len(text) == 10:
         text += "T00:00:00Z"
-    moment = clock.parse_iso(text)
-    if moment.tzinfo is None:
-        raise ValueError("give a time zone (e.g. Z)")
-    return clock.iso(moment)
+    try:
+        moment = clock.parse_iso(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.utcoffset() is None:
+        # the error's location names the parameter: "from: Input should be ..."
+        raise PydanticCustomError("datetime_format", _INSTANT_FORMAT)
+    return clock.iso(clock.to_utc_clamped(moment))
+
+
+_EDGES = (
+    "A time before 0001-01-01T00:00:00Z or after 9999-12-31T23:59:59.999Z (once in UTC) counts "
+    "as that limit."
+)
 
 
 class Period(BaseModel):
@@ -45,17 +69,25 @@ class Period(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     since: str | None = Field(
-        None, alias="from", description="Start, ISO 8601 (inclusive); default 30 days ago"
+        None,
+        alias="from",
+        description="Start, ISO 8601 with a time zone, or a date (its midnight UTC); inclusive; "
+        f"default 30 days before `to`. {_EDGES}",
     )
     until: str | None = Field(
-        None, alias="to", description="End, ISO 8601 (exclusive); default now"
+        None,
+        alias="to",
+        description="End, ISO 8601 with a time zone, or a date (its midnight UTC); exclusive; "
+        f"default now. {_EDGES}",
     )
 
     _times = field_validator("since", "until")(_instant)
 
     def bounds(self) -> tuple[str, str]:
         until = self.until or clock.now_iso()
-        since = self.since or clock.iso(clock.parse_iso(until) - timedelta(days=30))
+        since = self.since or clock.iso(
+            clock.minus_clamped(clock.parse_iso(until), timedelta(days=30))
+        )
         if since >= until:
             raise ValueError("`from` must be before `to`")
         if clock.parse_iso(until) - clock.parse_iso(since) > _MAX_RANGE:
@@ -63,11 +95,11 @@ class Period(BaseModel):
         return since, until
 
 
-def _bounds(period: Period) -> tuple[str, str]:
+def _bounds(period: Period, where: str = "query") -> tuple[str, str]:
     try:
         return period.bounds()
     except ValueError as exc:
-        raise ValidationFailed(f"query: {exc}") from None
+        raise ValidationFailed(f"{where}: {exc}") from None
 
 
 class UsageQuery(Period):
@@ -163,8 +195,13 @@ class EvidenceRequest(Period):
         json_schema_extra={"examples": [{"from": "2026-11-01", "to": "2026-12-01"}]},
     )
 
-    since: str = Field(alias="from", description="Start, ISO 8601 (inclusive)")
-    until: str = Field(alias="to", description="End, ISO 8601 (exclusive)")
+    since: str = Field(
+        alias="from",
+        description=f"Start, ISO 8601 with a time zone, or a date; inclusive. {_EDGES}",
+    )
+    until: str = Field(
+        alias="to", description=f"End, ISO 8601 with a time zone, or a date; exclusive. {_EDGES}"
+    )
     tenant: str | None = Field(None, pattern=_NAME, description="Only this tenant's entries")
 
 
@@ -289,7 +326,7 @@ def ledger_get_evidence(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _create_evidence(ctx: RequestContext[EvidenceRequest]) -> Reply:
-    since, until = _bounds(ctx.body)
+    since, until = _bounds(ctx.body, "body")
     made = services().ledger.create_evidence(ctx.user, since, until, ctx.body.tenant)
     download = f"/api/v1/ledger/evidence/{made.bundle_id}"
     view = EvidenceView(

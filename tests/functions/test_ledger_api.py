@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import azure.functions as func
 import pytest
@@ -835,3 +835,124 @@ def test_a_usage_read_after_a_burst_of_runs_sees_every_run(
     # then every run is in it: the inserts were not made one at a time (150 x 40 ms is past
     # the 5 s a read waits for them), and the backlog stayed bounded
     assert usage["totals"][0]["jobs"] == runs
+
+
+# -- 10. dates in queries and bodies --------------------------------------------------------------
+
+
+def chargeback(http: Callable[..., Any], headers: dict[str, str], **period: str) -> Any:
+    return http(
+        ledger.ledger_chargeback,
+        "GET",
+        f"/api/v1/ledger/chargeback?{urlencode(period)}",
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize(
+    ("period", "answered"),
+    [
+        # to: 10000-01-01T04:00Z once in UTC, past the last representable instant
+        (
+            {"from": "9999-12-01T00:00:00Z", "to": "9999-12-31T23:00:00-05:00"},
+            {"from": "9999-12-01T00:00:00.000Z", "to": "9999-12-31T23:59:59.999Z"},
+        ),
+        # from: 0000-12-31T10:00Z once in UTC, before the first
+        (
+            {"from": "0001-01-01T00:00:00+14:00", "to": "0001-02-01T00:00:00Z"},
+            {"from": "0001-01-01T00:00:00.000Z", "to": "0001-02-01T00:00:00.000Z"},
+        ),
+        # no from: 30 days before a `to` in the year 1's first days
+        (
+            {"to": "0001-01-10"},
+            {"from": "0001-01-01T00:00:00.000Z", "to": "0001-01-10T00:00:00.000Z"},
+        ),
+        # a `+` sent unencoded arrives as a space
+        (
+            {"from": "2026-01-01T00:00:00 01:00", "to": "2026-01-02T00:00:00+01:00"},
+            {"from": "2025-12-31T23:00:00.000Z", "to": "2026-01-01T23:00:00.000Z"},
+        ),
+    ],
+)
+def test_times_at_the_edges_of_the_calendar_count_as_its_first_or_last_instant(
+    make_user: Callable[..., Any],
+    http: Callable[..., Any],
+    admin_headers: dict[str, str],
+    period: dict[str, str],
+    answered: dict[str, str],
+) -> None:
+    # when a period reaches past the calendar Python (and the ledger's times) can write
+    answer = chargeback(http, admin_headers, **period)
+    # then it is the period up to the calendar's edge
+    assert answer.status == 200, answer.body
+    assert answer.body["period"] == answered
+    # and so for the usage rows, CSV and evidence
+    query = urlencode(period)
+    assert usage(http, admin_headers, f"?{query}").status == 200
+    assert usage(http, admin_headers, f"?{query}&format=csv").status == 200
+    if "from" in period:
+        made = create_evidence(http, admin_headers, **period)
+        assert made.status == 201, made.body
+        assert made.body["entries"] == 0
+
+
+@pytest.mark.parametrize(
+    ("period", "detail"),
+    [
+        ({"from": "0001-01-01T00:00:00+14:00"}, "query: a period spans at most 366 days"),
+        ({"from": "9999-12-31T23:00:00-05:00"}, "query: `from` must be before `to`"),
+        ({"to": "0001-01-01T00:00:00+14:00"}, "query: `from` must be before `to`"),
+    ],
+)
+def test_a_period_cut_to_nothing_or_too_long_by_the_edges_is_refused_plainly(
+    http: Callable[..., Any],
+    admin_headers: dict[str, str],
+    period: dict[str, str],
+    detail: str,
+) -> None:
+    answer = chargeback(http, admin_headers, **period)
+    assert answer.status == 422, answer.body
+    assert set(answer.body) == {"detail", "error_code", "request_id"}
+    assert (answer.body["error_code"], answer.body["detail"]) == ("VALIDATION_ERROR", detail)
+
+
+DATE_FORMAT = (
+    "Input should be an ISO 8601 date-time with a time zone, such as 2026-01-31T00:00:00Z, "
+    "or a date, such as 2026-01-31 (datetime_format)"
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "2026-01-31T25:00:00Z",
+        "2026-01-31T00:00:00",  # no time zone
+        "2026-01-31T00:00:00+25:00",
+        "10000-01-01T00:00:00Z",
+        " ",  # blank
+        "2026-01-31T00:00:00Z' OR '1'='1",
+    ],
+)
+@pytest.mark.parametrize("name", ["from", "to"])
+def test_an_invalid_time_is_refused_naming_the_parameter_and_the_format(
+    http: Callable[..., Any],
+    admin_headers: dict[str, str],
+    name: str,
+    value: str,
+) -> None:
+    valid = {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}
+    # in a query
+    answer = chargeback(http, admin_headers, **(valid | {name: value}))
+    assert answer.status == 422, answer.body
+    assert set(answer.body) == {"detail", "error_code", "request_id"}
+    assert answer.body["error_code"] == "VALIDATION_ERROR"
+    assert answer.body["detail"] == f"{name}: {DATE_FORMAT}"
+    # and in a body
+    made = create_evidence(http, admin_headers, **(valid | {name: value}))
+    assert made.status == 422, made.body
+    assert (made.body["error_code"], made.body["detail"]) == (
+        "VALIDATION_ERROR",
+        f"{name}: {DATE_FORMAT}",
+    )

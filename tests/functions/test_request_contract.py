@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import unicodedata
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from shared.api import accounts, jobs
+from shared.api import accounts, jobs, ledger, network, rerank, suppliers
+from shared.errors import ApiError, InvalidQasm, one_line
+from shared.http import Operation, handle
 from shared.services import Services
 
 BELL = (
@@ -292,3 +296,244 @@ def test_a_non_clifford_circuit_wider_than_the_simulators_can_run_is_refused_at_
     answer = http(jobs.execute, "POST", "/", body={"qasm": qasm}, headers=user.headers)
     assert_error(answer, 400, "SIMULATION_FAILED")
     assert "63" in answer.body["detail"]
+
+
+# -- JSON types are strict -------------------------------------------------------------------------
+
+
+def _network(op: Operation) -> Callable[[Any], Any]:
+    """A v2 operation that starts an orchestration (its function takes a durable client
+    binding): its request through the pipeline its function runs, up to the call."""
+
+    def call(ctx: Any) -> Any:
+        raise AssertionError("a refused body never reaches the call")
+
+    return lambda req: handle(req, op, call)
+
+
+AGGREGATE = {"results": [{"backend": "a", "counts": {"00": 5}}]}
+RERANK = {"query": "reset password", "candidates": ["one text", "another text"], "k": 1}
+V2 = "/api/v2/network"
+
+
+@pytest.mark.parametrize(
+    ("fn", "path", "body", "loc", "type_"),
+    [
+        (jobs.execute, "/api/v1/execute", {"qasm": BELL, "shots": True}, "shots", "int_type"),
+        (jobs.execute, "/api/v1/execute", {"qasm": BELL, "shots": "77"}, "shots", "int_type"),
+        (jobs.execute, "/api/v1/execute", {"qasm": BELL, "shots": 77.0}, "shots", "int_type"),
+        (jobs.execute_sync, "/execute-sync", {"qasm": BELL, "shots": "77"}, "shots", "int_type"),
+        (
+            suppliers.supplier_execute,
+            "/api/v1/braket/execute",
+            {"qasm": BELL, "device": "sv1", "shots": True},
+            "shots",
+            "int_type",
+        ),
+        (
+            _network(network.EXECUTE),
+            f"{V2}/execute",
+            {"qasm": BELL, "shots": "77"},
+            "shots",
+            "int_type",
+        ),
+        (
+            _network(network.EXECUTE),
+            f"{V2}/execute",
+            {"qasm": BELL, "aggregate": 1},
+            "aggregate",
+            "bool_type",
+        ),
+        (
+            _network(network.EXECUTE),
+            f"{V2}/execute",
+            {"qasm": BELL, "min_confidence": "0.77"},
+            "min_confidence",
+            "float_type",
+        ),
+        (
+            _network(network.BATCH),
+            f"{V2}/batch",
+            {"circuits": [{"qasm": BELL, "shots": True}]},
+            "circuits.0.shots",
+            "int_type",
+        ),
+        (
+            _network(network.BATCH),
+            f"{V2}/batch",
+            {"circuits": [{"qasm": BELL}], "aggregate": "true"},
+            "aggregate",
+            "bool_type",
+        ),
+        (
+            network.network_aggregate,
+            f"{V2}/aggregate",
+            {"results": [{"backend": "a", "counts": {"00": True}}]},
+            "results.0.counts.00",
+            "int_type",
+        ),
+        (
+            network.network_aggregate,
+            f"{V2}/aggregate",
+            {"results": [{"backend": "a", "counts": {"00": 5}, "weight": "0.77"}]},
+            "results.0.weight",
+            "float_type",
+        ),
+        (
+            network.network_aggregate,
+            f"{V2}/aggregate",
+            AGGREGATE | {"shots": True},
+            "shots",
+            "int_type",
+        ),
+        (
+            network.network_estimate,
+            f"{V2}/estimate",
+            {"qasm": BELL, "shots": "77"},
+            "shots",
+            "int_type",
+        ),
+        (rerank.rerank, "/rerank", RERANK | {"k": True}, "k", "int_type"),
+        (rerank.rerank, "/rerank", RERANK | {"max_iters": "77"}, "max_iters", "int_type"),
+        (rerank.rerank, "/rerank", RERANK | {"diversity": "0.77"}, "diversity", "float_type"),
+        (
+            ledger.ledger_put_budget,
+            "/api/v1/ledger/budgets/project:p",
+            {"period": "monthly", "limit": True},
+            "limit",
+            "decimal_type",
+        ),
+    ],
+)
+def test_a_bool_or_a_string_where_a_number_belongs_is_refused_without_echoing_it(
+    services_env: Services,
+    make_user: Callable[..., Any],
+    http: Callable[..., Any],
+    fn: Callable[..., Any],
+    path: str,
+    body: dict[str, Any],
+    loc: str,
+    type_: str,
+) -> None:
+    # given a user (allowed every endpoint here) and a body with one value of the wrong JSON type
+    user = make_user("enterprise", "acme")
+    # when it is sent
+    answer = http(
+        fn,
+        "POST",
+        path,
+        body=body,
+        headers=user.headers,
+        route_params={"supplier": "braket", "scope": "project:p"},
+    )
+    # then it is refused as invalid, naming the field and the type, without the value
+    assert answer.status == 422, answer.body
+    assert (
+        {"detail", "error_code", "request_id"}
+        <= set(answer.body)
+        <= {"detail", "error_code", "request_id", "success"}
+    )
+    assert answer.body["error_code"] == "VALIDATION_ERROR"
+    assert f"{loc}: " in answer.body["detail"] and f"({type_})" in answer.body["detail"]
+    assert "77" not in answer.body["detail"] and "rue" not in answer.body["detail"]
+
+
+def test_values_json_has_no_type_for_still_come_as_strings(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    # an enum (tier, period) and a decimal ("500.00", as the reference writes it) are strings
+    made = http(
+        accounts.create_user,
+        "POST",
+        "/admin/users",
+        body={
+            "email": f"strict-{uuid.uuid4().hex[:8]}@example.com",
+            "tier": "enterprise",
+            "tenant": "acme",
+        },
+        headers=ADMIN,
+    )
+    assert made.status == 201, made.body
+    user = {"X-API-Key": made.body["api_key"]}
+    budget = http(
+        ledger.ledger_put_budget,
+        "PUT",
+        "/api/v1/ledger/budgets/project:strict",
+        body={"period": "monthly", "limit": "500.00"},
+        headers=user,
+        route_params={"scope": "project:strict"},
+    )
+    assert budget.status == 200, budget.body
+    assert (budget.body["period"], budget.body["limit"]) == ("monthly", "500.00")
+    # and a number is a number, an integer where a float is expected included
+    numeric = http(
+        ledger.ledger_put_budget,
+        "PUT",
+        "/api/v1/ledger/budgets/project:strict",
+        body={"period": "daily", "limit": 20},
+        headers=user,
+        route_params={"scope": "project:strict"},
+    )
+    assert numeric.status == 200, numeric.body
+    merged = http(
+        network.network_aggregate,
+        "POST",
+        f"{V2}/aggregate",
+        body={"results": [{"backend": "a", "counts": {"00": 5}, "weight": 1}], "shots": 10},
+        headers=user,
+    )
+    assert merged.status == 200, merged.body
+
+
+# -- error details carry no control characters ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("qasm", "shown"),
+    [
+        ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\nh q[0];\x00\n', "\\x00"),
+        ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\nh\x1b[31m q[0];\n', "\\x1b"),
+        ("OPENQASM 3.0;\nqubit\x00 q;\n", "\\x00"),
+    ],
+)
+def test_a_control_character_in_a_circuit_is_never_echoed_in_the_error(
+    services_env: Services,
+    make_user: Callable[..., Any],
+    http: Callable[..., Any],
+    qasm: str,
+    shown: str,
+) -> None:
+    user = make_user()
+    answer = http(
+        jobs.execute, "POST", "/api/v1/execute", body={"qasm": qasm}, headers=user.headers
+    )
+    assert_error(answer, 400, "INVALID_QASM")
+    detail = answer.body["detail"]
+    assert not any(unicodedata.category(c) in {"Cc", "Cf"} for c in detail), repr(detail)
+    assert shown in detail  # what was there, escaped
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a\x00b", "tab\tand\nline\r\x0bbreaks", "bell\x07 esc\x1b[2J del\x7f c1\x85", "rtl\u202eevil"],
+)
+def test_an_error_detail_never_carries_a_control_character(text: str) -> None:
+    error = InvalidQasm(text)
+    error.detail = f"circuits[0]: {error.detail}"  # as a batch names its circuit
+    for detail in (error.detail, str(error), one_line(text), ApiError(text).detail):
+        assert not any(unicodedata.category(c) in {"Cc", "Cf"} for c in detail), repr(detail)
+    assert InvalidQasm("a\x00b").detail == "a\\x00b"
+    assert InvalidQasm("tab\tand\nline").detail == "tab and line"
+    assert InvalidQasm("rtl\u202eevil").detail == "rtl\\u202eevil"
+
+
+def test_a_long_key_the_caller_wrote_is_named_in_a_few_characters(
+    services_env: Services, make_user: Callable[..., Any], http: Callable[..., Any]
+) -> None:
+    user = make_user()
+    key = "tag key " + "k" * 5000
+    body = {"qasm": BELL, "tags": {key: "v"}}
+    answer = http(jobs.execute, "POST", "/api/v1/execute", body=body, headers=user.headers)
+    assert_error(answer, 422, "VALIDATION_ERROR")
+    assert answer.body["detail"].startswith("tags.tag key kkkkkkkkkkkkkkkkkkkkk...")
+    assert len(answer.body["detail"]) < 200
