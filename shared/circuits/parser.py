@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from shared.circuits.bitorder import normalize_registers
 from shared.circuits.limits import CircuitLimits
 from shared.errors import BadRequest, InvalidQasm, LimitExceeded, PayloadTooLarge, one_line
 
@@ -36,6 +37,18 @@ _ALLOWED_INCLUDES = {2: "qelib1.inc", 3: "stdgates.inc"}
 # Gate definitions (and control flow) nested deeper than this are refused: no real circuit needs
 # it, and it keeps every recursion here and in qiskit far from Python's recursion limit.
 MAX_NESTING = 64
+
+# Expressions: operators in one statement (each one a level of the parse tree, so this bounds
+# the expression's depth and length at once: 250 KB of `-` took the OpenQASM 3 parser 111 s and
+# 1.5 GB), items in one parenthesised list (a gate's parameters: 12,000 of them took 117 s, the
+# parse growing with their square), and the characters of one name or number.
+MAX_EXPRESSION_OPERATORS = 64
+MAX_PARAMETERS = 64
+MAX_TOKEN_CHARACTERS = 256
+# The OpenQASM 3 parser reads about 15,000 tokens a second (pure Python, holding the GIL a
+# slice at a time): a larger program would hold a request thread for seconds. OpenQASM 2's
+# parser is compiled and reads 250 KB in under a second, so it has no such bound.
+MAX_QASM3_TOKENS = 20_000
 
 # Any size at or above this is "absurd": compared, never computed with, so that
 # `qreg q[99999999999999999999];` costs nothing.
@@ -82,6 +95,37 @@ class ParsedCircuit:
     operations: int  # expanded through gate definitions and loops
     depth: int
     is_clifford: bool  # every expanded operation is in CLIFFORD_OPERATIONS
+    # Nothing but measurements follows the first measurement, and no reset or control flow: a
+    # simulator can draw every shot from one run (else each shot is a run of its own).
+    final_measurements: bool = True
+
+
+@dataclass(frozen=True)
+class Source:
+    """A program that passed the checks made before parsing (`check_source`)."""
+
+    text: str  # line endings made "\n"
+    data: bytes  # the utf-8 bytes as received
+    version: int  # 2 or 3
+    tokens: int  # OpenQASM 3 only (0 for OpenQASM 2): what the parser will read
+
+
+def check_source(qasm: str, limits: CircuitLimits) -> Source:
+    """The checks `parse_circuit` makes before parsing, which cost a pass or two over the text:
+    size, header, includes, register sizes, expressions, an upper bound on the instructions.
+    Raises what `parse_circuit` raises for those. A request with many circuits checks them all
+    with this before parsing any."""
+    data = _check_size(qasm, limits.max_qasm_bytes)
+    # One line ending for the checks and the parsers alike: OpenQASM 3's lexer ends a comment at
+    # a lone CR, which the checks below would otherwise read as part of the comment.
+    qasm = qasm.replace("\r\n", "\n").replace("\r", "\n")
+    if not qasm.strip():
+        raise InvalidQasm("The circuit is empty")
+    version = _read_header(qasm)
+    code = _blank_comments(qasm, version)
+    _check_includes(code, version)
+    tokens = _scan_source(code, version, limits)
+    return Source(text=qasm, data=data, version=version, tokens=tokens)
 
 
 def parse_circuit(qasm: str, limits: CircuitLimits) -> ParsedCircuit:
@@ -93,26 +137,24 @@ def parse_circuit(qasm: str, limits: CircuitLimits) -> ParsedCircuit:
     - `InvalidQasm` (400, INVALID_QASM): empty, no `OPENQASM 2.0;`/`OPENQASM 3;` header, not
       UTF-8, a syntax or semantic error ("line L, column C: ..." whenever the parser says
       where), a construct refused as unsafe (register sizes that are not integer literals, gate
-      modifiers on user-defined gates, `pow` with `ctrl`, calibration blocks, while loops);
+      modifiers on user-defined gates, `pow` with `ctrl`, calibration blocks, while loops),
+      or past a bound on what the parser would read: a statement of more than
+      `MAX_EXPRESSION_OPERATORS` operators, a list of more than `MAX_PARAMETERS` items, a name
+      or number of more than `MAX_TOKEN_CHARACTERS` characters;
     - `BadRequest` (400, INCLUDE_NOT_ALLOWED): an include other than `qelib1.inc` (v2) or
       `stdgates.inc` (v3);
     - `LimitExceeded` (400) with error_code QUBIT_LIMIT_EXCEEDED, CLBIT_LIMIT_EXCEEDED,
-      OPERATION_LIMIT_EXCEEDED or DEPTH_LIMIT_EXCEEDED. Qubits and clbits are checked on the
+      OPERATION_LIMIT_EXCEEDED, DEPTH_LIMIT_EXCEEDED or CIRCUIT_TOO_COMPLEX (an OpenQASM 3
+      program of more than `MAX_QASM3_TOKENS` tokens). Qubits and clbits are checked on the
       sizes written in the source before parsing and on the circuit after; operations on an
       upper bound before parsing and on the exact expanded count after.
     """
-    data = _check_size(qasm, limits.max_qasm_bytes)
-    # One line ending for the checks and the parsers alike: OpenQASM 3's lexer ends a comment at
-    # a lone CR, which the checks below would otherwise read as part of the comment.
-    qasm = qasm.replace("\r\n", "\n").replace("\r", "\n")
-    if not qasm.strip():
-        raise InvalidQasm("The circuit is empty")
-    version = _read_header(qasm)
-    code = _blank_comments(qasm, version)
-    _check_includes(code, version)
-    _scan_source(code, version, limits)
+    return parse_source(check_source(qasm, limits), limits)
 
-    circuit = _parse(qasm, version)
+
+def parse_source(source: Source, limits: CircuitLimits) -> ParsedCircuit:
+    """`parse_circuit` of a program `check_source` passed (with the same `limits`)."""
+    circuit = _parse(source.text, source.version)
 
     if circuit.num_qubits > limits.max_qubits:
         raise _qubit_limit(circuit.num_qubits, limits.max_qubits)
@@ -128,15 +170,18 @@ def parse_circuit(qasm: str, limits: CircuitLimits) -> ParsedCircuit:
             f"The circuit has depth {depth}; the limit is {limits.max_depth}",
             error_code="DEPTH_LIMIT_EXCEEDED",
         )
+
+    circuit = normalize_registers(circuit)
     return ParsedCircuit(
         circuit=circuit,
-        qasm_hash=hashlib.sha256(data).hexdigest(),
-        qasm_version=version,
+        qasm_hash=hashlib.sha256(source.data).hexdigest(),
+        qasm_version=source.version,
         num_qubits=int(circuit.num_qubits),
         num_clbits=int(circuit.num_clbits),
         operations=operations,
         depth=depth,
         is_clifford=is_clifford,
+        final_measurements=measures_at_the_end(circuit),
     )
 
 
@@ -269,8 +314,9 @@ class _Scan:
     quantum_registers: dict[str, int] = field(default_factory=dict)
 
 
-def _scan_source(code: str, version: int, limits: CircuitLimits) -> None:
-    """Check what `code` (comments blanked) declares against `limits`, before any parsing."""
+def _scan_source(code: str, version: int, limits: CircuitLimits) -> int:
+    """Check what `code` (comments blanked) declares against `limits`, before any parsing; the
+    program's OpenQASM 3 tokens (0 for OpenQASM 2)."""
     if version == 3:
         calibration = _CALIBRATION.search(code)
         if calibration:
@@ -278,6 +324,7 @@ def _scan_source(code: str, version: int, limits: CircuitLimits) -> None:
                 _at(code, calibration.start(), "calibration blocks are not supported")
             )
     _check_nesting(code)
+    tokens = _check_expressions(code, version)
     scan = _scan_registers(code, version)
     if scan.qubits > limits.max_qubits:
         raise _qubit_limit(scan.qubits, limits.max_qubits)
@@ -285,6 +332,7 @@ def _scan_source(code: str, version: int, limits: CircuitLimits) -> None:
         raise _clbit_limit(scan.clbits, limits.max_clbits)
     if _instruction_bound(code, version, scan, limits.max_operations) > limits.max_operations:
         raise _operation_limit(limits.max_operations)
+    return tokens
 
 
 def _check_nesting(code: str) -> None:
@@ -301,6 +349,72 @@ def _check_nesting(code: str) -> None:
                 )
         else:
             depth = max(depth - 1, 0)
+
+
+_OPERATOR = re.compile(r"[-+*/%^~!&|<>=]")
+_LIST_MARK = re.compile(r"[(),]")
+_LONG_TOKEN = re.compile(rf"[\w.]{{{MAX_TOKEN_CHARACTERS + 1},}}")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def _check_expressions(code: str, version: int) -> int:
+    """Bound what the parser would build from each statement (the module's constants say why):
+    operators per statement, items per parenthesised list, characters per name or number, and
+    for OpenQASM 3 the tokens of the whole program, which it returns (0 for OpenQASM 2). One
+    pass over the text each."""
+    long_token = _LONG_TOKEN.search(code)
+    if long_token:
+        raise InvalidQasm(
+            _at(
+                code,
+                long_token.start(),
+                f"a name or number is longer than {MAX_TOKEN_CHARACTERS} characters",
+            )
+        )
+    for offset, statement in _statements(code, 0):
+        operators = _OPERATOR.findall(statement)
+        if len(operators) > MAX_EXPRESSION_OPERATORS:
+            raise InvalidQasm(
+                _at(
+                    code,
+                    offset,
+                    f"the statement has more than {MAX_EXPRESSION_OPERATORS} operators",
+                )
+            )
+        depth, items = 0, [0]
+        for mark in _LIST_MARK.finditer(statement):
+            if mark.group() == "(":
+                depth += 1
+                items.append(1)
+            elif mark.group() == ")":
+                depth = max(depth - 1, 0)
+                if len(items) > 1:
+                    items.pop()
+            elif depth:
+                items[-1] += 1
+                if items[-1] > MAX_PARAMETERS:
+                    raise InvalidQasm(
+                        _at(
+                            code,
+                            offset + mark.start(),
+                            f"a parenthesised list has more than {MAX_PARAMETERS} items",
+                        )
+                    )
+    if version == 2:
+        return 0
+    tokens = sum(1 for _ in _TOKEN.finditer(code))
+    check_qasm3_tokens(tokens)
+    return tokens
+
+
+def check_qasm3_tokens(tokens: int, what: str = "The program has") -> None:
+    """`LimitExceeded` (CIRCUIT_TOO_COMPLEX) past `MAX_QASM3_TOKENS` tokens to parse."""
+    if tokens > MAX_QASM3_TOKENS:
+        raise LimitExceeded(
+            f"{what} {tokens} OpenQASM 3 tokens; the limit is {MAX_QASM3_TOKENS} (OpenQASM 2.0"
+            " has no such limit)",
+            error_code="CIRCUIT_TOO_COMPLEX",
+        )
 
 
 def _register_size(code: str, designator: str | None, offset: int, version: int) -> int:
@@ -757,6 +871,26 @@ def _iterations(indexset: Any) -> int:
         return len(indexset)
     except OverflowError:  # range(10**20)
         return _HUGE
+
+
+# What may follow the first measurement for every shot to be drawn from one run.
+_MEASUREMENT_TAIL = frozenset({"measure", "barrier"})
+
+
+def measures_at_the_end(circuit: Any) -> bool:
+    """True when every shot of `circuit` can be drawn from one run: no reset, no control flow,
+    nothing but measurements after the first measurement (`ParsedCircuit.final_measurements`)."""
+    measured = False
+    for instruction in circuit.data:
+        operation = instruction.operation
+        name = operation.name
+        if name == "reset" or getattr(operation, "blocks", ()):
+            return False
+        if name == "measure":
+            measured = True
+        elif measured and name not in _MEASUREMENT_TAIL:
+            return False
+    return True
 
 
 def count_operations(circuit: Any, budget: int) -> tuple[int, bool]:

@@ -100,6 +100,7 @@ class JobService:
         self.submit_task = self._submissions.submit_task
         self.execute_sync = self._submissions.execute_sync
         self.parse = self._submissions.parse
+        self.check_source = self._submissions.check_source
         self.create_child = self._submissions.create_child
         self.run_child = self._submissions.run_child
         self.run = self._worker.run
@@ -123,6 +124,7 @@ class JobService:
             created_at=job.created_at,
             started_at=job.started_at,
             completed_at=job.completed_at,
+            attempts=job.attempts or 0,
             shots=job.shots,
             backend=job.backend,
             num_qubits=job.num_qubits,
@@ -145,10 +147,13 @@ class JobService:
         )
 
     def cancel(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> JobCancelled:
-        """Cancel a queued job, or a cloud supplier's task still running (the supplier is asked
-        to cancel it first); a message delivered later finds the job cancelled. Raises
-        `Conflict` JOB_NOT_CANCELLABLE for a job running here or finished, and the supplier's
-        503 when it cannot be reached."""
+        """Cancel a job that has not ended: queued, running here, or a cloud supplier's task
+        (the supplier is asked to cancel it first). A message delivered later finds the job
+        cancelled; a run going on here is stopped within about a second (its worker looks at
+        the row while it runs: `Runs.watch`) and its completion, if it comes first, no longer
+        applies. Nothing is charged, and the day's quota run is given back. Raises `Conflict`
+        JOB_NOT_CANCELLABLE for a finished job, and the supplier's 503 when it cannot be
+        reached."""
 
         def attempt(n: int) -> None | Lost:
             job = self._get(principal, job_id, kind)
@@ -156,7 +161,7 @@ class JobService:
                 return None
             if self._supplier_tasks.running(job):
                 self._supplier_tasks.cancel(job)
-            elif job.status is not JobStatus.QUEUED:
+            elif job.status.terminal:
                 raise Conflict(
                     f"Job {job_id} is {job.status.value} and can no longer be cancelled",
                     error_code="JOB_NOT_CANCELLABLE",

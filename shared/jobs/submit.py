@@ -23,7 +23,7 @@ from typing import Any
 from shared import clock, telemetry
 from shared.accounts.quota import Hold, Quotas
 from shared.accounts.service import Principal
-from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
+from shared.circuits import CircuitLimits, ParsedCircuit, Source, check_source, parse_source
 from shared.config import Settings
 from shared.errors import ApiError, Conflict, LimitExceeded, ValidationFailed
 from shared.jobs.estimates import Estimator
@@ -226,6 +226,7 @@ class Submissions:
         job.status = JobStatus.PROCESSING
         job.started_at = job.claimed_at = job.created_at
         job.claim_message_id, job.claim_dequeue_count = _SYNC_CLAIM, 0
+        job.attempts = 1
         job.enqueued, job.enqueued_at = True, job.created_at  # no message: it runs right here
         job.owed = True  # no message backs it: the timer charges it if this process dies
         # The run and its completion keep the request's log fields and span (a copy each).
@@ -260,14 +261,22 @@ class Submissions:
 
     def parse(self, principal: Principal, req: ExecuteRequest) -> ParsedCircuit:
         """The circuit, checked against the caller's tier (shots, qubits) and the limits."""
+        source = self.check_source(principal, req.qasm, req.shots)
+        return parse_source(source, self._circuit_limits(principal))
+
+    def check_source(self, principal: Principal, qasm: str, shots: int) -> Source:
+        """The checks of `parse` made before parsing (shots, then the circuit's text): cheap
+        enough to run on every circuit of a batch before any is parsed."""
         tier = principal.tier
-        if req.shots > tier.max_shots:
+        if shots > tier.max_shots:
             raise LimitExceeded(
-                f"shots {req.shots} exceeds the {tier.name} tier's limit of {tier.max_shots}",
+                f"shots {shots} exceeds the {tier.name} tier's limit of {tier.max_shots}",
                 error_code="SHOT_LIMIT_EXCEEDED",
             )
-        limits = self._settings.limits
-        return parse_circuit(req.qasm, CircuitLimits.from_limits(limits, tier.max_qubits))
+        return check_source(qasm, self._circuit_limits(principal))
+
+    def _circuit_limits(self, principal: Principal) -> CircuitLimits:
+        return CircuitLimits.from_limits(self._settings.limits, principal.tier.max_qubits)
 
     def create_child(
         self,

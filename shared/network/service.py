@@ -24,7 +24,7 @@ from typing import Any
 from shared import clock, events
 from shared.accounts.quota import Hold, Quotas
 from shared.accounts.service import Principal
-from shared.circuits import ParsedCircuit
+from shared.circuits import ParsedCircuit, check_qasm3_tokens
 from shared.config import Settings
 from shared.errors import ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable
 from shared.jobs.estimates import Estimator
@@ -312,6 +312,8 @@ class NetworkService:
         """A batch: each circuit routed by the strategy, every run in one orchestration."""
         strategy = strategies.parse(req.strategy)
         _method(req.aggregation_method)
+        limit = self._settings.network_max_runs
+        self._check_batch(principal, req, limit)
         groups: list[Group] = []
         slots: list[Slot] = []
         sources = []
@@ -329,7 +331,6 @@ class NetworkService:
             groups.append(group)
             slots.extend(routed)
             sources.append(circuit.qasm)
-        limit = self._settings.network_max_runs
         if len(slots) > limit:
             raise BadRequest(
                 f"This batch makes {len(slots)} runs; at most {limit} may run in one batch",
@@ -344,6 +345,28 @@ class NetworkService:
         job.groups, job.slots = groups, slots
         self._start(job, sources, orchestrations)
         return self._wait(principal, job.job_id)
+
+    def _check_batch(self, principal: Principal, req: NetworkBatchRequest, limit: int) -> None:
+        """The batch's cheap limits, before any circuit is parsed: each circuit makes a run at
+        least, each circuit's shots and text pass the checks made before parsing, and the
+        OpenQASM 3 the batch would parse is bounded as one program's is."""
+        if len(req.circuits) > limit:
+            raise BadRequest(
+                f"This batch makes at least {len(req.circuits)} runs; at most {limit} may run in"
+                " one batch",
+                error_code="TOO_MANY_RUNS",
+            )
+        tokens = 0
+        for index, circuit in enumerate(req.circuits):
+            try:
+                source = self._jobs.check_source(
+                    principal, circuit.qasm, circuit.shots or req.shots
+                )
+            except ApiError as exc:
+                exc.detail = f"circuits[{index}]: {exc.detail}"
+                raise
+            tokens += source.tokens
+        check_qasm3_tokens(tokens, "The batch's circuits have")
 
     def get(self, principal: Principal, job_id: str) -> dict[str, Any]:
         """The job's status and, once it ended, its results (per circuit for a batch)."""

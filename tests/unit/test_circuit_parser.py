@@ -611,6 +611,110 @@ def test_brackets_nested_absurdly_deep_are_refused_before_parsing(
     assert caught.value.detail == "line 4, column 66: brackets nest more than 64 deep"
 
 
+ONE_QUBIT = {2: V2 + "qreg q[1];\n", 3: V3 + "qubit[1] q;\n"}
+
+
+@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize(
+    ("expression", "detail"),
+    [
+        # 200 KB of unary minus: 111 s and 1.5 GB in the OpenQASM 3 parser before this bound
+        ("-" * 200_000 + "1", "line 4, column 0: the statement has more than 64 operators"),
+        ("+".join(["1"] * 60_000), "line 4, column 0: the statement has more than 64 operators"),
+        ("-(" * 40 + "-" * 30 + "1" + ")" * 40, "line 4, column 0: the statement has more than 64 operators"),  # noqa: E501
+    ],
+    ids=["unary-minus-chain", "plus-chain", "bracketed-minus-chain"],
+)
+def test_expressions_too_long_or_deep_are_refused_before_parsing(
+    version: int, expression: str, detail: str, parser_must_not_run: None
+) -> None:
+    # given
+    source = ONE_QUBIT[version] + f"rx({expression}) q[0];\n"
+    started = time.perf_counter()
+
+    # when
+    with pytest.raises(InvalidQasm) as caught:
+        parse_circuit(source, limits())
+
+    # then
+    assert caught.value.detail == detail
+    assert time.perf_counter() - started < 1.0
+
+
+def test_an_expression_within_the_bound_still_parses() -> None:
+    # given: 64 operators, and a gate of 64 parameters
+    params = ", ".join(f"p{i}" for i in range(64))
+    source = (
+        ONE_QUBIT[3]
+        + "rx(" + "+".join(["0.001"] * 32) + "-" * 32 + "1) q[0];\n"
+        + f"gate g({params}) a {{ rx(p0 + p63) a; }}\n"
+        + "g(" + ", ".join(["0.5"] * 64) + ") q[0];\n"
+    )  # fmt: skip
+
+    # when
+    parsed = parse_circuit(source, limits())
+
+    # then
+    assert parsed.operations == 2
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_gate_of_thousands_of_parameters_is_refused_before_parsing(
+    version: int, parser_must_not_run: None
+) -> None:
+    # given: 12,000 parameters took the OpenQASM 3 parser 117 s (square of the count)
+    count = 12_000
+    params = ",".join(f"p{i}" for i in range(count))
+    source = (
+        ONE_QUBIT[version]
+        + f"gate g({params}) a {{ rx(p0) a; }}\n"
+        + "g(" + ",".join(["0.1"] * count) + ") q[0];\n"
+    )  # fmt: skip
+
+    # when
+    with pytest.raises(InvalidQasm) as caught:
+        parse_circuit(source, limits())
+
+    # then
+    assert caught.value.detail.endswith("a parenthesised list has more than 64 items")
+    assert caught.value.detail.startswith("line 4, column ")
+
+
+def test_a_number_of_a_hundred_thousand_digits_is_refused(parser_must_not_run: None) -> None:
+    # given
+    source = ONE_QUBIT[3] + "rx(" + "9" * 100_000 + ") q[0];\n"
+
+    # when / then
+    with pytest.raises(InvalidQasm, match="longer than 256 characters"):
+        parse_circuit(source, limits())
+
+
+def test_an_openqasm_3_program_past_the_token_bound_is_refused_before_parsing(
+    parser_must_not_run: None,
+) -> None:
+    # given: 30,000 short statements (240 KB) held the OpenQASM 3 parser for 12 s
+    source = ONE_QUBIT[3] + "x q[0];\n" * 30_000
+
+    # when
+    with pytest.raises(LimitExceeded) as caught:
+        parse_circuit(source, limits())
+
+    # then
+    assert caught.value.error_code == "CIRCUIT_TOO_COMPLEX"
+    assert "the limit is 20000" in caught.value.detail
+
+
+def test_the_same_program_in_openqasm_2_parses() -> None:
+    # given: OpenQASM 2's parser is compiled; the token bound is OpenQASM 3's
+    source = ONE_QUBIT[2] + "x q[0];\n" * 30_000
+
+    # when
+    parsed = parse_circuit(source, limits())
+
+    # then
+    assert parsed.operations == 30_000
+
+
 def test_calibration_blocks_are_refused(parser_must_not_run: None) -> None:
     # given
     source = V3 + "qubit[1] q;\ncal { qubit[1000] z; }\n"
