@@ -22,7 +22,7 @@ from shared.network.service import NetworkService
 from shared.rerank.service import KIND as RERANK
 from shared.rerank.service import RerankService, run_task
 from shared.storage import Storage
-from shared.suppliers import aer
+from shared.suppliers import processes
 from shared.suppliers.base import SupplierAdapter
 from shared.suppliers.registry import SupplierRegistry
 
@@ -45,7 +45,7 @@ class Services:
         cls, settings: Settings, adapters: Mapping[str, SupplierAdapter] | None = None
     ) -> Services:
         """The services for `settings`; `adapters` replaces suppliers' adapters."""
-        aer.POOL_PROCESSES = settings.aer_processes  # read when the pool is first made
+        processes.configure(settings.aer_processes)  # read when the processes are first made
         license.current()  # verified at start (and logged), not at the first request
         storage = Storage(settings.storage)
         repo = JobRepository(storage)

@@ -52,11 +52,12 @@ RESULTS = Operation(
 CANCEL = Operation(
     "DELETE",
     "/api/v1/jobs/{job_id}",
-    "Cancel a queued job",
+    "Cancel a queued or running job",
     JobCancelled,
     errors=(401, 404, 409, 503),
-    description="A cancelled job never runs and is never charged. A job that is running or "
-    "finished answers 409 JOB_NOT_CANCELLABLE.",
+    description="A cancelled job is never charged: a queued one never runs, a running one is "
+    "stopped within about a second (a supplier's task is cancelled at the supplier). A "
+    "finished job answers 409 JOB_NOT_CANCELLABLE.",
 )
 EXECUTE_SYNC = Operation(
     "POST",

@@ -54,6 +54,7 @@ class Job:
     claim_message_id: str | None = None
     claim_dequeue_count: int | None = None
     claimed_at: str | None = None
+    attempts: int | None = None  # how many times a worker has started it (claims)
     error_code: str | None = None
     error_detail: str | None = None
     execution_time_ms: float | None = None

@@ -150,11 +150,14 @@ class Runs:
         )
 
     def simulate(self, job: Job, parsed: ParsedCircuit) -> Outcome:
-        """Run the circuit on Aer; raises `SimulationError` (permanent) for a refused circuit."""
+        """Run the circuit on Aer, held to the run limit and stopped if the job is cancelled
+        meanwhile; raises `SimulationError` (permanent) for a refused circuit,
+        `RunTimeLimitExceeded` (permanent) past the limit, `RunStopped` once cancelled."""
         run = aer.run(
             parsed,
             job.shots,
             statevector_max_qubits=self._settings.limits.statevector_max_qubits,
+            watch=self.watch(job),
         )
         self._estimator.record(run.execution_time_ms)
         metadata = run_metadata(
@@ -162,10 +165,27 @@ class Runs:
         )
         return Outcome(counts=run.counts, method=run.method, metadata=metadata)
 
+    def watch(self, job: Job) -> aer.Watch:
+        """What a run of `job` is held to: the run limit, and a look at its row every second
+        (only while a run goes on that long) for a cancellation."""
+        return aer.Watch(
+            seconds=self._settings.limits.max_run_seconds,
+            stopped=lambda: self.cancelled(job),
+        )
+
+    def cancelled(self, job: Job) -> bool:
+        """True when `job`'s row says it was cancelled (read now)."""
+        found = self._repo.get(job.user_id, job.job_id)
+        return found is not None and found.status is JobStatus.CANCELLED
+
     def execute(self, job: Job, parsed: ParsedCircuit) -> None:
-        """Run a claimed job and complete it; a refused circuit fails it (and raises)."""
+        """Run a claimed job and complete it; a refused circuit fails it (and raises). A run
+        stopped because the job was cancelled ends here: the cancel gave back what it held."""
         try:
             outcome = self.simulate(job, parsed)
+        except aer.RunStopped:
+            logger.info("job %s: run stopped, the job was cancelled", job.job_id)
+            return
         except ApiError as exc:
             if permanent(exc):
                 self.fail(job, exc.error_code, exc.detail)

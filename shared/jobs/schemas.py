@@ -155,8 +155,13 @@ class JobStatusResponse(BaseModel):
     result: JobCounts | None = Field(None, exclude_if=_if_none, description="When completed")
     error: JobError | None = Field(None, exclude_if=_if_none, description="When failed")
     created_at: str
-    started_at: str | None = None
+    started_at: str | None = Field(None, description="When its current (or last) attempt began")
     completed_at: str | None = None
+    attempts: int = Field(
+        0,
+        description="How many times a worker started it: more than 1 when it was retried "
+        "(its worker stopped, or a transient failure)",
+    )
     # What the job was asked to run (also what the QCOS Python client reads from this body)
     shots: int = Field(examples=[1024])
     backend: str = Field(examples=["qiskit_aer"])

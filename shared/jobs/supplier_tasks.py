@@ -19,6 +19,7 @@ from shared.jobs.messages import JobMessage
 from shared.jobs.models import Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.jobs.runs import Outcome, Runs, client_token, permanent, run_metadata
+from shared.suppliers import aer
 from shared.suppliers.base import (
     Mode,
     SubmitRequest,
@@ -55,7 +56,7 @@ class SupplierTasks:
         target = find_supplier(job.supplier).target(job.backend)
         try:
             if job.mode == Mode.EMULATED:
-                run = self._suppliers.emulate(target, parsed, job.shots)
+                run = self._suppliers.emulate(target, parsed, job.shots, self._runs.watch(job))
                 self._estimator.record(run.execution_time_ms)
                 metadata = run_metadata(
                     job, parsed, execution_time_ms=run.execution_time_ms, method=run.method
@@ -65,6 +66,9 @@ class SupplierTasks:
             task_id = job.supplier_job_id or self._suppliers.submit(
                 SubmitRequest(client_token(job), target, parsed, job.shots)
             )
+        except aer.RunStopped:
+            logger.info("job %s: emulation stopped, the job was cancelled", job.job_id)
+            return
         except SupplierUnavailable as exc:
             if job.mode == Mode.EMULATED:
                 raise

@@ -127,7 +127,8 @@ class Worker:
             now = clock.now_iso()
             claim = {
                 "status": JobStatus.PROCESSING,
-                "started_at": found.started_at or now,
+                "started_at": now,  # of this attempt
+                "attempts": (found.attempts or 0) + 1,
                 "claimed_at": now,
                 "claim_message_id": delivery.message_id,
                 "claim_dequeue_count": delivery.dequeue_count,

@@ -19,8 +19,8 @@ costs more than its whole run (Bell: about 1 ms inline). A run is heavy when its
 reaches `HEAVY_RUN_NS` (20 ms); the estimate, in nanoseconds, is calibrated on a 2-core box and
 errs towards heavy:
 
-    operations * (15 us + 1.5 ns * W) + shots * S
-    + shots * (50 us + operations * 1.5 ns * W)    only when Aer cannot sample the shots
+    operations * (15 us + 1.5 ns * W) + shots * S      when Aer samples the shots from one run
+    operations * 15 us + shots * (50 us + operations * (2 us + 10 ns * W))    when it cannot
 
 - W, the work per operation: 2^qubits for statevector; 2^(1.5 * qubits) for matrix product state
   (a bond dimension up to 2^(qubits/2), cubed per two-qubit gate: in practice every matrix
@@ -28,19 +28,21 @@ errs towards heavy:
   stabilizer. The 15 us per operation is Aer's and the transpiler's Python work per instruction.
 - S, the cost of one shot drawn: 1 us for statevector; 3 us * qubits for matrix product state;
   2.5 us + 10 ns * qubits^2 for stabilizer, which measures every shot on its tableau.
-- Aer samples all shots from one run only when nothing but measurements follows the first
-  measurement and there is no reset or control flow; otherwise every shot is a run of its own.
+- Aer samples all shots from one run only when the circuit measures at the end
+  (`ParsedCircuit.final_measurements`: nothing but measurements after the first measurement, no
+  reset, no control flow); otherwise every shot is a run of its own, whose every operation
+  (each iteration of a loop counted) costs Aer about 2 us and 10 ns per amplitude: an empty loop
+  of 500,000 iterations at 1,024 shots runs 14 minutes, and is refused at submit.
 
-In the pool (`ProcessPoolExecutor` on "forkserver", or "spawn" where there is no forkserver:
-never "fork" in a multi-threaded process), created on the first heavy run with `POOL_PROCESSES`
-workers (default: one per CPU), the child receives the `ParsedCircuit` pickled (circuit
-included), runs the same transpile-and-run code as an inline run, with its own transpile cache,
-and sends back counts and its own timing, so `execution_time_ms` never includes the hop or the
-wait for a free worker. `transpile_cache_info` counts this process's cache only. A refusal in the
-child comes back as the same `SimulationError`; a child that dies (the OOM killer) answers the
-jobs it had with `SimulatorUnavailable`, a 503 the queue retries (the culprit fails on its last
-delivery, the others run on the new pool), and the pool is made anew for the next run. The pool
-is shut down at exit.
+A heavy run goes to a simulator process (`shared.suppliers.processes`): the child receives the
+`ParsedCircuit` pickled (circuit included), runs the same transpile-and-run code as an inline
+run, with its own transpile cache, and sends back counts and its own timing, so
+`execution_time_ms` never includes the hop or the wait for a free process.
+`transpile_cache_info` counts this process's cache only. A refusal in the child comes back as
+the same `SimulationError`; a child that dies (the OOM killer) answers its job with
+`SimulatorUnavailable`, a 503 the queue retries. A run is held to its `Watch`: past its
+wall-clock limit its process is killed and the job fails with RUN_TIME_LIMIT_EXCEEDED, whatever
+the estimate said; a run whose job is cancelled is killed too (`RunStopped`).
 
 qiskit_aer is imported inside the functions, so importing this module costs nothing; neither
 does it start a process before the first heavy run.
@@ -48,8 +50,6 @@ does it start a process before the first heavy run.
 
 from __future__ import annotations
 
-import atexit
-import os
 import queue
 import threading
 import time
@@ -57,13 +57,32 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from shared.circuits import ParsedCircuit
-from shared.errors import BadRequest, LimitExceeded, ServiceUnavailable, one_line
+from shared.errors import LimitExceeded, one_line
+from shared.suppliers import processes
+from shared.suppliers.processes import (
+    Refused,
+    RunStopped,
+    RunTimeLimitExceeded,
+    SimulationError,
+    SimulatorUnavailable,
+)
 
-if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor
+__all__ = [
+    "AerRun",
+    "Refused",
+    "RunStopped",
+    "RunTimeLimitExceeded",
+    "SimulationError",
+    "SimulatorUnavailable",
+    "Watch",
+    "check_runnable",
+    "choose_method",
+    "run",
+    "run_in_pool",
+]
 
 STABILIZER = "stabilizer"
 STATEVECTOR = "statevector"
@@ -80,8 +99,6 @@ _MAX_MESSAGE = 300
 # A run whose estimated cost (module docstring) reaches this many nanoseconds runs in the pool.
 HEAVY_RUN_NS = 20_000_000
 MAX_MPS_QUBITS = 63  # Aer's matrix product state refuses wider circuits
-# Processes in the pool; None: one per CPU. Read when the pool is made.
-POOL_PROCESSES: int | None = None
 _NS_PER_OPERATION = 15_000
 _NS_PER_AMPLITUDE = 1.5
 _NS_PER_SAMPLED_SHOT = 1_000
@@ -89,21 +106,8 @@ _NS_PER_MPS_SHOT_QUBIT = 3_000
 _NS_PER_STABILIZER_SHOT = 2_500
 _NS_PER_STABILIZER_SHOT_QUBIT2 = 10
 _NS_PER_UNSAMPLED_SHOT = 50_000
-# What may follow the first measurement for Aer to still sample every shot from one run.
-_SAMPLING_TAIL = frozenset({"measure", "barrier"})
-
-
-class SimulatorUnavailable(ServiceUnavailable):
-    """The simulator's process died under this job (perhaps not its fault): retry it."""
-
-    code = "SIMULATOR_UNAVAILABLE"
-
-
-class SimulationError(BadRequest):
-    """Aer cannot run this circuit, and retrying will not change that: too wide for the method,
-    not enough memory, an instruction it does not know. The message is safe to show."""
-
-    code = "SIMULATION_FAILED"
+_NS_PER_SHOT_OPERATION = 2_000
+_NS_PER_SHOT_AMPLITUDE = 10.0
 
 
 @dataclass(frozen=True)
@@ -136,26 +140,39 @@ def choose_method(parsed: ParsedCircuit, statevector_max_qubits: int) -> str:
     return MATRIX_PRODUCT_STATE
 
 
+@dataclass(frozen=True)
+class Watch:
+    """What a heavy run is held to: a wall-clock limit, and a question asked while it runs
+    (`stopped`: True ends it, as when its job was cancelled)."""
+
+    seconds: float | None = None
+    stopped: Callable[[], bool] | None = None
+
+
 def run(
     parsed: ParsedCircuit,
     shots: int,
     *,
     statevector_max_qubits: int,
     seed: int | None = None,
+    watch: Watch | None = None,
 ) -> AerRun:
     """Simulate `parsed` for `shots` shots on the method `choose_method` picks.
 
     A circuit with no measurement is measured in full (`measure_all`) on a copy. `seed` makes the
     counts reproducible. A heavy run (module docstring) runs in a child process, a small one in
-    the calling thread. Raises `SimulationError` (400, SIMULATION_FAILED) when Aer refuses the
-    circuit, `SimulatorUnavailable` (503, retried) when the process running it dies, and
-    `ValueError` when `shots` < 1 (the API validates shots before this is called).
+    the calling thread, held to `watch`. Raises `SimulationError` (400, SIMULATION_FAILED) when
+    Aer refuses the circuit, `RunTimeLimitExceeded` (400) past `watch.seconds`, `RunStopped` when
+    `watch.stopped` said so, `SimulatorUnavailable` (503, retried) when the process running it
+    dies, and `ValueError` when `shots` < 1 (the API validates shots before this is called).
     """
     if shots < 1:
         raise ValueError("shots must be at least 1")
     method = choose_method(parsed, statevector_max_qubits)
     if _is_heavy(parsed, method, shots):
-        counts, measured_all, elapsed_ms = _simulate_in_pool(parsed, method, shots, seed)
+        counts, measured_all, elapsed_ms = _simulate_in_pool(
+            parsed, method, shots, seed, watch or Watch()
+        )
     else:
         counts, measured_all, elapsed_ms = _simulate(parsed, method, shots, seed)
     return AerRun(
@@ -166,12 +183,6 @@ def run(
         shots=shots,
         measured_all=measured_all,
     )
-
-
-def pool_runs() -> int:
-    """How many runs a pool process has finished (refusals included), since this process began."""
-    with _pool_lock:
-        return _pool_finished
 
 
 def transpile_cache_info() -> TranspileCacheInfo:
@@ -229,17 +240,12 @@ def _is_heavy(parsed: ParsedCircuit, method: str, shots: int) -> bool:
 
 def _costs_at_least(parsed: ParsedCircuit, method: str, shots: int, budget_ns: float) -> bool:
     """True when the run's estimated cost (module docstring) reaches `budget_ns`."""
-    cost, one_run = _cost_ns(parsed, method, shots)
-    if cost >= budget_ns:
-        return True
-    if shots == 1 or cost + shots * (_NS_PER_UNSAMPLED_SHOT + one_run) < budget_ns:
-        return False
-    # Only now look at the circuit itself (one pass over its top-level instructions).
-    return not _samples_shots(parsed.circuit)
+    return _cost_ns(parsed, method, shots) >= budget_ns
 
 
-def _cost_ns(parsed: ParsedCircuit, method: str, shots: int) -> tuple[float, float]:
-    """(the run's estimated cost when its shots are sampled from one run, that one run's)."""
+def _cost_ns(parsed: ParsedCircuit, method: str, shots: int) -> float:
+    """The run's estimated cost (module docstring): its shots sampled from one run when the
+    circuit measures only at the end, else every shot a run of its own."""
     qubits, operations = parsed.num_qubits, parsed.operations
     if method == STATEVECTOR:
         width = 2.0**qubits
@@ -250,14 +256,16 @@ def _cost_ns(parsed: ParsedCircuit, method: str, shots: int) -> tuple[float, flo
     else:
         width = 0.0
         per_shot = _NS_PER_STABILIZER_SHOT + _NS_PER_STABILIZER_SHOT_QUBIT2 * qubits * qubits
-    one_run = operations * _NS_PER_AMPLITUDE * width
-    return operations * _NS_PER_OPERATION + one_run + shots * per_shot, one_run
+    fixed = operations * _NS_PER_OPERATION
+    if parsed.final_measurements:
+        return fixed + operations * _NS_PER_AMPLITUDE * width + shots * per_shot
+    per_operation = _NS_PER_SHOT_OPERATION + _NS_PER_SHOT_AMPLITUDE * width
+    return fixed + shots * (_NS_PER_UNSAMPLED_SHOT + operations * per_operation)
 
 
 def estimated_ns(parsed: ParsedCircuit, shots: int, *, statevector_max_qubits: int) -> float:
-    """The estimated cost of an ideal run (module docstring), with shots sampled from one run:
-    a lower bound for circuits that measure mid-way (those run every shot)."""
-    return _cost_ns(parsed, choose_method(parsed, statevector_max_qubits), shots)[0]
+    """The estimated cost of an ideal run (module docstring)."""
+    return _cost_ns(parsed, choose_method(parsed, statevector_max_qubits), shots)
 
 
 def check_runnable(
@@ -310,80 +318,48 @@ def check_noisy_runnable(parsed: ParsedCircuit, shots: int, *, max_run_seconds: 
         )
 
 
-def _samples_shots(circuit: Any) -> bool:
-    """True when Aer can sample every shot from one run: no reset, no control flow, nothing but
-    measurements after the first measurement. A circuit without measurements gets measure_all."""
-    measured = False
-    for instruction in circuit.data:
-        operation = instruction.operation
-        name = operation.name
-        if name == "reset" or getattr(operation, "blocks", ()):
-            return False
-        if name == "measure":
-            measured = True
-        elif measured and name not in _SAMPLING_TAIL:
-            return False
-    return True
+# --- the simulator processes ------------------------------------------------------------------
 
 
-# --- the process pool ------------------------------------------------------------------------
-
-_pool_lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
-_pool_finished = 0
-_pool_exit_registered = False
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A refusal made in a pool process, sent back as data (the parent raises it anew rather
-    than unpickling an exception)."""
-
-    detail: str
-    error_code: str = SimulationError.code
-
-
-def run_in_pool(fn: Callable[..., Any], *args: Any, what: str) -> Any:
-    """`fn(*args)` in a pool process; this thread waits without holding the GIL.
+def run_in_pool(
+    fn: Callable[..., Any],
+    *args: Any,
+    what: str,
+    seconds: float | None = None,
+    stopped: Callable[[], bool] | None = None,
+    progress: Callable[[Any], None] | None = None,
+) -> Any:
+    """`fn(*args)` in a simulator process (`shared.suppliers.processes`); this thread waits
+    without holding the GIL.
 
     `fn` is a module-level function returning its result, or a `Refused`, which is raised here
-    as a `SimulationError` (400) with its error code. A pool process that dies raises
-    `SimulatorUnavailable` (503: the queue retries), naming `what` ran.
+    as a `SimulationError` (400) with its error code. A run past `seconds` is killed
+    (`RunTimeLimitExceeded`), one whose `stopped` says True too (`RunStopped`); a process that
+    dies raises `SimulatorUnavailable` (503: the queue retries), naming `what` ran.
     """
-    global _pool_finished
-    from concurrent.futures import CancelledError
-    from concurrent.futures.process import BrokenProcessPool
+    return processes.shared().run(
+        fn, *args, what=what, seconds=seconds, stopped=stopped, progress=progress
+    )
 
-    pool = _process_pool()
-    try:
-        try:
-            future = pool.submit(fn, *args)
-        except BrokenProcessPool:  # broken by another job before this one was sent: send anew
-            _discard_pool(pool)
-            pool = _process_pool()
-            future = pool.submit(fn, *args)
-        outcome = future.result()
-    except (BrokenProcessPool, CancelledError):  # cancelled: another thread discarded the pool
-        _discard_pool(pool)
-        # Transient for this job: the culprit breaks the pool again on every delivery and fails
-        # on its last; the jobs that merely shared the pool run on a fresh one next time.
-        raise SimulatorUnavailable(
-            f"{what}'s process stopped while running circuits (most likely one ran out of"
-            " memory); the job will be retried"
-        ) from None
-    with _pool_lock:
-        _pool_finished += 1
-    if isinstance(outcome, Refused):
-        raise SimulationError(outcome.detail, error_code=outcome.error_code)
-    return outcome
+
+def pool_runs() -> int:
+    """How many runs a simulator process has finished (refusals included) in this host."""
+    return processes.shared().finished
 
 
 def _simulate_in_pool(
-    parsed: ParsedCircuit, method: str, shots: int, seed: int | None
+    parsed: ParsedCircuit, method: str, shots: int, seed: int | None, watch: Watch
 ) -> tuple[dict[str, int], bool, float]:
-    """`_simulate` in a pool process."""
+    """`_simulate` in a simulator process."""
     result: tuple[dict[str, int], bool, float] = run_in_pool(
-        _simulate_in_child, parsed, method, shots, seed, what=f"The {method} simulator"
+        _simulate_in_child,
+        parsed,
+        method,
+        shots,
+        seed,
+        what=f"The {method} simulator",
+        seconds=watch.seconds,
+        stopped=watch.stopped,
     )
     return result
 
@@ -391,62 +367,11 @@ def _simulate_in_pool(
 def _simulate_in_child(
     parsed: ParsedCircuit, method: str, shots: int, seed: int | None
 ) -> tuple[dict[str, int], bool, float] | Refused:
-    """Runs in a pool process: `_simulate`'s result, or its refusal."""
+    """Runs in a simulator process: `_simulate`'s result, or its refusal."""
     try:
         return _simulate(parsed, method, shots, seed)
     except SimulationError as exc:
         return Refused(exc.detail)
-
-
-def _process_pool() -> ProcessPoolExecutor:
-    """The pool, made on first use (processes start as jobs arrive, up to POOL_PROCESSES)."""
-    global _pool, _pool_exit_registered
-    with _pool_lock:
-        if _pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context(
-                "forkserver" if "forkserver" in methods else "spawn"
-            )
-            workers = POOL_PROCESSES or os.cpu_count() or 1
-            _pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
-            if not _pool_exit_registered:
-                _register_exit(_shutdown_pool)
-                _pool_exit_registered = True
-        return _pool
-
-
-def _register_exit(shutdown: Callable[[], None]) -> None:
-    """Call `shutdown` at exit, before concurrent.futures joins its pool threads where possible:
-    that join waits for every job still queued unless the pool was shut down with
-    cancel_futures first. `atexit` alone runs too late for that (after threads are joined)."""
-    register = getattr(threading, "_register_atexit", None)  # what concurrent.futures uses
-    if register is not None:
-        try:
-            register(shutdown)
-            return
-        except RuntimeError:  # the interpreter is already shutting down
-            pass
-    atexit.register(shutdown)
-
-
-def _discard_pool(broken: ProcessPoolExecutor) -> None:
-    """Forget a broken pool (once, whichever thread sees it first); the next run makes another."""
-    global _pool
-    with _pool_lock:
-        if _pool is broken:
-            _pool = None
-    broken.shutdown(wait=False, cancel_futures=True)
-
-
-def _shutdown_pool() -> None:
-    global _pool
-    with _pool_lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 # --- caches --------------------------------------------------------------------------------

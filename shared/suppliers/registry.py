@@ -110,10 +110,13 @@ class SupplierRegistry:
             span.set("supplier.task_id", task_id)
             self.adapter(target.supplier).cancel(target, task_id)
 
-    def emulate(self, target: Target, parsed: ParsedCircuit, shots: int) -> EmulatedRun:
+    def emulate(
+        self, target: Target, parsed: ParsedCircuit, shots: int, watch: aer.Watch | None = None
+    ) -> EmulatedRun:
         """The adapter's emulation of `target`. A heavy noisy run (estimated at
-        `aer.HEAVY_RUN_NS` or more) runs in the simulator's process pool, as heavy Aer runs do:
-        Aer holds the GIL for a whole run, which would freeze every function of the process."""
+        `aer.HEAVY_RUN_NS` or more) runs in a simulator process, held to `watch`, as heavy Aer
+        runs do: Aer holds the GIL for a whole run, which would freeze every function of the
+        process."""
         with self._call(target.supplier, "emulate", target) as span:
             noisy = target.kind in (DeviceKind.QPU, DeviceKind.EMULATOR)
             if noisy and aer.noisy_cost_ns(parsed, shots) >= aer.HEAVY_RUN_NS:
@@ -125,6 +128,8 @@ class SupplierRegistry:
                     parsed,
                     shots,
                     what=f"The emulation of {target.name}",
+                    seconds=watch.seconds if watch else None,
+                    stopped=watch.stopped if watch else None,
                 )
                 return run
             return self.adapter(target.supplier).emulate(target, parsed, shots)
