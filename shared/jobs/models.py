@@ -55,6 +55,7 @@ class Job:
     claim_dequeue_count: int | None = None
     claimed_at: str | None = None
     attempts: int | None = None  # how many times a worker has started it (claims)
+    shots_done: int | None = None  # of the current attempt, while it runs (when the engine says)
     error_code: str | None = None
     error_detail: str | None = None
     execution_time_ms: float | None = None

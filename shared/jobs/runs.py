@@ -7,6 +7,7 @@ share: a failure's fields, a run's metadata, and the supplier token.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,6 +128,34 @@ class TaskOutcome:
 TaskRunner = Callable[[Job, str], TaskOutcome]
 
 
+# How often a run's progress is written to its row (one conditional write each).
+PROGRESS_EVERY_S = 3.0
+
+
+class _ProgressWriter:
+    """Writes the shots a run reports done to its job's row (`shots_done`), at most every
+    `PROGRESS_EVERY_S`, each an ETag-guarded write that keeps `job` current for its completion.
+    A write that loses (the job was cancelled meanwhile) is left: the run's watch stops it."""
+
+    def __init__(self, repo: JobRepository, job: Job) -> None:
+        self._repo = repo
+        self._job = job
+        self._written_at = time.monotonic()
+
+    def __call__(self, report: Any) -> None:
+        now = time.monotonic()
+        if self._job.etag is None or now - self._written_at < PROGRESS_EVERY_S:
+            return  # a run in the request has no row yet; or too soon
+        self._written_at = now
+        done = report.get("shots_done") if isinstance(report, dict) else None
+        if not isinstance(done, int):
+            return
+        try:
+            self._repo.update(self._job, {"shots_done": done})
+        except Exception as exc:  # progress is never worth failing a run over
+            logger.warning("job %s: progress not written: %s", self._job.job_id, exc)
+
+
 class Runs:
     def __init__(
         self,
@@ -167,10 +196,12 @@ class Runs:
 
     def watch(self, job: Job) -> aer.Watch:
         """What a run of `job` is held to: the run limit, and a look at its row every second
-        (only while a run goes on that long) for a cancellation."""
+        (only while a run goes on that long) for a cancellation; the shots it reports done are
+        written to the row, at most every `PROGRESS_EVERY_S`."""
         return aer.Watch(
             seconds=self._settings.limits.max_run_seconds,
             stopped=lambda: self.cancelled(job),
+            progress=_ProgressWriter(self._repo, job),
         )
 
     def cancelled(self, job: Job) -> bool:

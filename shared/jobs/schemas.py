@@ -149,6 +149,11 @@ class JobCounts(BaseModel):
     counts: dict[str, int]
 
 
+class JobProgress(BaseModel):
+    shots_done: int
+    shots: int
+
+
 class JobStatusResponse(BaseModel):
     job_id: str
     status: str = Field(description="queued, processing, completed, failed or cancelled")
@@ -161,6 +166,13 @@ class JobStatusResponse(BaseModel):
         0,
         description="How many times a worker started it: more than 1 when it was retried "
         "(its worker stopped, or a transient failure)",
+    )
+    progress: JobProgress | None = Field(
+        None,
+        exclude_if=_if_none,
+        description="While it runs, when the simulator can tell: the shots its current attempt "
+        "has run (a circuit that measures mid-way, or an emulated device's noise, runs every "
+        "shot on its own)",
     )
     # What the job was asked to run (also what the QCOS Python client reads from this body)
     shots: int = Field(examples=[1024])

@@ -38,6 +38,7 @@ from shared.jobs.schemas import (
     JobCancelled,
     JobCounts,
     JobError,
+    JobProgress,
     JobResults,
     JobStatusResponse,
     ResultMetadata,
@@ -125,6 +126,11 @@ class JobService:
             started_at=job.started_at,
             completed_at=job.completed_at,
             attempts=job.attempts or 0,
+            progress=(
+                JobProgress(shots_done=job.shots_done, shots=job.shots)
+                if job.status is JobStatus.PROCESSING and job.shots_done is not None
+                else None
+            ),
             shots=job.shots,
             backend=job.backend,
             num_qubits=job.num_qubits,

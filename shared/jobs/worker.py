@@ -129,6 +129,7 @@ class Worker:
                 "status": JobStatus.PROCESSING,
                 "started_at": now,  # of this attempt
                 "attempts": (found.attempts or 0) + 1,
+                "shots_done": None,
                 "claimed_at": now,
                 "claim_message_id": delivery.message_id,
                 "claim_dequeue_count": delivery.dequeue_count,

@@ -147,6 +147,7 @@ class Watch:
 
     seconds: float | None = None
     stopped: Callable[[], bool] | None = None
+    progress: Callable[[Any], None] | None = None  # hears what the run reports (`in_parts`)
 
 
 def run(
@@ -169,9 +170,11 @@ def run(
     if shots < 1:
         raise ValueError("shots must be at least 1")
     method = choose_method(parsed, statevector_max_qubits)
-    if _is_heavy(parsed, method, shots):
+    cost_ns = _cost_ns(parsed, method, shots)
+    if cost_ns >= HEAVY_RUN_NS:
+        parts = progress_parts(parsed.final_measurements, cost_ns, shots)
         counts, measured_all, elapsed_ms = _simulate_in_pool(
-            parsed, method, shots, seed, watch or Watch()
+            parsed, method, shots, seed, parts, watch or Watch()
         )
     else:
         counts, measured_all, elapsed_ms = _simulate(parsed, method, shots, seed)
@@ -209,33 +212,72 @@ def clear_transpile_cache() -> None:
 
 
 def _simulate(
-    parsed: ParsedCircuit, method: str, shots: int, seed: int | None
+    parsed: ParsedCircuit, method: str, shots: int, seed: int | None, parts: int = 1
 ) -> tuple[dict[str, int], bool, float]:
-    """(counts, measured_all, elapsed ms) of one run in this thread, inline or in a pool child."""
+    """(counts, measured_all, elapsed ms) of one run in this thread, inline or in a simulator
+    process; its shots in `parts` runs, each reported to the caller as done (`in_parts`)."""
     started = time.perf_counter()
     circuit, measured_all = _prepared(parsed, method)
-    options: dict[str, Any] = {"shots": shots}
+    options: dict[str, Any] = {}
     if parsed.num_qubits < _PARALLEL_MIN_QUBITS:
         options["max_parallel_threads"] = 1
-    if seed is not None:
-        options["seed_simulator"] = seed
-    try:
-        result = _simulator(method).run(circuit, **options).result()
-    except MemoryError:
-        raise SimulationError(f"Not enough memory to simulate the circuit ({method})") from None
-    except Exception as exc:
-        if not _is_refusal(exc):
-            raise  # a bug, not the circuit's fault: the API answers 500
-        raise _refusal(exc, method) from None
-    if not result.success:
-        raise SimulationError(_failure_message(result, method))
-    counts = {str(key): int(value) for key, value in result.get_counts().items()}
+
+    def run_part(part_shots: int, part_seed: int | None) -> dict[str, int]:
+        try:
+            result = (
+                _simulator(method)
+                .run(circuit, shots=part_shots, seed_simulator=part_seed, **options)
+                .result()
+            )
+        except MemoryError:
+            raise SimulationError(f"Not enough memory to simulate the circuit ({method})") from None
+        except Exception as exc:
+            if not _is_refusal(exc):
+                raise  # a bug, not the circuit's fault: the API answers 500
+            raise _refusal(exc, method) from None
+        if not result.success:
+            raise SimulationError(_failure_message(result, method))
+        return {str(key): int(value) for key, value in result.get_counts().items()}
+
+    counts = in_parts(run_part, shots, seed, parts)
     return counts, measured_all, (time.perf_counter() - started) * 1000.0
 
 
-def _is_heavy(parsed: ParsedCircuit, method: str, shots: int) -> bool:
-    """True when the estimated cost of the run (module docstring) reaches `HEAVY_RUN_NS`."""
-    return _costs_at_least(parsed, method, shots, HEAVY_RUN_NS)
+# A run whose every shot is a run of its own, estimated at this many nanoseconds or more, runs
+# its shots in `PROGRESS_PARTS` parts and reports each as done: the job's status shows it.
+PROGRESS_AFTER_NS = 1_000_000_000
+PROGRESS_PARTS = 20
+
+
+def progress_parts(final_measurements: bool, cost_ns: float, shots: int) -> int:
+    """How many parts to run `shots` in so the caller sees progress (1: one run)."""
+    if final_measurements or cost_ns < PROGRESS_AFTER_NS:
+        return 1
+    return max(1, min(shots, PROGRESS_PARTS))
+
+
+def in_parts(
+    run_part: Callable[[int, int | None], dict[str, int]],
+    shots: int,
+    seed: int | None,
+    parts: int,
+) -> dict[str, int]:
+    """The counts of `shots` shots run as `parts` runs of `run_part(shots, seed)` (seeds
+    `seed + i`, so a seeded run stays reproducible), merged; after each part the caller of the
+    simulator process hears `{"shots_done", "shots"}` (`processes.report_progress`)."""
+    if parts <= 1:
+        return run_part(shots, seed)
+    counts: dict[str, int] = {}
+    done = 0
+    for index in range(parts):
+        size = shots // parts + (1 if index < shots % parts else 0)
+        if size == 0:
+            continue
+        for key, value in run_part(size, None if seed is None else seed + index).items():
+            counts[key] = counts.get(key, 0) + value
+        done += size
+        processes.report_progress({"shots_done": done, "shots": shots})
+    return counts
 
 
 def _costs_at_least(parsed: ParsedCircuit, method: str, shots: int, budget_ns: float) -> bool:
@@ -348,7 +390,7 @@ def pool_runs() -> int:
 
 
 def _simulate_in_pool(
-    parsed: ParsedCircuit, method: str, shots: int, seed: int | None, watch: Watch
+    parsed: ParsedCircuit, method: str, shots: int, seed: int | None, parts: int, watch: Watch
 ) -> tuple[dict[str, int], bool, float]:
     """`_simulate` in a simulator process."""
     result: tuple[dict[str, int], bool, float] = run_in_pool(
@@ -357,19 +399,21 @@ def _simulate_in_pool(
         method,
         shots,
         seed,
+        parts,
         what=f"The {method} simulator",
         seconds=watch.seconds,
         stopped=watch.stopped,
+        progress=watch.progress,
     )
     return result
 
 
 def _simulate_in_child(
-    parsed: ParsedCircuit, method: str, shots: int, seed: int | None
+    parsed: ParsedCircuit, method: str, shots: int, seed: int | None, parts: int
 ) -> tuple[dict[str, int], bool, float] | Refused:
     """Runs in a simulator process: `_simulate`'s result, or its refusal."""
     try:
-        return _simulate(parsed, method, shots, seed)
+        return _simulate(parsed, method, shots, seed, parts)
     except SimulationError as exc:
         return Refused(exc.detail)
 

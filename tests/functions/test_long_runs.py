@@ -62,13 +62,13 @@ def status(http: Callable[..., Any], user: Any, job_id: str) -> Any:
     ).body
 
 
-def submit_long(http: Callable[..., Any], user: Any) -> str:
+def submit_long(http: Callable[..., Any], user: Any, shots: int = 1000) -> str:
     answer = http(
         jobs.execute,
         "POST",
         "/api/v1/execute",
         headers=user.headers,
-        body={"qasm": LONG, "shots": 1000},
+        body={"qasm": LONG, "shots": shots},
     )
     assert answer.status == 202, answer.body
     return str(answer.body["job_id"])
@@ -119,27 +119,28 @@ def _answer(value: int) -> int:
     return value
 
 
-def test_cancelling_a_running_job_stops_its_run_and_charges_nothing(
-    estimates_that_lie: None,
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_running_job_shows_its_progress_and_cancelling_it_stops_its_run_and_charges_nothing(
+    services_env: Services,
     make_user: Callable[..., Any],
     http: Callable[..., Any],
 ) -> None:
-    # given a long job running in a worker (a generous limit this time)
-    monkeypatch.setenv("QCOS_MAX_RUN_SECONDS", "300")
-    get_settings.cache_clear()
-    services.cache_clear()
+    # given a job of 40 shots that each run on their own (about 30 s in all), in a worker
     user = make_user()
-    job_id = submit_long(http, user)
+    job_id = submit_long(http, user, shots=40)
     runner = threading.Thread(target=deliver, args=(user.user_id, job_id), daemon=True)
     runner.start()
     assert wait_for(lambda: status(http, user, job_id)["status"] == "processing", 30)
-    assert wait_for(lambda: len(simulator_pids()) > 0, 30)
-    running = simulator_pids()
     shown = status(http, user, job_id)
     assert shown["attempts"] == 1 and shown["started_at"] is not None
 
-    # when its owner cancels it
+    # when it has run some of its shots, its status says how many
+    assert wait_for(lambda: "progress" in status(http, user, job_id), 30)
+    progress = status(http, user, job_id)["progress"]
+    assert progress["shots"] == 40 and 0 < progress["shots_done"] < 40
+    running = simulator_pids()
+    assert running
+
+    # and when its owner cancels it
     answer = http(
         jobs.cancel_job,
         "DELETE",
@@ -155,7 +156,7 @@ def test_cancelling_a_running_job_stops_its_run_and_charges_nothing(
     assert not runner.is_alive()
     assert wait_for(lambda: running.isdisjoint(simulator_pids()), 5)
     body = status(http, user, job_id)
-    assert body["status"] == "cancelled" and "result" not in body
+    assert body["status"] == "cancelled" and "result" not in body and "progress" not in body
     # and nothing is charged, the day's run given back
     svc = services()
     assert svc.ledger.repo.get(user.user_id, job_id) is None
