@@ -47,11 +47,13 @@ class Estimator:
         self._local_ms: float | None = None
         self._written_at = -math.inf
 
-    def seconds(self) -> int:
-        """Estimated seconds until a job queued now completes (at least 1)."""
+    def seconds(self, run_s: float | None = None) -> int:
+        """Estimated seconds until a job queued now completes (at least 1): the wait behind
+        the queue, then its own run (`run_s` when its estimate is known, else the mean)."""
         self._refresh()
-        waves = self._depth / self._parallelism + 1
-        return max(1, math.ceil(self._avg_ms * waves / 1000))
+        waves = self._depth / self._parallelism
+        own_ms = self._avg_ms if run_s is None else run_s * 1000
+        return max(1, math.ceil((self._avg_ms * waves + own_ms) / 1000))
 
     def mean_seconds(self) -> float:
         """The measured mean execution time of recent jobs, in seconds."""

@@ -72,6 +72,7 @@ class Job:
     tenant: str | None = None
     tags: str | None = None
     quota_day: str | None = None
+    estimated_run_s: float | None = None  # its own run, estimated at submit (local, emulated)
     estimated_cost: str | None = None  # a cloud job's price at submit (decimal text)
     budget_hold: str | None = None  # what it holds of its budgets (`BudgetHold.encode()`)
     kind: str = CIRCUIT

@@ -35,7 +35,7 @@ from shared.jobs.runs import Outcome, Runs, TaskRunner, describe, failure, perma
 from shared.jobs.schemas import ExecuteRequest, JobAccepted, SupplierExecuteRequest, SyncResult
 from shared.jobs.worker import Worker
 from shared.ledger.service import Ledger, amount
-from shared.suppliers import aer
+from shared.suppliers import aer, emulation
 from shared.suppliers.base import Mode
 from shared.suppliers.catalog import supplier as find_supplier
 from shared.suppliers.fit import check_fits
@@ -114,9 +114,14 @@ class Submissions:
         mode = self._suppliers.mode(info.id)
         execute = req.as_execute()
         parsed = self.parse(principal, execute)
-        check_fits(target, parsed, execute.shots, mode=mode, limits=self._settings.limits)
+        limits = self._settings.limits
+        check_fits(target, parsed, execute.shots, mode=mode, limits=limits)
         job = self._new_job(principal, execute, parsed)
         job.supplier, job.backend, job.mode = info.id, target.name, mode.value
+        if mode is Mode.EMULATED:  # the same figure as /api/v2/network/estimate's run_s
+            job.estimated_run_s = emulation.estimated_seconds(
+                target, parsed, execute.shots, limits=limits
+            )
         if mode is Mode.CLOUD:  # emulated runs cost nothing
             estimate = self._metering.cost(job, parsed)
             job.estimated_cost = amount(estimate.cost)
@@ -179,7 +184,7 @@ class Submissions:
             job_id=job.job_id,
             status=job.status.value,
             message=_ANSWERS.get(job.status, f"Job is {job.status.value}"),
-            estimated_time_seconds=self._estimator.seconds() if waiting else 0,
+            estimated_time_seconds=self._estimator.seconds(job.estimated_run_s) if waiting else 0,
         )
 
     def _reserve(self, principal: Principal, job: Job) -> Hold | None:
@@ -347,6 +352,9 @@ class Submissions:
         return parsed
 
     def _new_job(self, principal: Principal, req: ExecuteRequest, parsed: ParsedCircuit) -> Job:
+        """The row of a job of `parsed` for the local simulator (a supplier's job changes it)."""
+        statevector_max_qubits = self._settings.limits.statevector_max_qubits
+        run_ns = aer.estimated_ns(parsed, req.shots, statevector_max_qubits=statevector_max_qubits)
         return self._new_row(
             principal,
             req.job_id,
@@ -355,6 +363,7 @@ class Submissions:
             payload="qasm",
             num_qubits=parsed.num_qubits,
             qasm_hash=parsed.qasm_hash,
+            estimated_run_s=round(run_ns / 1e9, 6),
         )
 
     @staticmethod

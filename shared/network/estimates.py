@@ -10,7 +10,7 @@ For each backend, `estimate` answers:
 - `device_run_s`: the real device's time: shots x (one shot's critical path + the repetition
   delay) for a QPU; for a simulator, the local simulator's estimate stands in.
 - `run_s`: how long the run takes as it runs now: the emulation's estimate when emulated
-  (`aer.noisy_cost_ns` or `aer.estimated_ns`), the device's time in the cloud.
+  (`emulation.estimated_seconds`, as a submit answers), the device's time in the cloud.
 - `wait_s`: this gateway's open jobs on the backend, in waves of the worker's parallelism,
   times the measured mean job time. The supplier's own queue is not read.
 - `cost`: what this run costs (nothing when emulated or local), and `device_cost`: what the
@@ -29,16 +29,13 @@ from shared.errors import ApiError
 from shared.network.backends import Backend
 from shared.network.calibration import OnDevice, on_device
 from shared.network.pricing import GateCounts, Price, gate_counts, price
-from shared.suppliers import aer
+from shared.suppliers import aer, emulation
 from shared.suppliers.base import DeviceKind, Mode, Target
 from shared.suppliers.fit import check_fits
 
 # IBM's documented default repetition delay between shots; the other QPUs' data files give
 # none, so their per-shot time is the circuit's alone.
 _REP_DELAY_S = {"ibm_quantum": 250e-6}
-# The floor of a noisy emulated run on top of the simulation itself (mapping the circuit to the
-# device, the noise model): bench/supplier_emulation.py measures 2.6 to 16 ms for a Bell pair.
-_NOISY_EMULATION_FLOOR_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -148,7 +145,7 @@ def _one(
         device_s = emulated_s = sim_s
     else:
         device_s = _device_seconds(target, mapped, shots)
-        emulated_s = _NOISY_EMULATION_FLOOR_S + aer.noisy_cost_ns(parsed, shots) / 1e9
+        emulated_s = emulation.estimated_seconds(target, parsed, shots, limits=limits)
     device_cost = None
     if target.cost is not None:
         device_cost = price(target.cost, shots=shots, gates=gates, run_seconds=device_s)

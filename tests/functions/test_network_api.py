@@ -229,3 +229,62 @@ def test_network_endpoints_need_an_api_key(
 ) -> None:
     answer = http(network.network_status, "GET", f"{BASE}/status")
     assert answer.status == 401 and answer.body["success"] is False
+
+
+def ghz(n: int) -> str:
+    return (
+        f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{n}];\ncreg c[{n}];\nh q[0];\n'
+        + "".join(f"cx q[{i}],q[{i + 1}];\n" for i in range(n - 1))
+        + "measure q -> c;\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("supplier", "field", "backend", "backend_id"),
+    [
+        ("ibm_quantum", "backend", "ibm_brisbane", "ibm_brisbane"),
+        ("braket", "device", "garnet", "braket_iqm_garnet"),
+        (None, None, None, "qiskit_aer"),
+    ],
+)
+def test_a_submit_answers_the_run_time_the_estimate_gives_for_the_same_run(
+    supplier: str | None,
+    field: str | None,
+    backend: str | None,
+    backend_id: str,
+    user: Any,
+    http: Callable[..., Any],
+) -> None:
+    import math
+
+    from shared.api import jobs, suppliers
+
+    # given what the network estimate says of a GHZ-12 run on an emulated device
+    qasm, shots = ghz(12), 4000
+    body = {"qasm": qasm, "shots": shots, "backends": [backend_id]}
+    found = data(
+        http(network.network_estimate, "POST", f"{BASE}/estimate", body=body, headers=user.headers)
+    )["backends"][0]
+    assert found["fits"], found
+    run_s = found["estimated_run_s"]
+    # when the same run is submitted to that backend
+    if supplier is None:
+        answer = http(
+            jobs.execute,
+            "POST",
+            "/api/v1/execute",
+            headers=user.headers,
+            body={"qasm": qasm, "shots": shots},
+        )
+    else:
+        answer = http(
+            suppliers.supplier_execute,
+            "POST",
+            f"/api/v1/{supplier}/execute",
+            headers=user.headers,
+            route_params={"supplier": supplier},
+            body={"qasm": qasm, "shots": shots, field: backend},
+        )
+    # then the time it answers is that run's, after an empty queue's wait (under a second)
+    assert answer.status == 202, answer.body
+    assert math.ceil(run_s) <= answer.body["estimated_time_seconds"] <= math.ceil(run_s) + 1
