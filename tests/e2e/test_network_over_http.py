@@ -278,6 +278,38 @@ def test_a_cancelled_batch_stops_and_what_never_ran_is_not_run(
     assert again.status_code == 200
 
 
+# 18 qubits measured mid-way: every shot runs on its own, about a second each.
+LONG = (
+    'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[18] q;\nbit[18] c;\n'
+    + "rx(0.1) q[0];\ncx q[0], q[1];\nc[0] = measure q[0];\n" * 100
+    + "c = measure q;\n"
+)
+
+
+def test_cancelling_a_network_job_stops_its_running_run(
+    host: FuncHost, headers: dict[str, str]
+) -> None:
+    # given a fan-out whose one run takes about half a minute, started
+    body = {"qasm": LONG, "shots": 40, "backends": ["qiskit_aer"], "strategy": "all"}
+    answer = requests.post(f"{host.url}{BASE}/execute", json=body, headers=headers, timeout=60)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["data"]["job_id"]
+    run = f"{host.url}/api/v1/status/{job_id}-0-0"
+    deadline = time.monotonic() + 60
+    while requests.get(run, headers=headers, timeout=30).json().get("status") != "processing":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    # when
+    cancelled = requests.delete(f"{host.url}{BASE}/execute/{job_id}", headers=headers, timeout=60)
+    # then the job and its run are cancelled, and the run does not go on to complete
+    assert cancelled.status_code == 200, cancelled.text
+    assert requests.get(run, headers=headers, timeout=30).json()["status"] == "cancelled"
+    time.sleep(5)
+    view = requests.get(f"{host.url}{BASE}/execute/{job_id}", headers=headers, timeout=60).json()
+    assert view["data"]["status"] == "cancelled"
+    assert requests.get(run, headers=headers, timeout=30).json()["status"] == "cancelled"
+
+
 def test_another_users_network_job_is_not_found(host: FuncHost, headers: dict[str, str]) -> None:
     status, answer = execute(host, headers, {"qasm": BELL, "backends": ["qiskit_aer"]})
     job_id = answer["data"]["job_id"]
