@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # `make run`: Azurite (storage) and funchost (the Functions host stand-in) on loopback.
-# Ctrl-C stops both. Azurite's data lives in .azurite/, its log in .azurite/azurite.log.
+# Azurite's data lives in .azurite/, its log in .azurite/azurite.log.
+#
+# Ctrl-C stops everything within 3 s: funchost gives in-flight invocations 2 s, then exits
+# anyway (their queue messages were not deleted: they run again on the next start); a second
+# Ctrl-C cuts that short. Each server runs in a session of its own, so the terminal's Ctrl-C
+# reaches this script only, and at the end each server's whole process group goes, whatever
+# it started (a simulator's worker processes, say).
+#
+# FUNCHOST_PORT (7071) and AZURITE_PORTS ("10000 10001 10002": blob, queue, table) move them;
+# with other Azurite ports, AzureWebJobsStorage (unless set) names them.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
 HOST=127.0.0.1
-PORT=7071
-STORAGE_PORTS=(10000 10001 10002) # blob, queue, table
+PORT=${FUNCHOST_PORT:-7071}
+read -r -a STORAGE_PORTS <<<"${AZURITE_PORTS:-10000 10001 10002}" # blob, queue, table
+((${#STORAGE_PORTS[@]} == 3)) || {
+    echo "run: AZURITE_PORTS must name three ports (blob, queue, table)" >&2
+    exit 1
+}
 PY=$ROOT/.venv/bin/python
 FUNCHOST=$ROOT/.venv/bin/funchost
 AZURITE_BIN=${AZURITE_BIN:-$ROOT/node_modules/.bin/azurite}
@@ -36,30 +49,74 @@ done
 
 AZURITE_PID=
 FUNCHOST_PID=
+STOP_STARTED=
+
+# Milliseconds since the epoch.
+now_ms() {
+    if [[ -n ${EPOCHREALTIME:-} ]]; then
+        local micros=${EPOCHREALTIME/[.,]/}
+        echo $((micros / 1000))
+    else
+        echo $(($(date +%s) * 1000))
+    fi
+}
+
+# Wait until process $1 has exited, or the time is $2 (ms); then end its whole process group.
+stop_group_by() {
+    local pid=$1 deadline=$2
+    while kill -0 "$pid" 2>/dev/null && (($(now_ms) < deadline)); do
+        sleep 0.05 || true
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# A second Ctrl-C while stopping: funchost skips the rest of its grace period.
+hurry() {
+    [[ -z $FUNCHOST_PID ]] || kill -INT "$FUNCHOST_PID" 2>/dev/null || true
+}
+
 cleanup() {
     local status=$?
-    trap - INT TERM EXIT
-    local pid waited
-    for pid in $FUNCHOST_PID $AZURITE_PID; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in $FUNCHOST_PID $AZURITE_PID; do
-        waited=0
-        while kill -0 "$pid" 2>/dev/null && ((waited < 100)); do
-            sleep 0.1
-            waited=$((waited + 1))
+    set +e # a command failing (a `sleep` a second Ctrl-C interrupts) must not end the cleanup
+    trap - EXIT
+    trap hurry INT TERM HUP
+    STOP_STARTED=$(now_ms)
+    if [[ -n $FUNCHOST_PID ]]; then
+        kill -INT "$FUNCHOST_PID" 2>/dev/null
+        stop_group_by "$FUNCHOST_PID" $((STOP_STARTED + 2700))
+        FUNCHOST_PID=
+    fi
+    if [[ -n $AZURITE_PID ]]; then
+        # Azurite saves its data as it closes; it writes "... successfully closed" for each of
+        # its three services, then idles for a second or two before it exits.
+        kill -TERM "$AZURITE_PID" 2>/dev/null
+        local deadline=$((STOP_STARTED + 2900))
+        local closed
+        while kill -0 "$AZURITE_PID" 2>/dev/null && (($(now_ms) < deadline)); do
+            closed=$(grep -c "successfully closed" "$ROOT/.azurite/azurite.log" 2>/dev/null)
+            ((${closed:-0} >= 3)) && break
+            sleep 0.05 || true
         done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+        stop_group_by "$AZURITE_PID" 0
+        AZURITE_PID=
+    fi
     exit "$status"
 }
-trap cleanup INT TERM EXIT
+trap cleanup INT TERM HUP EXIT
+
+# A prefix that runs a command (by exec: the same pid, so $! is its pid) as the leader of a
+# new session, with SIGINT handled as usual (a background job of a script starts with it
+# ignored).
+IN_OWN_SESSION=("$PY" -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.setsid()
+os.execv(sys.argv[1], sys.argv[1:])')
 
 # --- storage -----------------------------------------------------------------------------------
 mkdir -p .azurite
 echo "run: starting Azurite on $HOST:${STORAGE_PORTS[0]}-${STORAGE_PORTS[2]} (data in .azurite/)"
-"$AZURITE_BIN" \
+"${IN_OWN_SESSION[@]}" "$AZURITE_BIN" \
     --location "$ROOT/.azurite" \
     --blobHost "$HOST" --blobPort "${STORAGE_PORTS[0]}" \
     --queueHost "$HOST" --queuePort "${STORAGE_PORTS[1]}" \
@@ -116,12 +173,21 @@ if [[ -z ${QCOS_ADMIN_API_KEY:-} ]] && ! settings_have_admin_key; then
     echo "run: admin API key (QCOS_ADMIN_API_KEY) is in $KEY_FILE"
 fi
 
+if [[ -z ${AzureWebJobsStorage:-} && "${STORAGE_PORTS[*]}" != "10000 10001 10002" ]]; then
+    account=devstoreaccount1
+    AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=$account;"
+    AzureWebJobsStorage+="AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    AzureWebJobsStorage+="BlobEndpoint=http://$HOST:${STORAGE_PORTS[0]}/$account;"
+    AzureWebJobsStorage+="QueueEndpoint=http://$HOST:${STORAGE_PORTS[1]}/$account;"
+    AzureWebJobsStorage+="TableEndpoint=http://$HOST:${STORAGE_PORTS[2]}/$account;"
+    export AzureWebJobsStorage
+fi
+
 # --- host --------------------------------------------------------------------------------------
 echo "run: starting the function app on http://$HOST:$PORT (Ctrl-C stops it and Azurite)"
-"$FUNCHOST" start --app-dir "$ROOT" --port "$PORT" --host "$HOST" &
+"${IN_OWN_SESSION[@]}" "$FUNCHOST" start --app-dir "$ROOT" --port "$PORT" --host "$HOST" &
 FUNCHOST_PID=$!
 # `wait` returns early when a trapped signal arrives, so Ctrl-C reaches cleanup at once.
 status=0
 wait "$FUNCHOST_PID" || status=$?
-FUNCHOST_PID=
-exit "$status"
+exit "$status" # cleanup still ends what funchost left in its process group, and Azurite

@@ -279,6 +279,27 @@ class TelemetrySettings:
         return bool(self.connection_string)
 
 
+def library_log_level(env: Mapping[str, str] | None = None) -> int:
+    """The level third-party libraries' loggers are held at (`shared.telemetry`):
+    `QCOS_LIBRARY_LOG_LEVEL`, a level name (DEBUG, INFO, WARNING, ERROR) or number; WARNING
+    when unset. Read on its own when the app is imported, before any function runs, not with
+    the other settings (a bad value elsewhere must not stop the app from loading). Raises
+    `SettingsError` for a value that names no level."""
+    if env is None:
+        env = os.environ
+    raw = _text(env, "QCOS_LIBRARY_LOG_LEVEL")
+    if raw is None:
+        return logging.WARNING
+    if raw.isdigit():
+        return int(raw)
+    level = logging.getLevelName(raw.upper())
+    if not isinstance(level, int):
+        raise SettingsError(
+            f"QCOS_LIBRARY_LOG_LEVEL must be a log level (DEBUG, INFO, WARNING, ERROR), not {raw!r}"
+        )
+    return level
+
+
 @dataclass(frozen=True)
 class Settings:
     version: str = __version__

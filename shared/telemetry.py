@@ -14,6 +14,13 @@ span and yield a `Span` to add attributes to; nested ones are children. Job runs
 (`qcos.job.runs`, by kind, supplier and outcome) and supplier calls timed
 (`qcos.supplier.call.duration`).
 
+Library loggers. Third-party libraries log a lot below WARNING in the normal course of a request:
+qiskit's pass manager a line per transpiler pass at INFO (dozens per circuit), stevedore a line per
+plugin at DEBUG. Whoever sets the root logger to INFO or DEBUG (the Functions worker does, funchost
+does) would get those instead of ours. So importing this module, which `function_app` does through
+the blueprints before any function runs (in Azure as under funchost), holds the `LIBRARY_LOGGERS`
+at `QCOS_LIBRARY_LOG_LEVEL` (WARNING unless set): `quiet_libraries()`.
+
 Configuration. The first span of a process decides, from `Settings.telemetry`: with an
 Application Insights connection string, the Azure Monitor distro is configured once (traces,
 metrics and the `shared` loggers' records go there; of its instrumentations only the Azure SDK
@@ -56,6 +63,50 @@ _DISABLED_INSTRUMENTATIONS = (
 _EXPORTED_LOGGER = "shared"
 
 Attribute = str | bool | int | float
+
+# -- library loggers ------------------------------------------------------------------------------
+
+# Loggers (with their children) of libraries that log below WARNING on the request path, or may:
+# the simulator stack and its plugin loader, the cloud SDKs' HTTP stacks, the Azure SDK's
+# request/response lines (one per storage call), the Azure Monitor exporter's transmissions.
+LIBRARY_LOGGERS = (
+    "qiskit",
+    "qiskit_aer",
+    "qiskit_ibm_runtime",
+    "stevedore",
+    "numexpr",
+    "matplotlib",
+    "PIL",
+    "spnego",
+    "braket",
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "urllib3",
+    "msal",
+    "azure.core.pipeline.policies.http_logging_policy",
+    "azure.identity",
+    "azure.monitor.opentelemetry.exporter",
+)
+
+
+def quiet_libraries(level: int | None = None) -> None:
+    """Hold `LIBRARY_LOGGERS` at `level` (None: the `QCOS_LIBRARY_LOG_LEVEL` setting, WARNING
+    unless set; a value that names no level is logged and WARNING used). Their records below
+    it are dropped before any handler sees them, whatever the root logger's level."""
+    if level is None:
+        from shared.config import SettingsError, library_log_level
+
+        try:
+            level = library_log_level()
+        except SettingsError as exc:
+            logger.error("%s; libraries log at WARNING", exc)
+            level = logging.WARNING
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+quiet_libraries()
 
 # -- log fields -----------------------------------------------------------------------------------
 

@@ -206,11 +206,18 @@ class AppRunner:
         settings: dict[str, str] | None = None,
         host_json: dict[str, Any] | None = None,
         local_settings: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> tuple[FuncHost, Path, dict[str, str]]:
         """A FuncHost for a fresh copy of the app, not started (to test refusals)."""
         app_dir = self.prepare(name, host_json=host_json, local_settings=local_settings)
         env = self.settings_for(app_dir, settings)
-        host = FuncHost(app_dir, env=env, log_path=app_dir / "funchost.log", startup_timeout=30)
+        host = FuncHost(
+            app_dir,
+            env=env,
+            log_path=app_dir / "funchost.log",
+            startup_timeout=30,
+            extra_args=extra_args or (),
+        )
         return host, app_dir, env
 
     def start(
@@ -220,10 +227,16 @@ class AppRunner:
         settings: dict[str, str] | None = None,
         host_json: dict[str, Any] | None = None,
         local_settings: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> RunningApp:
-        """Run tests/apps/<name> and wait until it serves; stopped at teardown."""
+        """Run tests/apps/<name> (funchost given `extra_args`) and wait until it serves;
+        stopped at teardown."""
         host, app_dir, env = self.host_for(
-            name, settings=settings, host_json=host_json, local_settings=local_settings
+            name,
+            settings=settings,
+            host_json=host_json,
+            local_settings=local_settings,
+            extra_args=extra_args,
         )
         app = RunningApp(name, app_dir, host, env, app_dir / "records.jsonl")
         self.apps.append(app)

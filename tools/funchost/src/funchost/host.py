@@ -19,28 +19,55 @@ from .invoker import Invoker, decode
 from .queues import QueueListener, QueueSink, QueueWakeups
 from .routes import RouteTable
 from .settings import apply_local_settings, load_host_config, load_local_settings
+from .shutdown import Watchdog, start_resource_tracker
 from .timers import Schedule, TimerRunner
 
 log = logging.getLogger("funchost")
 
 DURABLE_TRIGGERS = ("orchestrationTrigger", "activityTrigger")
+# In-flight invocations get `grace` seconds once a stop is asked for; closing the listeners,
+# the HTTP server and the storage clients then gets this long before the watchdog exits anyway.
+TEARDOWN_SECONDS = 0.5
+# What aiohttp waits, twice, for a response still being written when it closes.
+HTTP_SHUTDOWN_SECONDS = 0.1
 
 
 class Host:
-    """One running app. `load()` indexes and validates; `serve()` runs until stopped."""
+    """One running app. `load()` indexes and validates; `serve()` runs until stopped.
+
+    A stop (SIGINT or SIGTERM, `request_stop()`) takes no new work, gives in-flight
+    invocations `grace_seconds`, then cancels them: their queue messages are not deleted and
+    come back after their lease (a job cut off by a stop runs again on the next start). A
+    second signal ends the grace period at once. The watchdog bounds the whole stop to the
+    grace period plus TEARDOWN_SECONDS. `abandoned` counts the sync functions still running in
+    threads once `serve()` returns: the process must then leave with `shutdown.exit_now`.
+    """
 
     def __init__(
-        self, app_dir: Path, host: str = "127.0.0.1", port: int = 7071, grace_seconds: float = 10.0
+        self, app_dir: Path, host: str = "127.0.0.1", port: int = 7071, grace_seconds: float = 2.0
     ) -> None:
         self.app_dir = app_dir.resolve()
         self.bind_host = host
         self.port = port
         self.grace = grace_seconds
         self.stop_event = asyncio.Event()
+        self.hurry = asyncio.Event()  # a second signal: no more grace
+        self.watchdog = Watchdog()
         self.functions: list[FunctionSpec] = []
         self.base_url = f"http://{host}:{port}"
         self.durable_client_json = ""
         self.abandoned = 0
+
+    def request_stop(self) -> None:
+        """Stop serving (from the event loop's thread); a second call ends the grace period."""
+        if self.stop_event.is_set():
+            if not self.hurry.is_set():
+                log.info("Stopping now: in-flight invocations are cut off")
+            self.hurry.set()
+            self.watchdog.arm(TEARDOWN_SECONDS)
+            return
+        self.stop_event.set()
+        self.watchdog.arm(self.grace + TEARDOWN_SECONDS)
 
     def load(self) -> None:
         apply_local_settings(load_local_settings(self.app_dir))
@@ -91,9 +118,10 @@ class Host:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, self.stop_event.set)
+                loop.add_signal_handler(sig, self.request_stop)
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass
+        start_resource_tracker()
         invoker = Invoker(str(self.app_dir))
         wakeups = QueueWakeups()
         sink = QueueSink(self.config.queues, wakeups)
@@ -108,7 +136,12 @@ class Host:
             await engine.start()
             front.durable = DurableWebhooks(engine, self.base_url)
             self.durable_client_json = front.durable.client_binding_json()
-        runner = web.AppRunner(front.build(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            front.build(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=HTTP_SHUTDOWN_SECONDS,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.bind_host, self.port, reuse_address=True)
         await site.start()
@@ -127,21 +160,32 @@ class Host:
         for task in done:
             if task is not stop and task.exception() is not None:
                 log.error("host component failed: %r", task.exception())
-        log.info("Stopping the host: no new work; in-flight invocations get %.0fs", self.grace)
+        stop.cancel()
+        if not self.stop_event.is_set():  # a component failed: stop as if asked to
+            self.request_stop()
+        if invoker.in_flight:
+            log.info(
+                "Stopping the host: no new work; %d in-flight invocation(s) get %gs "
+                "(Ctrl-C again: stop now)",
+                invoker.in_flight,
+                self.grace,
+            )
+        else:
+            log.info("Stopping the host")
         front.state = "Stopping"
         for component in components:
             component.stopping.set()
         if engine is not None:
             engine.stopping.set()
-        finished = await invoker.wait_idle(self.grace)
-        self.abandoned = 0 if finished else invoker.in_flight
+        finished = await invoker.wait_idle(self.grace, self.hurry)
         if not finished:
             log.warning(
-                "grace period over with %d invocations running; their queue messages "
+                "%d invocation(s) still running are abandoned; their queue messages "
                 "reappear after their lease",
                 invoker.in_flight,
             )
-        for task in background:
+        front.cancel_invocations()
+        for task in background:  # a listener cancels its in-flight invocations
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         if engine is not None:
@@ -149,4 +193,5 @@ class Host:
         await sink.close()
         await runner.cleanup()
         invoker.shutdown()
+        self.abandoned = invoker.threads_busy
         log.info("Host stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,13 @@ class HttpFront:
         self.durable: DurableWebhooks | None = None
         self.state = "Running"
         self.max_body_bytes = max_body_bytes
+        self._invoking: set[asyncio.Task[Any]] = set()
+
+    def cancel_invocations(self) -> None:
+        """Cut off the function invocations of requests still being handled (the host's
+        grace period is over): their clients get the connection closed."""
+        for task in self._invoking:
+            task.cancel()
 
     def build(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body_bytes)
@@ -58,6 +66,10 @@ class HttpFront:
         found = self.routes.find(request.method, path)
         if isinstance(found, int):
             return web.Response(status=found)
+        if self.state != "Running":  # stopping: no new work
+            return web.Response(
+                status=503, text="Service Unavailable", headers={"Retry-After": "5"}
+            )
         route, values = found
         spec = route.target
         body = await request.read()
@@ -69,12 +81,18 @@ class HttpFront:
             route_params=values,
             body=body,
         )
-        outcome = await self.invoker.invoke(
-            spec,
-            http_request,
-            self.inputs(spec, str(request.url)),
-            reason=f"HTTP {request.method} {path}",
-        )
+        task = asyncio.current_task()
+        assert task is not None
+        self._invoking.add(task)
+        try:
+            outcome = await self.invoker.invoke(
+                spec,
+                http_request,
+                self.inputs(spec, str(request.url)),
+                reason=f"HTTP {request.method} {path}",
+            )
+        finally:
+            self._invoking.discard(task)
         if not outcome.ok:
             return web.Response(status=500, text="Internal Server Error")
         return _to_aiohttp(outcome.value)

@@ -3,6 +3,11 @@
 Sync functions run in a thread pool, async ones on the host's event loop. Inputs are
 decoded with the converters of `azure.functions.meta`; `func.Out` values and queue
 `$return` values are handed to the output sinks once the function has succeeded.
+
+The pool's threads block SIGINT, and so do the processes they start (`shutdown`): Ctrl-C is
+the host's to handle. An invocation cancelled when the host stops is not an outcome: the
+cancellation goes on to the trigger, which leaves its message to come back; a sync function
+cut off that way still runs in its thread (`threads_busy`) until the process exits.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import azure.functions as func
 from azure.functions import meta
 
 from .indexing import Binding, FunctionSpec
+from .shutdown import block_interrupts
 
 log = logging.getLogger("funchost")
 T = TypeVar("T")
@@ -116,9 +122,13 @@ class Invoker:
 
     def __init__(self, app_dir: str, threads: int = 32) -> None:
         self.app_dir = app_dir
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="funchost-fn")
+        self.executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="funchost-fn", initializer=block_interrupts
+        )
         self.sinks: dict[str, OutputSink] = {}
         self.in_flight = 0
+        self._busy = 0  # sync functions running in a thread right now
+        self._busy_lock = threading.Lock()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -151,9 +161,17 @@ class Invoker:
             else:
                 loop = asyncio.get_running_loop()
                 outcome.value = await loop.run_in_executor(
-                    self.executor, functools.partial(spec.func, **kwargs)
+                    self.executor, functools.partial(self._in_thread, spec.func, kwargs)
                 )
             await self._write_outputs(spec, outs, outcome.value)
+        except asyncio.CancelledError:  # the host is stopping: not an outcome
+            log.warning(
+                "Abandoned 'Functions.%s' (Id=%s) after %.0fms: the host is stopping",
+                spec.name,
+                invocation_id,
+                (time.perf_counter() - started) * 1000,
+            )
+            raise
         except Exception as exc:  # the function's failure is an outcome, not a host crash
             outcome.ok = False
             outcome.error = exc
@@ -191,13 +209,34 @@ class Invoker:
                 raise RuntimeError(f"no output sink for binding type {binding.type!r}")
             await sink.write(binding, encode(binding.type, item))
 
-    async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no invocation is running; False if `timeout` passed first."""
+    def _in_thread(self, fn: Any, kwargs: dict[str, Any]) -> Any:
+        block_interrupts()  # again: a library may have unblocked it (see shutdown)
+        with self._busy_lock:
+            self._busy += 1
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
+            return fn(**kwargs)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+
+    @property
+    def threads_busy(self) -> int:
+        """Sync functions running in a thread now, cancelled invocations' included."""
+        with self._busy_lock:
+            return self._busy
+
+    async def wait_idle(self, timeout: float, cut_short: asyncio.Event | None = None) -> bool:
+        """Wait until no invocation is running; False if `timeout` passed, or `cut_short` was
+        set, first."""
+        waits = {asyncio.ensure_future(self._idle.wait())}
+        if cut_short is not None:
+            waits.add(asyncio.ensure_future(cut_short.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return self._idle.is_set()
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

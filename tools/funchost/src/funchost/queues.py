@@ -175,6 +175,12 @@ class QueueListener:
                     task = asyncio.create_task(self._process(client, poison, message))
                     self.tasks.add(task)
                     task.add_done_callback(self._done)
+        except asyncio.CancelledError:
+            # The host's grace period is over: cut the invocations off. Their messages are
+            # not deleted and come back once their lease runs out.
+            for task in self.tasks:
+                task.cancel()
+            raise
         finally:
             try:
                 if self.tasks:

@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from .shutdown import process_table
+
 __all__ = [
     "AZURITE_ACCOUNT",
     "AZURITE_KEY",
@@ -36,6 +38,7 @@ __all__ = [
     "FuncHostError",
     "find_azurite",
     "free_port",
+    "process_family",
 ]
 
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -66,6 +69,29 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def process_family(*roots: int) -> set[int]:
+    """The running processes that are `roots`, descend from one, or belong to a process group
+    or session that one of those leads (Linux; empty where there is no /proc).
+
+    Taken while a program runs and again after it exited, with the first answer as `roots`,
+    it tells what the program left behind: orphans leave the tree but keep their group and
+    session.
+    """
+    table = process_table()
+    leaders = set(roots)
+    family: set[int] = set()
+    while True:
+        found = {
+            pid
+            for pid, (ppid, pgrp, session) in table.items()
+            if pid in leaders or ppid in leaders or pgrp in leaders or session in leaders
+        }
+        if found <= family:
+            return family
+        family |= found
+        leaders |= found
 
 
 def _port_open(port: int) -> bool:
@@ -308,6 +334,8 @@ class FuncHost:
       `url` stays valid.
     - `stop(grace)` sends SIGTERM and SIGKILLs after `grace` seconds; `kill()` sends
       SIGKILL at once (a crash). Both return the exit status and are idempotent.
+    - `launch()` starts without waiting; `interrupt()` sends SIGINT to the process group (a
+      terminal's Ctrl-C) and `wait(timeout)` waits for the exit status.
     """
 
     def __init__(
@@ -405,10 +433,16 @@ class FuncHost:
             self.port = free_port()
         raise AssertionError("unreachable")
 
-    def _start_once(self) -> FuncHostError | None:
+    def launch(self) -> FuncHost:
+        """Start the funchost process and return at once, without waiting for it to serve
+        (to interrupt a start, say); returns self."""
+        if not self.running:
+            self._launch()
+        return self
+
+    def _launch(self) -> subprocess.Popen[bytes]:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.returncode = None
-        offset = len(self.log_text())
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
                 self.command(),
@@ -420,6 +454,11 @@ class FuncHost:
                 start_new_session=True,
             )
         self._process = process
+        return process
+
+    def _start_once(self) -> FuncHostError | None:
+        offset = len(self.log_text())
+        process = self._launch()
         deadline = time.monotonic() + self.startup_timeout
         status_url = f"{self.url}/admin/host/status"
         while time.monotonic() < deadline:
@@ -482,6 +521,24 @@ class FuncHost:
         if process is not None:
             self.returncode = _stop_process(process, grace)
         return self.returncode
+
+    def interrupt(self) -> None:
+        """SIGINT to funchost's process group, as Ctrl-C in a terminal sends it to the
+        foreground group (funchost and the processes it started); returns at once."""
+        if self._process is not None:
+            _kill_group(self._process, signal.SIGINT)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the process to exit; its exit status. Raises `subprocess.TimeoutExpired`
+        after `timeout` seconds (it keeps running), RuntimeError if it was never started."""
+        process = self._process
+        if process is None:
+            if self.returncode is None:
+                raise RuntimeError("funchost was not started")
+            return self.returncode
+        code = process.wait(timeout)
+        self.returncode = code  # the process stays known: stop() still ends its group
+        return code
 
     def kill(self) -> int | None:
         """SIGKILL at once, as a crash would; the exit status (None if never started)."""
