@@ -24,11 +24,12 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from shared.circuits.bitorder import normalize_registers
 from shared.circuits.limits import CircuitLimits
+from shared.circuits.shape import Shape, shape_of
 from shared.errors import BadRequest, InvalidQasm, LimitExceeded, PayloadTooLarge, one_line
 
 # The only file each version may include: the parsers know them without reading a file.
@@ -98,6 +99,11 @@ class ParsedCircuit:
     # Nothing but measurements follows the first measurement, and no reset or control flow: a
     # simulator can draw every shot from one run (else each shot is a run of its own).
     final_measurements: bool = True
+
+    @cached_property
+    def shape(self) -> Shape:
+        """Operations by kind and how entangled the circuit can get (read on first use)."""
+        return shape_of(self.circuit, self.operations)
 
 
 @dataclass(frozen=True)

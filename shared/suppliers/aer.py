@@ -244,16 +244,22 @@ def _simulate(
 
 
 # A run whose every shot is a run of its own, estimated at this many nanoseconds or more, runs
-# its shots in `PROGRESS_PARTS` parts and reports each as done: the job's status shows it.
+# its shots in up to `PROGRESS_PARTS` parts and reports each as done: the job's status shows it.
+# Each part costs the run's setup again, so there are only as many as keep that under a tenth.
 PROGRESS_AFTER_NS = 1_000_000_000
 PROGRESS_PARTS = 20
+_PART_SETUP_NS = 2_000_000  # an ideal run's setup (its transpiled circuit is cached)
 
 
-def progress_parts(final_measurements: bool, cost_ns: float, shots: int) -> int:
-    """How many parts to run `shots` in so the caller sees progress (1: one run)."""
+def progress_parts(
+    final_measurements: bool, cost_ns: float, shots: int, setup_ns: float = _PART_SETUP_NS
+) -> int:
+    """How many parts to run `shots` in so the caller sees progress (1: one run), each part
+    costing `setup_ns` more."""
     if final_measurements or cost_ns < PROGRESS_AFTER_NS:
         return 1
-    return max(1, min(shots, PROGRESS_PARTS))
+    affordable = int(cost_ns * 0.1 / max(setup_ns, 1.0))
+    return max(1, min(shots, PROGRESS_PARTS, affordable))
 
 
 def in_parts(
@@ -329,33 +335,6 @@ def check_runnable(
         raise LimitExceeded(
             f"This circuit and shot count would run for more than {max_run_seconds:g} s on the"
             f" {method} simulator; use fewer shots, operations or qubits",
-            error_code="RUN_TIME_LIMIT_EXCEEDED",
-        )
-
-
-# A circuit mapped to a device grows (basis changes, routing swaps): estimate with this many
-# operations per operation of the source.
-_DEVICE_OPERATIONS_FACTOR = 3
-
-
-def noisy_cost_ns(parsed: ParsedCircuit, shots: int) -> float:
-    """The estimated cost of a run with a device's noise: Aer evolves one density matrix
-    (4^qubits amplitudes per operation) or runs every shot as a trajectory of its own (2^qubits
-    per operation, per shot), whichever is cheaper."""
-    qubits = parsed.num_qubits
-    operations = parsed.operations * _DEVICE_OPERATIONS_FACTOR
-    density = operations * (_NS_PER_OPERATION + _NS_PER_AMPLITUDE * 4.0**qubits)
-    trajectories = shots * (_NS_PER_UNSAMPLED_SHOT + operations * _NS_PER_AMPLITUDE * 2.0**qubits)
-    return min(density, trajectories)
-
-
-def check_noisy_runnable(parsed: ParsedCircuit, shots: int, *, max_run_seconds: float) -> None:
-    """Refuse, before a job is accepted, a noisy emulation whose `noisy_cost_ns` exceeds
-    `max_run_seconds`: `LimitExceeded` (RUN_TIME_LIMIT_EXCEEDED)."""
-    if noisy_cost_ns(parsed, shots) >= max_run_seconds * 1e9:
-        raise LimitExceeded(
-            f"With the device's noise this circuit and shot count would run for more than"
-            f" {max_run_seconds:g} s in emulation; use fewer shots, operations or qubits",
             error_code="RUN_TIME_LIMIT_EXCEEDED",
         )
 

@@ -144,7 +144,7 @@ class NoisyDevice:
         self._lock = threading.Lock()  # the target, the pass manager (not thread-safe)
         self._cache_lock = threading.Lock()
         self._transpiled: OrderedDict[str, tuple[Any, tuple[int, ...]]] = OrderedDict()
-        self._noise: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._noise: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._pass_manager: Any = None
 
     @property
@@ -155,33 +155,54 @@ class NoisyDevice:
             return self._target
 
     def run(
-        self, parsed: ParsedCircuit, shots: int, *, max_qubits: int, seed: int | None = None
+        self,
+        parsed: ParsedCircuit,
+        shots: int,
+        *,
+        plan: Callable[[int], Plan | None],
+        seed: int | None = None,
     ) -> EmulatedRun:
-        """Counts of `parsed` on this device's noise. Raises `CircuitDoesNotFit` when the
-        circuit is wider than the device or uses more than `max_qubits` physical qubits."""
+        """Counts of `parsed` on this device's noise, run the way `plan(active qubits)` says
+        (in parts, each reported, when every shot is a trajectory of its own). Raises
+        `CircuitDoesNotFit` when the circuit is wider than the device or than any method runs."""
         started = time.perf_counter()
         compact, physical = self.transpile(parsed)
-        if len(physical) > max_qubits:
+        chosen = plan(len(physical))
+        if chosen is None:
             raise CircuitDoesNotFit(
-                f"The emulation of {self.key} simulates at most {max_qubits} active qubits; "
-                f"this circuit uses {len(physical)} after mapping to the device"
+                f"The emulation of {self.key} simulates at most {MAX_NOISY_QUBITS} active "
+                f"qubits; this circuit uses {len(physical)} after mapping to the device"
             )
-        noise = self._noise_model(physical)
+        noise = self._noise_model(physical, compact)
         from qiskit_aer import AerSimulator
 
-        options: dict[str, Any] = {"shots": shots, "max_parallel_threads": 1}
-        if seed is not None:
-            options["seed_simulator"] = seed
-        result = AerSimulator(noise_model=noise).run(compact, **options).result()
-        if not result.success:
-            raise CircuitDoesNotFit(one_line(str(result.status)))
-        counts = {str(k): int(v) for k, v in result.get_counts().items()}
-        method = str(result.results[0].metadata.get("method", "automatic"))
+        simulator = AerSimulator(noise_model=noise, method=chosen.method)
+
+        def run_part(part_shots: int, part_seed: int | None) -> dict[str, int]:
+            result = simulator.run(
+                compact, shots=part_shots, seed_simulator=part_seed, max_parallel_threads=1
+            ).result()
+            if not result.success:
+                raise CircuitDoesNotFit(one_line(str(result.status)))
+            return {str(k): int(v) for k, v in result.get_counts().items()}
+
+        parts = aer.progress_parts(
+            chosen.method == DENSITY_MATRIX and parsed.final_measurements,
+            chosen.seconds * 1e9,
+            shots,
+            chosen.setup_seconds * 1e9,
+        )
+        counts = aer.in_parts(run_part, shots, seed, parts)
         return EmulatedRun(
             counts=counts,
             execution_time_ms=(time.perf_counter() - started) * 1000.0,
-            method=f"aer {method}, noise of {self.key} restricted to qubits {list(physical)}",
-            details={"physical_qubits": list(physical), "calibration": self.key},
+            method=f"aer {chosen.method}, noise of {self.key} restricted to qubits "
+            f"{list(physical)}",
+            details={
+                "physical_qubits": list(physical),
+                "calibration": self.key,
+                "estimated_seconds": round(chosen.seconds, 3),
+            },
         )
 
     def transpile(self, parsed: ParsedCircuit) -> tuple[Any, tuple[int, ...]]:
@@ -219,33 +240,77 @@ class NoisyDevice:
                 self._transpiled.popitem(last=False)
         return entry
 
-    def _noise_model(self, physical: tuple[int, ...]) -> Any:
+    def _noise_model(self, physical: tuple[int, ...], compact: Any = None) -> Any:
+        """The noise of `physical` qubits, on the multi-qubit gates' qubit sets `compact` uses
+        (all of them when None): noise on a pair no gate touches changes nothing, and each
+        error costs Aer's every run about 10 ms to prepare (190 pairs of an all-to-all device
+        of 20 qubits, against the 19 a GHZ chain uses)."""
+        used = None if compact is None else _multi_qubit_sets(compact)
+        key = (physical, used)
         with self._cache_lock:
-            model = self._noise.get(physical)
+            model = self._noise.get(key)
             if model is not None:
-                self._noise.move_to_end(physical)
+                self._noise.move_to_end(key)
                 return model
-        model = noise_model_from_target(sub_target(self.target, physical))
+        model = noise_model_from_target(sub_target(self.target, physical, used))
         with self._cache_lock:
-            self._noise[physical] = model
+            self._noise[key] = model
             while len(self._noise) > _CACHE_SIZE:
                 self._noise.popitem(last=False)
         return model
 
 
 def _compact(mapped: Any) -> tuple[Any, tuple[int, ...]]:
-    """`mapped` without its idle qubits, and the physical indices of those it kept, in order."""
-    from qiskit.converters import circuit_to_dag, dag_to_circuit
+    """`mapped` without its idle qubits, and the physical indices of those it kept, in the
+    order of the circuit's own qubits placed on them (routing's helpers last): a chain in the
+    circuit stays a chain, which matrix product state simulates without moving qubits about
+    (in the device's numbering, a chain laid on a lattice is not one)."""
+    from qiskit.circuit import QuantumCircuit
 
-    dag = circuit_to_dag(mapped)
-    idle = [w for w in dag.idle_wires() if w in dag.qubits]
-    dag.remove_qubits(*idle)
-    kept = tuple(mapped.find_bit(q).index for q in dag.qubits)
-    return dag_to_circuit(dag), kept
+    active = {mapped.find_bit(q).index for inst in mapped.data for q in inst.qubits}
+    placed = _logical_positions(mapped)
+    order = sorted(active, key=lambda p: (placed.get(p, len(placed) + p), p))
+    position = {p: i for i, p in enumerate(order)}
+    compact = QuantumCircuit(len(order), name=mapped.name, global_phase=mapped.global_phase)
+    compact.add_bits(mapped.clbits)  # the same clbits in the same order: the same counts
+    for register in mapped.cregs:
+        compact.add_register(register)
+    for inst in mapped.data:
+        qubits = [compact.qubits[position[mapped.find_bit(q).index]] for q in inst.qubits]
+        compact.append(inst.operation, qubits, inst.clbits, copy=False)
+    return compact, tuple(order)
 
 
-def sub_target(target: Any, physical: tuple[int, ...]) -> Any:
-    """`target` cut down to `physical` qubits, renumbered 0..k-1 in that order."""
+def _logical_positions(mapped: Any) -> dict[int, int]:
+    """{physical qubit: the index of the circuit's qubit first placed on it}."""
+    layout = getattr(mapped, "layout", None)
+    if layout is None:
+        return {}
+    try:
+        initial = layout.initial_index_layout(filter_ancillas=True)
+    except Exception:  # no layout to read: keep the device's order
+        return {}
+    return {physical: logical for logical, physical in enumerate(initial)}
+
+
+def _multi_qubit_sets(circuit: Any) -> frozenset[tuple[int, ...]]:
+    """The qubit sets (sorted indices) of `circuit`'s multi-qubit instructions, blocks too."""
+    found: set[tuple[int, ...]] = set()
+    for inst in circuit.data:
+        if len(inst.qubits) >= 2 and not getattr(inst.operation, "blocks", ()):
+            found.add(tuple(sorted(circuit.find_bit(q).index for q in inst.qubits)))
+        for block in getattr(inst.operation, "blocks", ()):
+            outer = [circuit.find_bit(q).index for q in inst.qubits]
+            for qubits in _multi_qubit_sets(block):
+                found.add(tuple(sorted(outer[i] for i in qubits)))
+    return frozenset(found)
+
+
+def sub_target(
+    target: Any, physical: tuple[int, ...], used: frozenset[tuple[int, ...]] | None = None
+) -> Any:
+    """`target` cut down to `physical` qubits, renumbered 0..k-1 in that order; its
+    multi-qubit instructions only on the qubit sets in `used` (new numbering), when given."""
     from qiskit.transpiler import Target
 
     index = {p: i for i, p in enumerate(physical)}
@@ -264,6 +329,7 @@ def sub_target(target: Any, physical: tuple[int, ...]) -> Any:
             tuple(index[q] for q in qargs): p
             for qargs, p in props.items()
             if all(q in index for q in qargs)
+            and (used is None or len(qargs) < 2 or tuple(sorted(index[q] for q in qargs)) in used)
         }
         if kept:
             sub.add_instruction(operation, kept, name=name)
@@ -271,13 +337,55 @@ def sub_target(target: Any, physical: tuple[int, ...]) -> Any:
 
 
 def noise_model_from_target(target: Any) -> Any:
-    """Aer's basic device noise (gate errors with thermal relaxation, readout) for `target`."""
+    """Aer's basic device noise (gate errors with thermal relaxation, readout) for `target`:
+    what `qiskit_aer.noise.device.basic_device_gate_errors(target=...)` builds, with each
+    distinct error built once. Composing a two-qubit channel costs about a quarter of a second,
+    and a device described by its medians (every data file) has the same figures on every pair:
+    an all-to-all device of 20 active qubits has 190 pairs, built in a minute, and one error."""
+    from qiskit.circuit import Gate, Measure
     from qiskit_aer.noise import NoiseModel
-    from qiskit_aer.noise.device import basic_device_gate_errors, basic_device_readout_errors
+    from qiskit_aer.noise.device import basic_device_readout_errors
+    from qiskit_aer.noise.device.models import (
+        _combine_depol_and_relax_error,
+        _device_depolarizing_error,
+        _device_thermal_relaxation_error,
+    )
 
     model = NoiseModel(basis_gates=[n for n in target.operation_names if n != "measure"])
-    for name, qubits, error in basic_device_gate_errors(target=target):
-        model.add_quantum_error(error, name, qubits)
+    built: dict[tuple[Any, ...], Any] = {}
+    properties = target.qubit_properties
+    for name, by_qubits in target.items():
+        operation = target.operation_from_name(name)
+        if isinstance(operation, Measure) or by_qubits is None:
+            continue
+        for qubits, props in by_qubits.items():
+            if props is None or qubits is None:
+                continue
+            relax = tuple(
+                (properties[q].t1, properties[q].t2, properties[q].frequency) for q in qubits
+            )
+            gate = isinstance(operation, Gate)
+            key = (name, len(qubits), props.duration, props.error if gate else None, relax)
+            if key not in built:
+                relax_error = None
+                if props.duration:
+                    local = tuple(range(len(qubits)))
+                    relax_error = _device_thermal_relaxation_error(
+                        qubits=local,
+                        gate_time=props.duration,
+                        relax_params=dict(zip(local, relax, strict=True)),
+                        temperature=0,
+                    )
+                depol_error = None
+                if gate and props.error:
+                    depol_error = _device_depolarizing_error(
+                        qubits=tuple(range(len(qubits))),
+                        error_param=props.error,
+                        relax_error=relax_error,
+                    )
+                built[key] = _combine_depol_and_relax_error(depol_error, relax_error)
+            if built[key]:
+                model.add_quantum_error(built[key], name, list(qubits))
     for qubits, error in basic_device_readout_errors(target=target):
         model.add_readout_error(error, qubits)
     return model
@@ -331,16 +439,122 @@ def target_device(target: Target) -> NoisyDevice:
     return noisy_device(calibration, lambda: device_target(load_device(calibration)))
 
 
-# The floor of a noisy emulated run on top of the simulation itself (mapping the circuit to the
-# device, the noise model): bench/supplier_emulation.py measures 2.6 to 16 ms for a Bell pair.
-NOISY_EMULATION_FLOOR_S = 0.005
+# --- how a noisy run runs, and how long it takes --------------------------------------------
+#
+# Measured on this 2-core box (bench/emulation_estimates.py prints the table): a noisy run costs
+# a setup per active qubit (the restricted noise model, then Aer's own preparation of it), then
+# its method's run on the device's operations. The device's operations are the circuit's own
+# with each multi-qubit gate made of its native gates (`_FAMILIES`). Methods:
+# - density matrix, up to `DENSITY_MATRIX_MAX_QUBITS`: one run of 4^n amplitudes per operation,
+#   every shot drawn from it (per shot when the circuit measures mid-way);
+# - statevector trajectories, up to `statevector_max_qubits`: every shot a run of 2^n amplitudes;
+# - matrix product state trajectories, up to `MAX_NOISY_QUBITS`: every shot a run whose cost per
+#   operation grows with the qubits and the bond dimension, at most 2^`Shape.bond_bits` (the
+#   device's qubits are ordered as the circuit's, so a chain stays one).
+# The cheapest is chosen; past `max_run_seconds` the run is refused at submit with its estimate.
+
+DENSITY_MATRIX = "density_matrix"
+STATEVECTOR = "statevector"
+MATRIX_PRODUCT_STATE = "matrix_product_state"
+DENSITY_MATRIX_MAX_QUBITS = 12
+MAX_NOISY_QUBITS = aer.MAX_MPS_QUBITS
+# A run's floor: mapping the circuit to the device, answering.
+NOISY_EMULATION_FLOOR_S = 0.03
+_DM_OPERATION_S, _DM_AMPLITUDE_S = 30e-6, 4e-9
+_SV_OPERATION_S, _SV_AMPLITUDE_S = 2.5e-6, 7e-9
+_MPS_OPERATION_S, _MPS_QUBIT_S = 8e-6, 0.6e-6
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a device family's emulation costs beyond the circuit: the native operations a
+    multi-qubit gate becomes, the setup of its noise per active qubit, and how much its noisy
+    operations cost a matrix product state against the model's (measured: IBM's snapshots, with
+    a distinct error on every qubit, about twice the others')."""
+
+    ops_per_multi_qubit_gate: float
+    setup_s_per_qubit: float
+    mps_factor: float
+
+
+_FAMILIES = {
+    "ibm": Family(7.5, 0.025, 1.2),  # ecr or cz with rz, sx, x around it
+    "rigetti": Family(7.5, 0.02, 0.5),
+    "iqm": Family(5.0, 0.02, 0.5),  # cz with prx
+    "ionq": Family(5.0, 0.02, 0.5),  # ms / rxx with rotations
+    "quantinuum": Family(6.0, 0.02, 0.5),  # rzz with r
+}
+_DEFAULT_FAMILY = Family(7.5, 0.025, 1.2)
+
+
+def family(target: Target) -> Family:
+    """The family of the device that stands in for `target` (by its calibration's name)."""
+    calibration = target.calibration or ""
+    if calibration.startswith("fake_"):
+        return _FAMILIES["ibm"]
+    return _FAMILIES.get(calibration.split("_", 1)[0], _DEFAULT_FAMILY)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a noisy emulation runs, and how long it is estimated to take (setup included)."""
+
+    method: str
+    seconds: float
+    setup_seconds: float = 0.0  # of the whole, what each run of it costs before its shots
+
+
+def plans(
+    target: Target,
+    parsed: ParsedCircuit,
+    shots: int,
+    *,
+    limits: Limits,
+    qubits: int | None = None,
+) -> list[Plan]:
+    """Every method that runs `parsed` with `target`'s noise on `qubits` active qubits
+    (default: the circuit's), each with its estimated time."""
+    n = parsed.num_qubits if qubits is None else qubits
+    shape = parsed.shape
+    costs = family(target)
+    operations = (
+        shape.measurements + shape.one_qubit + costs.ops_per_multi_qubit_gate * shape.multi_qubit
+    )
+    runs: list[tuple[str, float]] = []
+    if n <= DENSITY_MATRIX_MAX_QUBITS:
+        one_run = operations * (_DM_OPERATION_S + _DM_AMPLITUDE_S * 4.0**n)
+        runs.append((DENSITY_MATRIX, one_run if parsed.final_measurements else shots * one_run))
+    if n <= limits.statevector_max_qubits:
+        per_shot = operations * (_SV_OPERATION_S + _SV_AMPLITUDE_S * 2.0**n)
+        runs.append((STATEVECTOR, shots * per_shot))
+    if n <= MAX_NOISY_QUBITS:
+        bond = 2.0 ** min(shape.bond_bits, n // 2)
+        per_operation = _MPS_OPERATION_S + _MPS_QUBIT_S * n * bond / 2
+        per_shot = operations * per_operation * costs.mps_factor
+        runs.append((MATRIX_PRODUCT_STATE, shots * per_shot))
+    setup = costs.setup_s_per_qubit * n
+    return [Plan(method, NOISY_EMULATION_FLOOR_S + setup + run_s, setup) for method, run_s in runs]
+
+
+def plan(
+    target: Target,
+    parsed: ParsedCircuit,
+    shots: int,
+    *,
+    limits: Limits,
+    qubits: int | None = None,
+) -> Plan | None:
+    """The quickest of `plans`; None when no method runs that many qubits with noise."""
+    found = plans(target, parsed, shots, limits=limits, qubits=qubits)
+    return min(found, key=lambda p: p.seconds) if found else None
 
 
 def estimated_seconds(
     target: Target, parsed: ParsedCircuit, shots: int, *, limits: Limits
 ) -> float:
     """How long `emulate_target` takes to run `parsed` as `target` (the run alone, not a wait
-    for it): what a submit answers and `/api/v2/network/estimate` says alike."""
+    for it): what a submit answers and `/api/v2/network/estimate` says alike. Raises
+    `CircuitDoesNotFit` when no method runs that many qubits with noise."""
     if target.kind is DeviceKind.SIMULATOR:
         ideal = aer.estimated_ns(
             parsed, shots, statevector_max_qubits=limits.statevector_max_qubits
@@ -348,7 +562,18 @@ def estimated_seconds(
         return ideal / 1e9
     if target.kind is DeviceKind.SYNTAX_CHECKER:
         return NOISY_EMULATION_FLOOR_S
-    return NOISY_EMULATION_FLOOR_S + aer.noisy_cost_ns(parsed, shots) / 1e9
+    return noisy_plan(target, parsed, shots, limits=limits).seconds
+
+
+def noisy_plan(target: Target, parsed: ParsedCircuit, shots: int, *, limits: Limits) -> Plan:
+    """`plan`, or `CircuitDoesNotFit` when no method runs the circuit's qubits with noise."""
+    chosen = plan(target, parsed, shots, limits=limits)
+    if chosen is None:
+        raise CircuitDoesNotFit(
+            f"The emulation of {target.supplier} backend {target.name} simulates at most "
+            f"{MAX_NOISY_QUBITS} qubits with noise; the circuit has {parsed.num_qubits}"
+        )
+    return chosen
 
 
 def emulate_target(
@@ -367,4 +592,8 @@ def emulate_target(
         return run_syntax_check(device, parsed, shots)
     if target.kind is DeviceKind.ANALOG:
         raise CircuitDoesNotFit(f"{target.name} is not a gate-model device")
-    return device.run(parsed, shots, max_qubits=limits.statevector_max_qubits)
+    return device.run(
+        parsed,
+        shots,
+        plan=lambda qubits: plan(target, parsed, shots, limits=limits, qubits=qubits),
+    )

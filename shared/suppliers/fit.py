@@ -4,8 +4,8 @@
 - The circuit's qubits must fit the device's.
 - Mid-circuit measurement, reset and classical control flow only on devices that have them.
 - Emulated, the local stand-in must be able to run it: a noisy emulation simulates the qubits
-  the circuit uses (at most `statevector_max_qubits`, and within `max_run_seconds` by
-  `aer.check_noisy_runnable`'s estimate), an ideal one is the local Aer simulator
+  the circuit uses, within `max_run_seconds` by its estimate (`emulation.plan`), an ideal one is
+  the local Aer simulator
   (`aer.check_runnable`), and some stand-ins have their own limit (`emulation_max_qubits`).
 """
 
@@ -14,7 +14,8 @@ from __future__ import annotations
 from shared.circuits import ParsedCircuit
 from shared.circuits.bitorder import MidCircuitMeasurement, clbit_sources
 from shared.config import Limits
-from shared.suppliers import aer
+from shared.errors import LimitExceeded
+from shared.suppliers import aer, emulation
 from shared.suppliers.base import CircuitDoesNotFit, DeviceKind, Mode, Target
 
 
@@ -75,13 +76,15 @@ def _check_emulation(
             statevector_max_qubits=limits.statevector_max_qubits,
             max_run_seconds=limits.max_run_seconds,
         )
-    elif parsed.num_qubits > limits.statevector_max_qubits:
-        raise CircuitDoesNotFit(
-            f"The emulation of {where} simulates at most {limits.statevector_max_qubits} "
-            f"qubits with noise; the circuit has {parsed.num_qubits}"
-        )
     elif target.kind is not DeviceKind.SYNTAX_CHECKER:
-        aer.check_noisy_runnable(parsed, shots, max_run_seconds=limits.max_run_seconds)
+        chosen = emulation.noisy_plan(target, parsed, shots, limits=limits)
+        if chosen.seconds > limits.max_run_seconds:
+            raise LimitExceeded(
+                f"With the device's noise this circuit and shot count would run for about "
+                f"{chosen.seconds:.0f} s in emulation ({chosen.method}), more than the limit of "
+                f"{limits.max_run_seconds:g} s; use fewer shots, operations or qubits",
+                error_code="RUN_TIME_LIMIT_EXCEEDED",
+            )
 
 
 def _operation_names(circuit: object) -> set[str]:

@@ -19,7 +19,7 @@ from shared import telemetry
 from shared.circuits import ParsedCircuit
 from shared.config import Settings
 from shared.errors import ApiError, ServiceUnavailable
-from shared.suppliers import aer
+from shared.suppliers import aer, emulation
 from shared.suppliers.base import (
     DeviceKind,
     EmulatedRun,
@@ -119,7 +119,12 @@ class SupplierRegistry:
         process."""
         with self._call(target.supplier, "emulate", target) as span:
             noisy = target.kind in (DeviceKind.QPU, DeviceKind.EMULATOR)
-            if noisy and aer.noisy_cost_ns(parsed, shots) >= aer.HEAVY_RUN_NS:
+            chosen = (
+                emulation.plan(target, parsed, shots, limits=self._settings.limits)
+                if noisy
+                else None
+            )
+            if chosen is not None and chosen.seconds * 1e9 >= aer.HEAVY_RUN_NS:
                 span.set("supplier.process_pool", True)
                 run: EmulatedRun = aer.run_in_pool(
                     emulate_in_child,

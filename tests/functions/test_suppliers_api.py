@@ -36,6 +36,19 @@ def wide(n: int) -> str:
     )
 
 
+def brickwork(n: int, layers: int) -> str:
+    """Layers of rotations and CX between neighbours: entanglement grows with each layer."""
+    body = "".join(
+        "".join(f"ry(0.{layer + 3}) q[{i}];\n" for i in range(n))
+        + "".join(f"cx q[{i}],q[{i + 1}];\n" for i in range(layer % 2, n - 1, 2))
+        for layer in range(layers)
+    )
+    return (
+        f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{n}];\ncreg c[{n}];\n{body}'
+        "measure q -> c;\n"
+    )
+
+
 def ghz(n: int) -> str:
     entangle = "".join(f"cx q[{i}],q[{i + 1}];\n" for i in range(n - 1))
     return (
@@ -221,9 +234,9 @@ def test_an_unknown_backend_is_404_and_nothing_is_stored(
         ("braket", {"qasm": MID_CIRCUIT, "device": "forte-1"}, "CIRCUIT_DOES_NOT_FIT", "end"),
         (
             "braket",
-            {"qasm": ghz(22), "device": "forte-1", "shots": 1024},
+            {"qasm": brickwork(22, 30), "device": "forte-1", "shots": 1024},
             "RUN_TIME_LIMIT_EXCEEDED",
-            "noise",
+            "noise this circuit and shot count would run for about",
         ),
         (
             "braket",
