@@ -14,7 +14,9 @@ and the method the gateway picks (`*`). A run whose estimate is over `SKIP_OVER_
 (printed as skipped, with its estimate); one still going after `LIMIT_S` is stopped and printed
 as at least that long. Figures are printed, never asserted; the aim (every ratio within a factor
 of 2) is printed with how many rows met it.
-Run: `PYTHONPATH=. .venv/bin/python bench/emulation_estimates.py [--quick]`.
+Run: `PYTHONPATH=. .venv/bin/python bench/emulation_estimates.py [--quick] [--device NAME]`
+(`--quick`: widths 4, 12 and 20; `--device`: that backend only; `--skip-over S`: run the rows
+estimated up to S seconds, each stopped at the larger of 3 S and `LIMIT_S`).
 """
 
 from __future__ import annotations
@@ -84,16 +86,23 @@ def measure(supplier_id: str, backend: str, qasm: str, chosen: emulation.Plan) -
 
 def main() -> None:
     quick = "--quick" in sys.argv
+    only = sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else None
+    skip_over = SKIP_OVER_S
+    if "--skip-over" in sys.argv:
+        skip_over = float(sys.argv[sys.argv.index("--skip-over") + 1])
+    limit = max(LIMIT_S, 3 * skip_over)
     settings = Settings.from_env({})
     processes = Processes(1)
     rows = met = 0
     print(
         f"{SHOTS} shots; estimate vs measured seconds; * = the method the gateway picks; "
-        f"runs estimated over {SKIP_OVER_S:g} s skipped, runs over {LIMIT_S:g} s stopped"
+        f"runs estimated over {skip_over:g} s skipped, runs over {limit:g} s stopped"
     )
     print(f"{'device':28} {'circuit':9} {'n':>3} {'method':22} {'estimate':>9} {'measured':>9} "
           f"{'ratio':>6}")  # fmt: skip
     for supplier_id, backend in DEVICES:
+        if only is not None and backend != only:
+            continue
         target = supplier(supplier_id).target(backend)
         for name, build in CIRCUITS.items():
             for n in WIDTHS:
@@ -106,7 +115,7 @@ def main() -> None:
                 for option in options:
                     mark = "*" if option == chosen else " "
                     head = f"{backend:28} {name:9} {n:>3} {mark}{option.method:21}"
-                    if option.seconds > SKIP_OVER_S:
+                    if option.seconds > skip_over:
                         print(f"{head} {option.seconds:9.2f} {'skipped':>9}", flush=True)
                         continue
                     taken: Any
@@ -118,13 +127,13 @@ def main() -> None:
                             build(n),
                             option,
                             what="the run",
-                            seconds=LIMIT_S,
+                            seconds=limit,
                         )
                         ratio = option.seconds / taken
                         shown = f"{taken:9.2f} {ratio:6.2f}"
                     except RunTimeLimitExceeded:
-                        ratio = option.seconds / LIMIT_S
-                        shown = f"{'>' + format(LIMIT_S, 'g'):>9} {'<' + format(ratio, '.2f'):>6}"
+                        ratio = option.seconds / limit
+                        shown = f"{'>' + format(limit, 'g'):>9} {'<' + format(ratio, '.2f'):>6}"
                     rows += 1
                     met += 0.5 <= ratio <= 2.0
                     print(f"{head} {option.seconds:9.2f} {shown}", flush=True)
