@@ -128,13 +128,15 @@ class Metering:
 
     @staticmethod
     def _entry(job: Job, cost: Cost) -> LedgerEntry:
+        from shared.network.backends import public_id
+
         return charge_entry(
             user_id=job.user_id,
             job_id=job.job_id,
             tenant=job.tenant or "",
             project=job.project,
             supplier=job.supplier,
-            backend=job.backend,
+            backend=public_id(job.supplier, job.backend),  # the network's id, as v2 names it
             mode=job.mode or "local",
             shots=job.shots,
             cost=cost,

@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from shared.ledger.models import LedgerEntry
+from shared.ledger.models import LedgerEntry, shown_backend
 
 FOCUS_VERSION = "1.2"
 GATEWAY = "QCOS"
@@ -125,7 +125,8 @@ def focus_row(entry: LedgerEntry, *, issuer: str = GATEWAY) -> dict[str, str]:
     next_month = (month + timedelta(days=32)).replace(day=1)
     cost, list_cost = _amount(entry.cost), _amount(entry.list_cost)
     national = is_national_currency(entry.currency)
-    resource = f"{entry.supplier}/{entry.backend}"
+    backend = shown_backend(entry)
+    resource = f"{entry.supplier}/{backend}"
     row = {
         "BilledCost": cost if national else "",
         "BillingAccountId": entry.tenant or entry.user_id,
@@ -153,7 +154,7 @@ def focus_row(entry: LedgerEntry, *, issuer: str = GATEWAY) -> dict[str, str]:
         "ProviderName": issuer,
         "PublisherName": issuer if entry.supplier == "local" else entry.supplier,
         "ResourceId": resource,
-        "ResourceName": entry.backend,
+        "ResourceName": backend,
         "ServiceCategory": "Compute",
         "ServiceName": SERVICE_NAME,
         "ServiceSubcategory": "Quantum",

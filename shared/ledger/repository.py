@@ -216,7 +216,12 @@ def _query(filters: dict[str, str]) -> str:
     parts = [f"kind eq '{KIND}'"]
     names = {"user_id": "PartitionKey"}
     for name, value in filters.items():
-        if name == "since":
+        if name == "backend":  # any name of it: entries hold the id, older ones the supplier's
+            from shared.network.backends import stored_names
+
+            either = " or ".join(f"backend eq {literal(n)}" for n in stored_names(value))
+            parts.append(f"({either})")
+        elif name == "since":
             parts.append(f"time ge {literal(value)}")
         elif name == "until":
             parts.append(f"time lt {literal(value)}")

@@ -34,7 +34,7 @@ from shared.ledger.budgets import (
     BudgetStatus,
 )
 from shared.ledger.evidence import build_bundle
-from shared.ledger.models import LedgerEntry, amount
+from shared.ledger.models import LedgerEntry, amount, shown_backend
 from shared.ledger.repository import LedgerRepository
 from shared.storage import Storage
 from shared.storage.clients import EVIDENCE_CONTAINER
@@ -217,7 +217,11 @@ class Ledger:
         }
         totals: dict[str, dict[str, Any]] = {}
         for entry in self.repo.entries(user_id=user_id, since=since):
-            keys = {"day": entry.time[:10], "backend": entry.backend, "supplier": entry.supplier}
+            keys = {
+                "day": entry.time[:10],
+                "backend": shown_backend(entry),
+                "supplier": entry.supplier,
+            }
             for what, key in keys.items():
                 _add(by[what].setdefault((key, entry.currency), _zero()), entry)
             _add(totals.setdefault(entry.currency, _zero()), entry)

@@ -115,6 +115,8 @@ def _one(
         cost=None,
         device_cost=None,
     )
+    if backend.retired and backend.target is not None:  # nothing to estimate: it never runs
+        return replace(result, reasons=(f"BACKEND_RETIRED: {backend.target.description}",))
     limits = situation.limits
     sim_s = aer.estimated_ns(parsed, shots, statevector_max_qubits=limits.statevector_max_qubits)
     sim_s /= 1e9

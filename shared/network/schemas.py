@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.jobs.schemas import BELL_QASM
 
@@ -102,15 +102,37 @@ class AggregateRequest(BaseModel):
                         {"backend": "ibm_brisbane", "counts": {"00": 480, "11": 470, "01": 50}},
                         {"backend": "ionq_simulator", "counts": {"00": 510, "11": 490}},
                     ],
-                    "method": "weighted_average",
+                    "aggregation_method": "weighted_average",
                 }
             ]
         },
     )
 
     results: list[AggregateInput] = Field(min_length=1, max_length=64)
-    method: str = Field("weighted_average", max_length=40)
+    aggregation_method: str | None = Field(
+        None,
+        max_length=40,
+        description="weighted_average (by default), majority_vote, confidence_weighted or "
+        "median: the name `/execute` takes",
+    )
+    method: str | None = Field(
+        None,
+        max_length=40,
+        description="Deprecated: `aggregation_method`",
+        json_schema_extra={"deprecated": True},
+    )
     shots: int | None = Field(None, ge=1, le=10_000_000, description="Counts to produce")
+
+    @model_validator(mode="after")
+    def _one_method(self) -> AggregateRequest:
+        given = {self.aggregation_method, self.method} - {None}
+        if len(given) > 1:
+            raise ValueError("aggregation_method and method (its deprecated name) differ")
+        return self
+
+    @property
+    def method_name(self) -> str:
+        return self.aggregation_method or self.method or "weighted_average"
 
 
 class EstimateRequest(BaseModel):
@@ -148,7 +170,12 @@ class BackendInfo(BaseModel):
     kind: str
     qubits: int | None = Field(description="None for the local simulator (your tier's limit)")
     native_gates: list[str]
-    status: str = Field(description="online, offline or maintenance")
+    status: str = Field(
+        description="online, offline (its supplier is unreachable now) or retired (no longer "
+        "offered: never run; see `successor`)"
+    )
+    status_detail: str | None = Field(None, description="Why it is not online, when known")
+    successor: str | None = Field(None, description="A retired backend's successor's id")
     queue_depth: int = Field(description="Open jobs of this gateway on the backend")
     mode: str = Field(description="local, emulated or cloud")
     price: dict[str, Any] | None = Field(description="The price book's entry")
@@ -191,7 +218,7 @@ class QueueInfo(BaseModel):
 
 class BackendStatus(BaseModel):
     id: str
-    status: str
+    status: str = Field(description="online, offline or retired")
     queue_depth: int
 
 
@@ -226,7 +253,8 @@ class AggregateResult(BaseModel):
     aggregated_counts: dict[str, int]
     aggregation_confidence: float
     weights: dict[str, float]
-    method: str
+    aggregation_method: str
+    method: str = Field(description="Deprecated: `aggregation_method`")
 
 
 class AggregationMethodInfo(BaseModel):
@@ -265,8 +293,10 @@ class EstimateResult(BaseModel):
 
 class NetworkJobResult(BaseModel):
     """A network job. Single-backend strategies fill `backend` and `counts`; `all` fills
-    `results`, `aggregated_counts`, `aggregation_confidence`, `weights` and `failed`; a batch
-    fills `circuits`."""
+    `results` (one entry per backend: `completed` with its counts, or `skipped` with the
+    reason when the backend is unavailable, counts null), `aggregated_counts`,
+    `aggregation_confidence`, `weights` and `failed` (every backend that gave no counts, and
+    why); a batch fills `circuits`."""
 
     model_config = ConfigDict(extra="allow")
 

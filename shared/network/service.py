@@ -80,6 +80,7 @@ _WAIT_FIRST_S, _WAIT_MOST_S = 0.01, 0.05  # a point read each; the wait adds at 
 _POLL_FIRST_S, _POLL_MOST_S = 2, 60
 _ERROR_STATUS = {"ALL_BACKENDS_FAILED": 503, "AGGREGATION_FAILED": 500}
 RUNNING = "running"  # how a queued network job whose runs have started is shown
+_SKIPPED = "skipped"  # a named backend left out because it is unavailable (never charged)
 
 
 class NetworkJobFailed(ApiError):
@@ -163,7 +164,7 @@ class NetworkService:
 
     def status(self) -> NetworkStatus:
         """The network's status: `operational` when every backend its supplier still offers
-        is online (a retired one is listed offline but degrades nothing)."""
+        is online (a retired one is listed `retired` but degrades nothing)."""
         load = self._queue_load()
         listed = []
         capacity = offered = online = 0
@@ -174,7 +175,7 @@ class NetworkService:
             )
             if state == "online" and backend.kind is not DeviceKind.ANALOG:
                 capacity += backend.num_qubits or 0
-            if _offered(backend):
+            if not backend.retired:
                 offered += 1
                 online += state == "online"
         overall = "operational" if online == offered else "degraded" if online else "down"
@@ -237,7 +238,7 @@ class NetworkService:
 
     @staticmethod
     def aggregate(req: AggregateRequest) -> AggregateResult:
-        method = _method(req.method)
+        method = _method(req.method_name)
         merged = aggregation.aggregate(
             [aggregation.BackendResult(r.backend, r.counts, r.weight) for r in req.results],
             method,
@@ -247,6 +248,7 @@ class NetworkService:
             aggregated_counts=merged.counts,
             aggregation_confidence=merged.confidence,
             weights=merged.weights,
+            aggregation_method=method.value,
             method=method.value,
         )
 
@@ -290,14 +292,14 @@ class NetworkService:
         QUOTA_EXCEEDED, and the job's own failure (503 ALL_BACKENDS_FAILED, 500
         AGGREGATION_FAILED) when it fails within the wait."""
         strategy = strategies.parse(req.strategy)
-        _method(req.aggregation_method)
+        method = _method(req.aggregation_method)
         parsed = self._parse(principal, req.qasm, req.shots)
         group, slots = self._route(principal, strategy, req.backends, parsed, req.shots)
         kind = {strategies.Strategy.ALL: "all", strategies.Strategy.ORDERED: "single"}
         job = self._new_job(principal, strategy, kind.get(strategy, "direct"), len(slots))
         job.aggregate, job.method, job.min_confidence = (
             req.aggregate,
-            req.aggregation_method,
+            method.value,
             req.min_confidence,
         )
         job.groups, job.slots = [group], slots
@@ -311,7 +313,7 @@ class NetworkService:
     ) -> dict[str, Any] | Accepted:
         """A batch: each circuit routed by the strategy, every run in one orchestration."""
         strategy = strategies.parse(req.strategy)
-        _method(req.aggregation_method)
+        method = _method(req.aggregation_method)
         limit = self._settings.network_max_runs
         self._check_batch(principal, req, limit)
         groups: list[Group] = []
@@ -339,7 +341,7 @@ class NetworkService:
         job = self._new_job(principal, strategy, "batch", len(slots))
         job.aggregate, job.method, job.min_confidence = (
             req.aggregate,
-            req.aggregation_method,
+            method.value,
             req.min_confidence,
         )
         job.groups, job.slots = groups, slots
@@ -484,7 +486,7 @@ class NetworkService:
                 chosen.setdefault(backend.id, backend)
             return list(chosen.values())
         excluded = (DeviceKind.SYNTAX_CHECKER, DeviceKind.ANALOG)
-        return [b for b in all_backends() if b.kind not in excluded]
+        return [b for b in all_backends() if b.kind not in excluded and not b.retired]
 
     def _route(
         self,
@@ -528,7 +530,7 @@ class NetworkService:
     ) -> NetworkJob:
         """A new job of `runs` runs, reserved from today's quota (every run is a job): 403
         QUOTA_EXCEEDED when fewer remain. The reservation is settled when the job ends."""
-        job_id = uuid.uuid4().hex
+        job_id = str(uuid.uuid4())  # the form of a v1 job's id
         hold = self._quotas.reserve(principal.user_id, principal.tier, ref=job_id, runs=runs)
         return NetworkJob(
             user_id=principal.user_id,
@@ -753,10 +755,15 @@ class NetworkService:
                         continue
                 failed.append(_failure(backend_id, child))
         failed += group.skipped
+        fan_out = job.kind == "all" or (job.kind == "batch" and job.strategy == "all")
+        # a fan-out reports each backend it was asked for: ran, or skipped as unavailable
+        shown = results + [
+            s | {"counts": None} for s in group.skipped if s.get("status") == _SKIPPED and fan_out
+        ]
         entry: dict[str, Any] = {
             "index": index,
             "name": group.name,
-            "results": results,
+            "results": shown,
             "failed": failed,
         }
         if not results:
@@ -767,7 +774,7 @@ class NetworkService:
                 or "No backend ran the circuit",
             }
         entry["status"] = "completed"
-        if job.kind in ("single", "direct") or (job.kind == "batch" and job.strategy != "all"):
+        if not fan_out:
             return entry
         if not job.aggregate:
             return entry
@@ -810,12 +817,12 @@ class NetworkService:
         )
 
     def _backend_status(self, backend: Backend) -> str:
-        """online or offline (a retired target, or a supplier whose credentials fail);
-        a change is published as an event."""
+        """online, retired (its supplier no longer offers it) or offline (a supplier whose
+        credentials fail); a change is published as an event."""
         status = "online"
         if backend.target is not None:
-            if not backend.target.available:
-                status = "offline"
+            if backend.retired:
+                status = "retired"
             elif self._suppliers.status(backend.supplier).status != "active":
                 status = "offline"
         with self._lock:
@@ -856,6 +863,8 @@ class NetworkService:
             qubits=backend.num_qubits,
             native_gates=list(target.native_gates) if target else [],
             status=self._backend_status(backend),
+            status_detail=target.description if backend.retired and target else None,
+            successor=backend.successor,
             queue_depth=load.get(backend.id, 0),
             mode=mode,
             price=target.cost.to_dict() if target and target.cost else None,
@@ -866,16 +875,28 @@ class NetworkService:
 
 
 def _skipped(e: BackendEstimate) -> dict[str, str]:
-    """A named backend the plan left out: offline, or the circuit does not fit it."""
+    """A named backend the plan left out: unavailable (status `skipped`: retired or offline),
+    or the circuit does not fit it."""
+    backend = e.backend
+    if backend.retired and backend.target is not None:
+        detail = backend.target.description
+        if backend.successor:
+            detail = f"{detail} Its successor: {backend.successor}."
+        return {
+            "backend": backend.id,
+            "status": _SKIPPED,
+            "error_code": "BACKEND_RETIRED",
+            "detail": detail,
+        }
     if not e.online:
-        return {"backend": e.backend.id, "error_code": "BACKEND_OFFLINE", "detail": "offline"}
+        return {
+            "backend": backend.id,
+            "status": _SKIPPED,
+            "error_code": "BACKEND_OFFLINE",
+            "detail": f"{backend.supplier} is not reachable now; the backend was not run",
+        }
     code, _, detail = (e.reasons[0] if e.reasons else "CIRCUIT_DOES_NOT_FIT: ").partition(": ")
-    return {"backend": e.backend.id, "error_code": code, "detail": detail}
-
-
-def _offered(backend: Backend) -> bool:
-    """False for a target its supplier retired (listed for reference, never online)."""
-    return backend.target is None or backend.target.available
+    return {"backend": backend.id, "error_code": code, "detail": detail}
 
 
 def _method(name: str) -> aggregation.Method:
@@ -1004,7 +1025,7 @@ def _estimate_info(e: BackendEstimate) -> BackendEstimateInfo:
         backend=e.backend.id,
         fits=e.fits,
         reasons=list(e.reasons),
-        status="online" if e.online else "offline",
+        status="retired" if e.backend.retired else "online" if e.online else "offline",
         mode=e.mode,
         cost=PriceInfo(**e.cost.to_dict()) if e.cost else None,
         device_cost=PriceInfo(**e.device_cost.to_dict()) if e.device_cost else None,

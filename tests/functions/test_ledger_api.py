@@ -692,7 +692,7 @@ def test_an_emulated_supplier_run_costs_nothing_and_shows_the_devices_list_price
     assert answer.status == 200
     (row,) = answer.body["backends"]
     assert (row["backend"], row["currency"], row["jobs"], row["shots"]) == (
-        PRICED_DEVICE,
+        "braket_iqm_garnet",  # the network's id for Braket's garnet
         "USD",
         1,
         10,

@@ -47,7 +47,9 @@ def test_backends_list_every_supplier_target_and_the_local_simulator(
     brisbane = listed["ibm_brisbane"]
     assert (brisbane["qubits"], brisbane["mode"], brisbane["status"]) == (127, "emulated", "online")
     assert "ecr" in brisbane["native_gates"] and brisbane["price"]["per_minute"] == 96.0
-    assert listed["braket_tn1"]["status"] == "offline"  # retired at the supplier
+    assert listed["braket_tn1"]["status"] == "retired"  # at the supplier: never run
+    assert listed["rigetti_aspen"]["status"] == "retired"
+    assert listed["rigetti_aspen"]["successor"] == "rigetti_qpu_cepheus_1_108q"
 
 
 def test_one_backend_resolves_by_id_or_by_the_suppliers_name(
