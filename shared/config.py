@@ -191,27 +191,36 @@ class SupplierSettings:
 @dataclass(frozen=True)
 class LegalSettings:
     """The operator's company details and documents (GET /legal). A document is the path of a
-    text or Markdown file, absolute or relative to the app's directory; unset: 404."""
+    text, Markdown or HTML file, absolute or relative to the app's directory; unset: the
+    gateway's default text. `documents_url`: where the documents are published (`<url>/<name>`);
+    unset: this deployment's own `/legal/<name>`."""
 
     company_name: str | None = None
+    registry_code: str | None = None  # the company's number in its country's register
     address: str | None = None
+    country: str | None = None  # the country's English name or ISO 3166 alpha-2 code
     email: str | None = None
-    registration: str | None = None  # company register and number
     vat_id: str | None = None
     website: str | None = None
+    documents_url: str | None = None
     eula_file: str | None = None
     terms_file: str | None = None
     privacy_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LegalSettings:
+        documents_url = _text(env, "QCOS_LEGAL_DOCUMENTS_URL")
+        if documents_url and not documents_url.startswith(("https://", "http://")):
+            raise SettingsError("QCOS_LEGAL_DOCUMENTS_URL must be an http(s) URL")
         return cls(
             company_name=_text(env, "QCOS_LEGAL_COMPANY_NAME"),
+            registry_code=_text(env, "QCOS_LEGAL_REGISTRY_CODE"),
             address=_text(env, "QCOS_LEGAL_ADDRESS"),
+            country=_text(env, "QCOS_LEGAL_COUNTRY"),
             email=_text(env, "QCOS_LEGAL_EMAIL"),
-            registration=_text(env, "QCOS_LEGAL_REGISTRATION"),
             vat_id=_text(env, "QCOS_LEGAL_VAT_ID"),
             website=_text(env, "QCOS_LEGAL_WEBSITE"),
+            documents_url=documents_url.rstrip("/") if documents_url else None,
             eula_file=_text(env, "QCOS_LEGAL_EULA_FILE"),
             terms_file=_text(env, "QCOS_LEGAL_TERMS_FILE"),
             privacy_file=_text(env, "QCOS_LEGAL_PRIVACY_FILE"),

@@ -84,10 +84,17 @@ class Operation:
             methods=[self.method],
             auth_level=func.AuthLevel.ANONYMOUS,  # API keys are checked in handle()
         )
-        return decorator
+
+        def record(function: F) -> F:
+            HANDLERS[(self.method, self.path)] = function
+            return decorator(function)
+
+        return record
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {}
+# The function of each operation, for the fallback's HEAD (answered by the GET function)
+HANDLERS: dict[tuple[str, str], Callable[..., Any]] = {}
 
 
 def register(op: Operation) -> None:

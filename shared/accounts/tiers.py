@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 
 class TierName(StrEnum):
@@ -20,7 +21,7 @@ class Tier:
     max_qubits: int
     max_shots: int
     requests_per_minute: int  # per API key
-    price_eur: int  # per month
+    price_eur: int | None  # per month; None: custom (set by contract)
 
 
 TIERS: dict[TierName, Tier] = {
@@ -46,9 +47,13 @@ TIERS: dict[TierName, Tier] = {
         max_qubits=127,
         max_shots=100_000,
         requests_per_minute=1000,
-        price_eur=999,
+        price_eur=None,
     ),
 }
+
+
+UNLIMITED: Final = "unlimited"  # how the API writes a limit of None
+CUSTOM: Final = "custom"  # how the API writes a price of None
 
 
 def tier(name: str) -> Tier:

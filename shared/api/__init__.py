@@ -4,6 +4,7 @@
 from shared.api import (
     accounts,
     docs,
+    fallback,
     health,
     jobs,
     ledger,
@@ -12,6 +13,7 @@ from shared.api import (
     openapi,
     orchestration,
     rerank,
+    runtime,
     suppliers,
     worker,
 )
@@ -26,7 +28,9 @@ BLUEPRINTS = (
     accounts.bp,
     legal.bp,
     ledger.bp,
+    runtime.bp,
     openapi.bp,
     docs.bp,
     worker.bp,
+    fallback.bp,  # last: it takes what no other function does
 )

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import clock
 from shared.accounts.service import KeyInfo, User
-from shared.accounts.tiers import TierName
+from shared.accounts.tiers import UNLIMITED, TierName
 from shared.http import Auth, Operation, RequestContext, handle
 from shared.services import services
 
@@ -96,9 +96,9 @@ class UsageQuery(BaseModel):
 
 class QuotaView(BaseModel):
     day: str
-    daily_limit: int | None = Field(description="null: unlimited")
+    daily_limit: int | Literal["unlimited"] = Field(examples=[10, "unlimited"])
     used: int = Field(description="Jobs reserved today (a job that never ran is given back)")
-    remaining: int | None = Field(description="null: unlimited")
+    remaining: int | Literal["unlimited"] = Field(examples=[9, "unlimited"])
     resets_at: str
 
 
@@ -125,7 +125,9 @@ class Me(BaseModel):
     user_id: str
     email: str
     tier: TierName
-    daily_job_limit: int | None = Field(description="null: unlimited")
+    daily_job_limit: int | Literal["unlimited"] = Field(
+        description="Jobs per UTC day, or `unlimited`", examples=[1000, "unlimited"]
+    )
     max_qubits: int
     max_shots: int
     jobs_today: int
@@ -346,9 +348,9 @@ def _usage(ctx: RequestContext[None]) -> UsageView:
         **found,
         quota=QuotaView(
             day=quota.day,
-            daily_limit=quota.limit,
+            daily_limit=UNLIMITED if quota.limit is None else quota.limit,
             used=quota.used,
-            remaining=quota.remaining,
+            remaining=UNLIMITED if quota.remaining is None else quota.remaining,
             resets_at=quota.resets_at,
         ),
     )
@@ -363,7 +365,7 @@ def _me(ctx: RequestContext[None]) -> Me:
         user_id=user.user_id,
         email=user.email,
         tier=user.tier,
-        daily_job_limit=tier.daily_jobs,
+        daily_job_limit=UNLIMITED if tier.daily_jobs is None else tier.daily_jobs,
         max_qubits=tier.max_qubits,
         max_shots=tier.max_shots,
         jobs_today=usage.jobs_today,

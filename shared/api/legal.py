@@ -3,10 +3,13 @@ operator and its documents), `GET /legal/{document}`; and `GET /api/v1/license/s
 
 from __future__ import annotations
 
+from typing import Literal
+from urllib.parse import urlsplit
+
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from shared.accounts.tiers import TIERS, TierName
+from shared.accounts.tiers import CUSTOM, TIERS, UNLIMITED, TierName
 from shared.config import get_settings
 from shared.http import Auth, Operation, Reply, RequestContext, handle
 from shared.legal import documents
@@ -17,15 +20,18 @@ bp = func.Blueprint()
 
 class TierPrice(BaseModel):
     name: TierName
-    daily_jobs: int | None = Field(
-        description="Jobs per UTC day; null: unlimited", examples=[10, None]
+    daily_jobs: int | Literal["unlimited"] = Field(
+        description="Jobs per UTC day, or `unlimited`", examples=[10, "unlimited"]
     )
     max_qubits: int = Field(description="Qubits one circuit may use", examples=[20])
     max_shots: int = Field(description="Shots one job may ask for", examples=[1024])
     requests_per_minute: int = Field(
         description="Requests per minute per API key (rate limit)", examples=[60]
     )
-    price_eur: int = Field(description="Price in EUR per month", examples=[0, 99])
+    price_eur: int | Literal["custom"] = Field(
+        description="Price in EUR per month, or `custom` (set by contract)",
+        examples=[0, 99, "custom"],
+    )
 
 
 class Pricing(BaseModel):
@@ -35,22 +41,38 @@ class Pricing(BaseModel):
 
 
 class Company(BaseModel):
-    company_name: str | None = Field(description="null: not configured", examples=["Example GmbH"])
-    address: str | None = Field(examples=["Musterstrasse 1, 10115 Berlin, Germany"])
-    email: str | None = Field(examples=["legal@example.com"])
-    registration: str | None = Field(
-        description="Company register and number", examples=["Amtsgericht Berlin HRB 12345"]
+    name: str | None = Field(
+        description="The operator's legal name; null: not configured",
+        examples=["Example GmbH"],
     )
+    registry_code: str | None = Field(
+        description="Its number in its country's company register", examples=["17048927"]
+    )
+    address: str | None = Field(examples=["Musterstrasse 1, 10115 Berlin, Germany"])
+    country: str | None = Field(examples=["Germany"])
+    eu_member: bool | None = Field(
+        description="Whether `country` is a member state of the EU; null: no country configured"
+    )
+    email: str | None = Field(examples=["legal@example.com"])
     vat_id: str | None = Field(examples=["DE123456789"])
     website: str | None = Field(examples=["https://example.com"])
 
 
+class Documents(BaseModel):
+    license: str = Field(
+        description="This software's open-source license (MIT)",
+        examples=["https://example.com/legal/license"],
+    )
+    eula: str = Field(examples=["https://example.com/legal/eula"])
+    terms: str = Field(examples=["https://example.com/legal/terms"])
+    privacy: str = Field(examples=["https://example.com/legal/privacy"])
+
+
 class LegalInfo(BaseModel):
     company: Company = Field(description="The operator of this deployment; unset fields null")
-    documents: dict[str, str] = Field(
-        description="The documents this deployment serves (license, eula, terms, privacy), "
-        "each with its path; a document that is not configured is absent",
-        examples=[{"license": "/legal/license", "terms": "/legal/terms"}],
+    documents: Documents = Field(
+        description="Each document's URL: where the operator publishes them "
+        "(`QCOS_LEGAL_DOCUMENTS_URL`), else this deployment's `/legal/{document}`"
     )
 
 
@@ -86,7 +108,8 @@ PRICING = Operation(
     auth=Auth.PUBLIC,
     tag="account",
     description="From the tier table every limit is enforced from. Prices in EUR per month; "
-    "`daily_jobs: null` means unlimited.",
+    "`daily_jobs` is `unlimited` where no daily limit applies, and `price_eur` `custom` where "
+    "the price is set by contract.",
 )
 LEGAL = Operation(
     "GET",
@@ -95,8 +118,8 @@ LEGAL = Operation(
     LegalInfo,
     auth=Auth.PUBLIC,
     tag="legal",
-    description="The operator's name, address and contacts as configured, and the legal documents "
-    "this deployment serves under `/legal/{document}`.",
+    description="The operator's name, register code, address and contacts as configured, and "
+    "the URLs of the legal documents: license, eula, terms, privacy.",
 )
 DOCUMENT = Operation(
     "GET",
@@ -108,8 +131,8 @@ DOCUMENT = Operation(
     errors=(404,),
     media_types=documents.MEDIA_TYPES,
     description="The document as text: `license` is this software's open-source license; the "
-    "others are the operator's. 404 (DOCUMENT_NOT_FOUND) for any other name or a document "
-    "this deployment does not configure.",
+    "others are the operator's files, or the gateway's default texts where none is configured. "
+    "404 (DOCUMENT_NOT_FOUND) for any other name.",
 )
 LICENSE_STATUS = Operation(
     "GET",
@@ -150,11 +173,11 @@ def _pricing(ctx: RequestContext[None]) -> Pricing:
         tiers=[
             TierPrice(
                 name=tier.name,
-                daily_jobs=tier.daily_jobs,
+                daily_jobs=UNLIMITED if tier.daily_jobs is None else tier.daily_jobs,
                 max_qubits=tier.max_qubits,
                 max_shots=tier.max_shots,
                 requests_per_minute=tier.requests_per_minute,
-                price_eur=tier.price_eur,
+                price_eur=CUSTOM if tier.price_eur is None else tier.price_eur,
             )
             for tier in TIERS.values()
         ],
@@ -163,16 +186,19 @@ def _pricing(ctx: RequestContext[None]) -> Pricing:
 
 def _legal(ctx: RequestContext[None]) -> LegalInfo:
     legal = get_settings().legal
+    url = urlsplit(ctx.request.url)
     return LegalInfo(
         company=Company(
-            company_name=legal.company_name,
+            name=legal.company_name,
+            registry_code=legal.registry_code,
             address=legal.address,
+            country=legal.country,
+            eu_member=documents.eu_member(legal.country),
             email=legal.email,
-            registration=legal.registration,
             vat_id=legal.vat_id,
             website=legal.website,
         ),
-        documents={name: f"/legal/{name}" for name in documents.available(legal)},
+        documents=Documents(**documents.urls(legal, f"{url.scheme}://{url.netloc}")),
     )
 
 

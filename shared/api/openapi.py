@@ -45,7 +45,8 @@ _ERROR_EXAMPLES = {
 _TAGS = {
     "health": "Probes: no key needed",
     "jobs": "Circuits on the local Aer simulator, through the job queue",
-    "compat": "The paths the QCOS Python client (qcos-sdk 2.1) calls: aliases of the jobs API",
+    "compat": "The paths the vendor's Python clients call (qcos-sdk 2.1, softqcos-sdk 3.13): "
+    "doors of the operations above",
     "suppliers": "Circuits on IBM Quantum, Azure Quantum and AWS Braket (emulated without "
     "credentials)",
     "network": "v2: routing across every backend, fan-out and aggregation of counts",

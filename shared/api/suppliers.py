@@ -30,8 +30,10 @@ PROVIDERS = Operation(
     ProviderList,
     errors=(401, 404, 503),
     tag="suppliers",
-    description="Each provider's targets with their qubits, gates, kind (analog devices take no "
-    "circuits), status, price, and what stands in for them when emulated. 404 "
+    description="Each provider's `targets` (names: each one a `backend` for "
+    "`POST /api/v1/{supplier}/execute`) and `cost_model` (how it bills); `target_details` "
+    "gives each target's qubits, gates, kind (analog devices take no circuits), status, price, "
+    "and what stands in for it when emulated. 404 "
     "SUPPLIER_NOT_FOUND for an unknown supplier.",
 )
 SUPPLIER_EXECUTE = Operation(

@@ -87,6 +87,16 @@ class JobRepository:
         for row in self._jobs.query_entities(query):
             yield Job.from_entity(row)
 
+    def summaries(self, user_id: str, created_at_most: str | None = None) -> Iterator[Job]:
+        """`user_id`'s jobs (those created at or before `created_at_most`, when given), in
+        storage order, with only the fields a listing shows (never the circuit or the result):
+        one storage call per 1000 rows."""
+        query = f"PartitionKey eq {literal(user_id)}"
+        if created_at_most:
+            query += f" and created_at le {literal(created_at_most)}"
+        for row in self._jobs.query_entities(query, select=SUMMARY_FIELDS):
+            yield Job.from_entity(row)
+
     def find(self, status: JobStatus, **filters: Any) -> Iterator[Job]:
         """Jobs of every owner in `status`; `filters`: `created_at__lt="..."`, `enqueued=False`."""
         parts = [f"status eq {literal(status.value)}"]
@@ -217,6 +227,20 @@ class JobRepository:
     def _results(self) -> Any:
         return self._storage.container(RESULTS_CONTAINER)
 
+
+# What a listing reads of a job row (`summaries`)
+SUMMARY_FIELDS = [
+    "PartitionKey",
+    "RowKey",
+    "status",
+    "kind",
+    "supplier",
+    "backend",
+    "shots",
+    "num_qubits",
+    "created_at",
+    "completed_at",
+]
 
 # A string property holds 32K UTF-16 units (64 KiB); keep well below, and below an entity's
 # 1 MiB with the circuit and the result together.

@@ -246,3 +246,62 @@ class SyncResult(BaseModel):
     status: str = Field(examples=["completed"])
     counts: dict[str, int]
     metadata: ResultMetadata
+
+
+# -- the caller's jobs, newest first (GET /api/v1/jobs) -----------------------------------------
+
+LISTED_STATUSES = ("queued", "processing", "running", "completed", "failed", "cancelled")
+LISTED_TYPES = ("job", "rerank", "network", "batch")
+
+
+class JobListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100, description="Jobs per page")
+    cursor: str | None = Field(
+        None, max_length=1000, description="`next_cursor` of the previous page"
+    )
+    status: str | None = Field(
+        None,
+        pattern="^(" + "|".join(LISTED_STATUSES) + ")$",
+        description="Only jobs in this status (`processing` and `running` both mean a job "
+        "that runs: v1 jobs say processing, network jobs running)",
+    )
+    backend: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Only jobs on this backend (an id of GET /api/v2/network/backends, or a "
+        "name that resolves to one); a network job matches when it may use it",
+    )
+    type: str | None = Field(
+        None,
+        pattern="^(" + "|".join(LISTED_TYPES) + ")$",
+        description="Only jobs of this type: job (v1), rerank, network (v2) or batch (v2)",
+    )
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    type: str = Field(description="job (v1), rerank, network (v2) or batch (v2)")
+    status: str = Field(
+        description="As the job's own status path says it: queued, processing (v1) or running "
+        "(network), completed, failed or cancelled"
+    )
+    backend: str | None = Field(
+        description="The backend's id; for a network job, its one backend when it names only one",
+        examples=["qiskit_aer"],
+    )
+    backends: list[str] = Field(description="Every backend the job may run on")
+    strategy: str | None = Field(None, exclude_if=_if_none, description="A network job's")
+    shots: int = Field(description="As asked (a batch: over its circuits)", examples=[1024])
+    created_at: str
+    completed_at: str | None = None
+    location: str = Field(
+        description="Where to read its status and results", examples=["/api/v1/status/abc"]
+    )
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; None: last")

@@ -15,7 +15,7 @@ its row moves only from queued:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -31,9 +31,22 @@ from shared.storage import (
     update_row,
     write_if_unchanged,
 )
+from shared.storage.query import literal
 
 NETWORK_JOBS_TABLE = "networkjobs"
 ROUTING_TABLE = "routing"
+# What a listing reads of a network job's row (`summaries`)
+_SUMMARY_FIELDS = [
+    "PartitionKey",
+    "RowKey",
+    "status",
+    "kind",
+    "strategy",
+    "created_at",
+    "completed_at",
+    "groups",
+    "slots",
+]
 
 
 @dataclass
@@ -140,6 +153,15 @@ class NetworkRepository:
         if "status" in changes:
             _published(job)
         return True
+
+    def summaries(self, user_id: str, created_at_most: str | None = None) -> Iterator[NetworkJob]:
+        """`user_id`'s network jobs (those created at or before `created_at_most`, when
+        given), in storage order: one storage call per 1000 rows."""
+        query = f"PartitionKey eq {literal(user_id)}"
+        if created_at_most:
+            query += f" and created_at le {literal(created_at_most)}"
+        for row in self._table.query_entities(query, select=_SUMMARY_FIELDS):
+            yield NetworkJob.from_entity(row)
 
     def delete_quietly(self, job: NetworkJob) -> None:
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.suppliers.base import Provider, Target
+from shared.suppliers.base import CostModel, Provider, Target
 
 
 class SupplierSummary(BaseModel):
@@ -38,7 +38,9 @@ class TargetInfo(BaseModel):
     mid_circuit_measurement: bool
     description: str
     emulation: str = Field(description="What runs this target when the supplier is emulated")
-    cost_model: dict[str, Any] | None
+    cost_model: dict[str, Any] | None = Field(
+        description="The target's price-book entry (null: not priced)"
+    )
 
     @classmethod
     def of(cls, target: Target) -> TargetInfo:
@@ -59,24 +61,35 @@ class TargetInfo(BaseModel):
 
 class ProviderInfo(BaseModel):
     id: str = Field(examples=["ionq"])
-    name: str
-    num_qubits: int = Field(description="The widest of its targets")
-    targets: list[TargetInfo]
-    description: str
-    cost_model: dict[str, Any] | None = Field(
-        description="The price of its first paid target (each target carries its own)"
+    name: str = Field(examples=["IonQ"])
+    num_qubits: int = Field(description="The widest of its targets", examples=[29])
+    targets: list[str] = Field(
+        description="Its targets' names, each one a `backend` for "
+        "`POST /api/v1/{supplier}/execute`",
+        examples=[["ionq.simulator", "ionq.qpu.aria-1", "ionq.qpu.forte-1"]],
+    )
+    description: str = Field(examples=["Trapped-ion quantum computer"])
+    cost_model: str = Field(
+        description="How its paid targets are billed: `per_aqt` (IonQ's gate-shot formula), "
+        "`hqc_credits` (Quantinuum credits), `per_task_per_shot`, `per_minute` (of QPU or "
+        "simulator time), or `free` when none of its targets costs anything",
+        examples=["per_aqt", "hqc_credits"],
+    )
+    target_details: list[TargetInfo] = Field(
+        description="Each target in `targets`' order: qubits, gates, kind, status, price"
     )
 
     @classmethod
     def of(cls, provider: Provider) -> ProviderInfo:
-        paid = [t.cost for t in provider.targets if t.cost and t.cost.formula != "free"]
+        paid = [t.cost for t in provider.targets if t.cost and not t.cost.free]
         return cls(
             id=provider.id,
             name=provider.name,
             num_qubits=provider.num_qubits,
-            targets=[TargetInfo.of(t) for t in provider.targets],
+            targets=[t.name for t in provider.targets],
             description=provider.description,
-            cost_model=paid[0].to_dict() if paid else None,
+            cost_model=cost_model_of(paid[0]) if paid else "free",
+            target_details=[TargetInfo.of(t) for t in provider.targets],
         )
 
 
@@ -109,6 +122,17 @@ class BraketDevice(BaseModel):
 
 class BraketDeviceList(BaseModel):
     devices: list[BraketDevice]
+
+
+def cost_model_of(cost: CostModel) -> str:
+    """The reference's name for how `cost` bills (`ProviderInfo.cost_model`)."""
+    if cost.unit == "HQC":
+        return "hqc_credits"
+    if cost.per_1q_gate_shot or cost.per_2q_gate_shot:
+        return "per_aqt"
+    if cost.per_minute:
+        return "per_minute"
+    return "per_task_per_shot"
 
 
 def connectivity_of(target: Target) -> str:

@@ -179,11 +179,11 @@ def test_without_credentials_every_supplier_is_emulated_and_every_provider_runs_
         url = f"{host.url}/api/v1/{supplier['id']}"
         providers = requests.get(f"{url}/providers", headers=headers, timeout=30).json()
         for provider in providers["providers"]:
-            target = next((t for t in provider["targets"] if t["gate_model"]), None)
+            target = next((t for t in provider["target_details"] if t["gate_model"]), None)
             if target is None:  # an analog device: listed, and refuses circuits
                 refused = requests.post(
                     f"{url}/execute",
-                    json={"qasm": BELL, "backend": provider["targets"][0]["name"]},
+                    json={"qasm": BELL, "backend": provider["targets"][0]},
                     headers=headers,
                     timeout=30,
                 )
@@ -271,3 +271,30 @@ def test_a_bad_rerank_is_refused_over_http_with_the_standard_error(host: FuncHos
         assert set(answer.json()) == {"detail", "error_code", "request_id"}
     other = requests.get(f"{host.url}/rerank/not-a-job", headers=headers, timeout=30)
     assert other.status_code == 404 and other.json()["error_code"] == "JOB_NOT_FOUND"
+
+
+def test_unknown_paths_and_wrong_methods_get_the_standard_error_body_over_http(
+    host: FuncHost,
+) -> None:
+    # given the gateway under the host stand-in (its catch-all function tried last)
+    # when a path no operation has is requested, with any method
+    for method in ("GET", "POST", "DELETE"):
+        missing = requests.request(method, f"{host.url}/api/v1/qec/decode", timeout=30)
+        # then it is the standard 404 body with the request id header
+        assert missing.status_code == 404
+        body = missing.json()
+        assert set(body) == {"detail", "error_code", "request_id"}
+        assert body["error_code"] == "NOT_FOUND"
+        assert body["request_id"] == missing.headers["X-Request-ID"]
+    # when a known path is asked with a method it does not take
+    wrong = requests.get(f"{host.url}/api/v1/execute", timeout=30)
+    # then it is 405 with Allow, and the standard body
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST, OPTIONS"
+    assert wrong.json()["error_code"] == "METHOD_NOT_ALLOWED"
+    assert wrong.json()["request_id"] == wrong.headers["X-Request-ID"]
+    # and the operations themselves still answer
+    assert requests.get(f"{host.url}/health", timeout=30).json() == {"status": "ok"}
+    options = requests.options(f"{host.url}/pricing", timeout=30)
+    assert options.status_code == 204 and options.headers["Allow"] == "GET, HEAD, OPTIONS"
+    head = requests.head(f"{host.url}/health", timeout=30)
+    assert head.status_code == 200 and head.headers["X-Request-ID"] and not head.content

@@ -63,71 +63,91 @@ def test_pricing_is_public_and_publishes_the_tier_table_limits_are_enforced_from
     assert answer.body["tiers"] == [
         {
             "name": tier.name.value,
-            "daily_jobs": tier.daily_jobs,
+            "daily_jobs": "unlimited" if tier.daily_jobs is None else tier.daily_jobs,
             "max_qubits": tier.max_qubits,
             "max_shots": tier.max_shots,
             "requests_per_minute": tier.requests_per_minute,
-            "price_eur": tier.price_eur,
+            "price_eur": "custom" if tier.price_eur is None else tier.price_eur,
         }
         for tier in TIERS.values()
     ]
-    assert any(tier["daily_jobs"] is None for tier in answer.body["tiers"])  # unlimited
+    # enterprise: no daily limit, a price by contract
+    assert answer.body["tiers"][-1]["daily_jobs"] == "unlimited"
+    assert answer.body["tiers"][-1]["price_eur"] == "custom"
 
 
-def test_legal_without_settings_has_null_company_fields_and_only_the_license(
+def test_legal_without_settings_has_null_company_fields_and_links_all_four_documents_here(
     services_env: Services, http: Callable[..., Any]
 ) -> None:
     # given no legal settings
     # when the legal details are asked for
     answer = http(legal.legal, "GET", "/legal")
-    # then the company fields are null and only the open-source license is linked
+    # then the company fields are null and every document is this deployment's /legal/{name}
     assert answer.status == 200
     assert answer.body == {
         "company": {
-            "company_name": None,
+            "name": None,
+            "registry_code": None,
             "address": None,
+            "country": None,
+            "eu_member": None,
             "email": None,
-            "registration": None,
             "vat_id": None,
             "website": None,
         },
-        "documents": {"license": "/legal/license"},
+        "documents": {
+            name: f"http://127.0.0.1:7071/legal/{name}"
+            for name in ("license", "eula", "terms", "privacy")
+        },
     }
 
 
-def test_legal_with_settings_names_the_operator_and_links_the_documents_that_exist(
+def test_legal_with_settings_names_the_operator_and_where_its_documents_are(
     services_env: Services,
     http: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
-    # given the operator's details, terms that exist and a privacy policy that does not
-    terms = tmp_path / "terms.md"
-    terms.write_text("# Terms\n", encoding="utf-8")
+    # given the operator's details, and the site that publishes its documents
     configure(
         monkeypatch,
         QCOS_LEGAL_COMPANY_NAME="Example GmbH",
+        QCOS_LEGAL_REGISTRY_CODE="HRB 12345",
         QCOS_LEGAL_ADDRESS="Musterstrasse 1, 10115 Berlin",
+        QCOS_LEGAL_COUNTRY="DE",
         QCOS_LEGAL_EMAIL="legal@example.com",
-        QCOS_LEGAL_REGISTRATION="Amtsgericht Berlin HRB 12345",
         QCOS_LEGAL_VAT_ID="DE123456789",
         QCOS_LEGAL_WEBSITE="https://example.com",
-        QCOS_LEGAL_TERMS_FILE=str(terms),
-        QCOS_LEGAL_PRIVACY_FILE=str(tmp_path / "missing.md"),
+        QCOS_LEGAL_DOCUMENTS_URL="https://example.com/legal",
     )
     # when the legal details are asked for
     answer = http(legal.legal, "GET", "/legal")
-    # then they are the settings, and only the existing documents are linked
+    # then they are the settings, and the documents are on the operator's site
     assert answer.status == 200
     assert answer.body["company"] == {
-        "company_name": "Example GmbH",
+        "name": "Example GmbH",
+        "registry_code": "HRB 12345",
         "address": "Musterstrasse 1, 10115 Berlin",
+        "country": "DE",
+        "eu_member": True,
         "email": "legal@example.com",
-        "registration": "Amtsgericht Berlin HRB 12345",
         "vat_id": "DE123456789",
         "website": "https://example.com",
     }
-    assert answer.body["documents"] == {"license": "/legal/license", "terms": "/legal/terms"}
+    assert answer.body["documents"]["eula"] == "https://example.com/legal/eula"
+
+
+@pytest.mark.parametrize(
+    ("country", "member"), [("Estonia", True), ("ee", True), ("Switzerland", False)]
+)
+def test_eu_member_follows_the_country(
+    services_env: Services,
+    http: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    country: str,
+    member: bool,
+) -> None:
+    configure(monkeypatch, QCOS_LEGAL_COUNTRY=country)
+    assert http(legal.legal, "GET", "/legal").body["company"]["eu_member"] is member
 
 
 def test_the_license_document_is_the_repositorys_mit_license_as_plain_text(
@@ -145,13 +165,16 @@ def test_the_license_document_is_the_repositorys_mit_license_as_plain_text(
     assert "Copyright (c) 2026 The QCOS gateway authors" in answer.body
 
 
-def test_terms_are_404_until_configured_then_served_with_their_media_type(
+def test_terms_are_the_default_text_until_configured_then_the_operators_file(
     services_env: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # given no terms configured
+    # given no terms configured, and the operator's name
+    configure(monkeypatch, QCOS_LEGAL_COMPANY_NAME="Example GmbH")
     # when they are asked for
-    # then they are not found
-    assert_not_found(document("terms"))
+    resp = document("terms")
+    # then the gateway's default terms are served, naming the operator
+    assert resp.status_code == 200 and resp.mimetype == "text/markdown"
+    assert "operated by Example GmbH" in resp.get_body().decode("utf-8")
     # given terms in a Markdown file
     terms = tmp_path / "terms.md"
     terms.write_text("# Terms of service\n\nBe nice.\n", encoding="utf-8")
@@ -161,6 +184,19 @@ def test_terms_are_404_until_configured_then_served_with_their_media_type(
     # then the file is served as Markdown
     assert resp.status_code == 200 and resp.mimetype == "text/markdown"
     assert resp.get_body().decode("utf-8") == "# Terms of service\n\nBe nice.\n"
+
+
+@pytest.mark.parametrize("name", ["eula", "terms", "privacy"])
+def test_every_document_has_a_default_text(services_env: Services, name: str) -> None:
+    resp = document(name)
+    assert resp.status_code == 200 and resp.get_body().decode("utf-8").startswith("# ")
+
+
+def test_a_configured_file_that_is_missing_is_404(
+    services_env: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    configure(monkeypatch, QCOS_LEGAL_PRIVACY_FILE=str(tmp_path / "missing.md"))
+    assert_not_found(document("privacy"))
 
 
 def test_a_relative_document_path_is_read_from_the_app_directory(

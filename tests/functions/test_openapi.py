@@ -9,7 +9,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.api import BLUEPRINTS, docs, openapi
+from shared.api import BLUEPRINTS, docs, fallback, openapi
 from shared.http import OPERATIONS
 from shared.services import Services
 
@@ -21,6 +21,8 @@ def served_routes() -> set[tuple[str, str]]:
         app.register_functions(blueprint)
     routes = set()
     for fn in app.get_functions():
+        if fn.get_function_name() == fallback.FUNCTION_NAME:  # every path and method, no operation
+            continue
         for binding in json.loads(fn.get_function_json())["bindings"]:
             if binding["type"] == "httpTrigger":
                 path = "/" + binding["route"]
@@ -28,6 +30,26 @@ def served_routes() -> set[tuple[str, str]]:
                 for method in binding["methods"]:
                     routes.add((method.upper(), path))
     return routes
+
+
+def test_the_fallback_is_the_http_function_the_host_tries_last() -> None:
+    # given the app's HTTP functions
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    for blueprint in BLUEPRINTS:
+        app.register_functions(blueprint)
+    http_functions = {
+        fn.get_function_name(): binding
+        for fn in app.get_functions()
+        for binding in json.loads(fn.get_function_json())["bindings"]
+        if binding["type"] == "httpTrigger"
+    }
+    # when they are ordered as the host orders them (FunctionMetadataManager: by name,
+    # OrdinalIgnoreCase, which compares upper-cased) and matched in that order
+    order = sorted(http_functions, key=str.upper)
+    # then the fallback comes last, and takes every path and every method
+    assert order[-1] == fallback.FUNCTION_NAME
+    assert http_functions[fallback.FUNCTION_NAME]["route"] == "{*path}"
+    assert "methods" not in http_functions[fallback.FUNCTION_NAME]
 
 
 def test_function_app_registers_the_same_blueprints_as_this_test() -> None:

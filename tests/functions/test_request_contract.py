@@ -193,7 +193,7 @@ def test_the_admin_creates_a_user_whose_key_is_shown_once_and_never_again(
     me = http(accounts.me, "GET", "/user/me", headers={"X-API-Key": key})
     assert me.status == 200
     assert me.body["user_id"] == user_id
-    assert me.body["daily_job_limit"] is None and me.body["max_qubits"] == 127
+    assert me.body["daily_job_limit"] == "unlimited" and me.body["max_qubits"] == 127
     assert me.body["max_shots"] == 100_000 and me.body["jobs_today"] == 0
 
 

@@ -44,8 +44,7 @@ def brickwork(n: int, layers: int) -> str:
         for layer in range(layers)
     )
     return (
-        f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{n}];\ncreg c[{n}];\n{body}'
-        "measure q -> c;\n"
+        f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{n}];\ncreg c[{n}];\n{body}measure q -> c;\n'
     )
 
 
@@ -137,15 +136,19 @@ def test_providers_list_targets_with_qubits_kind_and_price(
     assert answer.status == 200
     providers = {p["id"]: p for p in answer.body["providers"]}
     assert set(providers) == {"ionq", "quantinuum", "rigetti"}
-    ionq = {t["name"]: t for t in providers["ionq"]["targets"]}
-    assert {"ionq.simulator", "ionq.qpu.aria-1", "ionq.qpu.forte-1"} <= set(ionq)
+    assert {"ionq.simulator", "ionq.qpu.aria-1", "ionq.qpu.forte-1"} <= set(
+        providers["ionq"]["targets"]
+    )
+    ionq = {t["name"]: t for t in providers["ionq"]["target_details"]}
     assert ionq["ionq.qpu.aria-1"]["num_qubits"] == 25
     assert ionq["ionq.qpu.aria-1"]["connectivity"] == "all-to-all"
+    assert ionq["ionq.qpu.aria-1"]["cost_model"]["unit"] == "USD"
     assert providers["ionq"]["num_qubits"] == 36
-    assert providers["ionq"]["cost_model"]["unit"] == "USD"
-    kinds = {t["kind"] for t in providers["quantinuum"]["targets"]}
+    assert providers["ionq"]["cost_model"] == "per_aqt"
+    assert providers["quantinuum"]["cost_model"] == "hqc_credits"
+    kinds = {t["kind"] for t in providers["quantinuum"]["target_details"]}
     assert kinds == {"syntax_checker", "emulator", "qpu"}
-    assert "rigetti.sim.qvm" in {t["name"] for t in providers["rigetti"]["targets"]}
+    assert "rigetti.sim.qvm" in providers["rigetti"]["targets"]
 
 
 def test_an_analog_device_is_listed_as_such_and_refuses_circuits(
@@ -161,7 +164,8 @@ def test_an_analog_device_is_listed_as_such_and_refuses_circuits(
         route_params={"supplier": "braket"},
     )
     quera = next(p for p in answer.body["providers"] if p["id"] == "quera")
-    assert quera["targets"][0]["gate_model"] is False
+    assert quera["targets"] == ["aquila"]
+    assert quera["target_details"][0]["gate_model"] is False
     # when a circuit is sent to it
     refused = execute(http, user, "braket", {"qasm": BELL, "device": "aquila"})
     # then it is refused with the reason

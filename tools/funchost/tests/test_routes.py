@@ -200,3 +200,23 @@ def test_a_template_funchost_cannot_honour_is_refused(template: str, message: st
     # then it is refused, saying why
     with pytest.raises(ConfigError, match=re.escape(message)):
         table((template, None))
+
+
+def test_a_catch_all_for_every_method_is_tried_last_and_takes_what_no_other_route_does() -> None:
+    # given an app's routes and a catch-all for every method, the catch-all registered first
+    routes = table(
+        ("{*path}", None),
+        ("v1/execute", ["POST"]),
+        ("v1/jobs/{id}", ["DELETE"]),
+        ("v1/{supplier}/providers", ["GET"]),
+        prefix="",
+    )
+    # then each route keeps its own requests, literal segments before parameters
+    assert target(routes.find("POST", "/v1/execute")) == ("v1/execute", {})
+    assert target(routes.find("DELETE", "/v1/jobs/7")) == ("v1/jobs/{id}", {"id": "7"})
+    assert target(routes.find("GET", "/v1/braket/providers"))[0] == "v1/{supplier}/providers"
+    # and the catch-all takes unknown paths and the other routes' wrong methods (no 404/405)
+    assert target(routes.find("GET", "/v1/execute")) == ("{*path}", {"path": "v1/execute"})
+    assert target(routes.find("GET", "/v1/chemistry/x")) == ("{*path}", {"path": "v1/chemistry/x"})
+    assert target(routes.find("OPTIONS", "/v1/jobs/7"))[0] == "{*path}"
+    assert target(routes.find("POST", "/")) == ("{*path}", {})

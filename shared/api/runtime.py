@@ -1,0 +1,606 @@
+"""The caller's jobs (`GET /api/v1/jobs`), and the paths the vendor's Python client
+(softqcos-sdk 3.13) calls, served as doors of the operations we already have.
+
+A door takes the client's request as the client sends it (`backend_id` for `backend`, the
+ledger's `start_date`/`end_date`, a batch of `{circuit, backend, shots}`), converts it to the
+operation's own request, and answers what the operation answers. Doors under `/api/v1` answer
+as v1 does (no `success`/`data` envelope), doors under `/api/v2` as v2 does. The client's other
+areas (chemistry, QEC, teleportation, marketplace, its evidence format...) are another product
+and are not served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.api import jobs as jobs_api
+from shared.api import ledger as ledger_api
+from shared.api import network as network_api
+from shared.errors import ValidationFailed
+from shared.http import Operation, Reply, RequestContext, handle, handle_async
+from shared.jobs.repository import JobRepository
+from shared.jobs.schemas import (
+    BELL_QASM,
+    JOB_ID_FIELD,
+    TAGS_FIELD,
+    ExecuteRequest,
+    JobList,
+    JobListQuery,
+    SupplierExecuteRequest,
+    Tags,
+)
+from shared.ledger.budgets import BudgetPeriod
+from shared.network.backends import find
+from shared.network.listing import JobListing
+from shared.network.repository import NetworkRepository
+from shared.network.schemas import BatchCircuit, EstimateRequest, NetworkBatchRequest
+from shared.orchestration.client import DurableOrchestrations
+from shared.services import services
+from shared.suppliers.catalog import supplier
+
+bp = df.Blueprint()
+
+SDK = "softqcos-sdk 3.13"
+# The client's default backend for jobs and estimates
+SDK_BACKEND = "statevector_sim"
+
+# -- the caller's jobs ----------------------------------------------------------------------------
+
+LIST = Operation(
+    "GET",
+    "/api/v1/jobs",
+    "Your jobs, newest first",
+    JobList,
+    query=JobListQuery,
+    errors=(401, 404, 422, 429, 503),
+    description="v1 jobs (circuits, supplier jobs, reranks) and v2 network jobs and batches, "
+    "yours only, newest first, `limit` a page (at most 100) and `next_cursor` for the next "
+    "one. Filter by `status`, `backend` (404 BACKEND_NOT_FOUND for an unknown one) and "
+    "`type`. Each job says where to read it (`location`).",
+)
+
+
+@LIST.route(bp)
+def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, LIST, lambda ctx: _listed(ctx, ctx.query))
+
+
+def _listed(ctx: RequestContext[Any], query: JobListQuery) -> JobList:
+    storage = services().storage
+    listing = JobListing(JobRepository(storage), NetworkRepository(storage))
+    return listing.page(ctx.user.user_id, query)
+
+
+# -- the client's requests ------------------------------------------------------------------------
+
+
+class RuntimeJobRequest(BaseModel):
+    """A circuit for a backend, as `client.jobs.submit` and `client.submit` send it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"qasm": BELL_QASM, "shots": 1024, "backend_id": "qiskit_aer"}]
+        },
+    )
+
+    qasm: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
+    shots: int = Field(1024, ge=1, le=100_000, description="Shots (at most your tier's max_shots)")
+    backend_id: str = Field(
+        SDK_BACKEND,
+        min_length=1,
+        max_length=100,
+        description="A backend id (GET /api/v1/backends), or a name that resolves to one",
+    )
+    job_id: str | None = JOB_ID_FIELD
+    tags: Tags | None = TAGS_FIELD
+    metadata: Tags | None = Field(
+        None, max_length=10, description="Labels the client sends (`mitigation`): kept as tags"
+    )
+
+    @model_validator(mode="after")
+    def _few_labels(self) -> RuntimeJobRequest:
+        if len(self.labels or {}) > 10:
+            raise ValueError("`tags` and `metadata` together hold at most 10 labels")
+        return self
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        merged = {**(self.metadata or {}), **(self.tags or {})}
+        return merged or None
+
+    def as_execute(self) -> ExecuteRequest:
+        return ExecuteRequest(
+            qasm=self.qasm, shots=self.shots, job_id=self.job_id, tags=self.labels
+        )
+
+    def as_supplier_request(self, backend: str) -> SupplierExecuteRequest:
+        return SupplierExecuteRequest.model_validate(
+            {
+                "qasm": self.qasm,
+                "backend": backend,
+                "shots": self.shots,
+                "job_id": self.job_id,
+                "tags": self.labels,
+            }
+        )
+
+
+class RuntimeEstimateRequest(BaseModel):
+    """What `client.jobs.estimate` sends: the circuit with its own count of qubits and gates."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "qasm": BELL_QASM,
+                    "shots": 1000,
+                    "backend_id": "qiskit_aer",
+                    "qubits": 2,
+                    "gates": 2,
+                }
+            ]
+        },
+    )
+
+    qasm: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
+    shots: int = Field(1024, ge=1, le=100_000)
+    backend_id: str = Field(SDK_BACKEND, min_length=1, max_length=100)
+    qubits: int | None = Field(
+        None, ge=0, description="Accepted; the estimate sizes the circuit from `qasm` itself"
+    )
+    gates: int | None = Field(
+        None, ge=0, description="Accepted; the estimate sizes the circuit from `qasm` itself"
+    )
+
+    def as_estimate(self) -> EstimateRequest:
+        return EstimateRequest(
+            qasm=self.qasm, shots=self.shots, backends=[find(self.backend_id).id]
+        )
+
+
+class RuntimeJobListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=1000)
+    status: str | None = Field(None, max_length=20)
+    backend_id: str | None = Field(None, min_length=1, max_length=100)
+
+    def as_query(self) -> JobListQuery:
+        return _list_query(
+            limit=self.limit, cursor=self.cursor, status=self.status, backend=self.backend_id
+        )
+
+
+class UsageReportQuery(ledger_api.UsageQuery):
+    """`client.ledger.usage`'s names for the ledger's usage filters."""
+
+    since: str | None = Field(
+        None, alias="start_date", description="`from`: start (a date or ISO 8601), inclusive"
+    )
+    until: str | None = Field(
+        None, alias="end_date", description="`to`: end (a date or ISO 8601), exclusive"
+    )
+    tenant: str | None = Field(
+        None, alias="tenant_id", pattern=ledger_api._NAME, description="Only this tenant"
+    )
+    project: str | None = Field(
+        None, alias="project_id", max_length=256, description="Only this project"
+    )
+
+
+class ChargebackReportQuery(ledger_api.ChargebackQuery):
+    """`client.ledger.chargeback`'s query parameters."""
+
+    since: str | None = Field(None, alias="start_date", description="Start, inclusive")
+    until: str | None = Field(None, alias="end_date", description="End, exclusive")
+    tenant: str | None = Field(
+        None, alias="tenant_id", pattern=ledger_api._NAME, description="Only this tenant"
+    )
+    project_id: str | None = Field(None, max_length=256, description="Only this project")
+
+
+class BudgetCreateRequest(BaseModel):
+    """What `client.ledger.budget_create` sends: a budget for your tenant or one project."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"limit_usd": 500, "period": "monthly"}]},
+    )
+
+    limit_usd: Decimal = Field(ge=0, le=Decimal("1e9"), decimal_places=2, description="In USD")
+    period: BudgetPeriod = Field(BudgetPeriod.MONTHLY, description="daily or monthly (UTC)")
+    tenant_id: str | None = Field(
+        None, pattern=ledger_api._NAME, description="Your tenant (the admin: any tenant)"
+    )
+    project_id: str | None = Field(
+        None, pattern=ledger_api._NAME, description="A project of the tenant: its own budget"
+    )
+
+
+class SdkBatchJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    circuit: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
+    backend: str = Field(min_length=1, max_length=100, description="The same for every job")
+    shots: int = Field(1024, ge=1, le=100_000)
+
+
+class SdkBatchRequest(BaseModel):
+    """What `client.batch.submit` sends: circuits on one backend."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "SDK Batch",
+                    "jobs": [{"circuit": BELL_QASM, "backend": "qiskit_aer", "shots": 100}],
+                    "max_concurrent": 10,
+                }
+            ]
+        },
+    )
+
+    name: str = Field("SDK Batch", max_length=80, description="Names its circuits `<name> <i>`")
+    jobs: list[SdkBatchJob] = Field(min_length=1, max_length=100)
+    max_concurrent: int = Field(
+        10, ge=1, le=100, description="Accepted; the batch's runs all start at once"
+    )
+
+    def as_batch(self) -> NetworkBatchRequest:
+        """The network batch on the jobs' one backend; `ValidationFailed` when they name
+        several, `NotFound` BACKEND_NOT_FOUND for an unknown one."""
+        named = {find(job.backend).id for job in self.jobs}
+        if len(named) != 1:
+            raise ValidationFailed(
+                f"jobs: every job of a batch names the same backend (these name {len(named)})"
+            )
+        circuits = [
+            BatchCircuit(qasm=job.circuit, shots=job.shots, name=f"{self.name} {i}")
+            for i, job in enumerate(self.jobs)
+        ]
+        return NetworkBatchRequest.model_validate(
+            {"circuits": circuits, "backends": list(named), "strategy": "fastest"}
+        )
+
+
+class BatchListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=1000)
+    status: str | None = Field(None, max_length=20)
+
+    def as_query(self) -> JobListQuery:
+        return _list_query(limit=self.limit, cursor=self.cursor, status=self.status, type="batch")
+
+
+class BatchResultsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_failed: bool = Field(True, description="False: leave out the circuits that failed")
+
+
+def _list_query(**given: Any) -> JobListQuery:
+    """A listing's query from a door's (its values checked as the listing checks them)."""
+    try:
+        return JobListQuery.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ValidationFailed(f"query: {exc}".splitlines()[0]) from None
+
+
+# -- the doors ------------------------------------------------------------------------------------
+
+
+def _door(op: Operation, path: str, note: str = "", **changes: Any) -> Operation:
+    """`op` at `path` too, as the vendor's client calls it, under the `compat` tag."""
+    return dataclasses.replace(
+        op,
+        path=path,
+        tag="compat",
+        description=f"The path {SDK} calls for `{op.method} {op.path}`{note}.\n\n{op.description}",
+        **changes,
+    )
+
+
+def _v1_door(op: Operation, path: str, note: str = "", **changes: Any) -> Operation:
+    """A v2 operation's door under `/api/v1`: answered as v1 answers, without the envelope."""
+    note = f"{note}; answered without v2's `success`/`data` envelope"
+    return _door(op, path, note, envelope=False, **changes)
+
+
+_CONVERTED = "; it takes the client's request and converts it"
+
+RUNTIME_SUBMIT = _door(
+    jobs_api.EXECUTE,
+    "/api/v1/runtime/jobs",
+    f"{_CONVERTED}: `backend_id` (default {SDK_BACKEND}) picks the local simulator or a "
+    "supplier's backend",
+    body=RuntimeJobRequest,
+    errors=(400, 401, 403, 404, 409, 413, 422, 429, 503),
+)
+RUNTIME_LIST = _door(
+    LIST, "/api/v1/runtime/jobs", " (`backend_id` for `backend`)", query=RuntimeJobListQuery
+)
+RUNTIME_STATUS = _door(jobs_api.STATUS, "/api/v1/runtime/jobs/{job_id}")
+RUNTIME_CANCEL = _door(jobs_api.CANCEL, "/api/v1/runtime/jobs/{job_id}")
+RUNTIME_ESTIMATE = _v1_door(
+    network_api.ESTIMATE,
+    "/api/v1/runtime/estimate",
+    f"{_CONVERTED} (one backend, `backend_id`)",
+    body=RuntimeEstimateRequest,
+    errors=(400, 401, 404, 413, 422, 429, 503),
+)
+RUNTIME_BACKENDS = _v1_door(network_api.BACKENDS, "/api/v1/runtime/backends")
+BACKENDS = _v1_door(network_api.BACKENDS, "/api/v1/backends")
+BACKEND = _v1_door(network_api.BACKEND, "/api/v1/backends/{backend_id}")
+NETWORK_STATUS = _v1_door(network_api.STATUS, "/api/v1/network/status")
+NETWORK_TOPOLOGY = _v1_door(network_api.TOPOLOGY, "/api/v1/network/topology")
+NETWORK_BACKENDS = _v1_door(network_api.BACKENDS, "/api/v1/network/backends")
+SUPPLIER_STATUS = _door(
+    jobs_api.STATUS,
+    "/api/v1/{supplier}/status/{job_id}",
+    " (404 SUPPLIER_NOT_FOUND for an unknown supplier)",
+)
+SUPPLIER_CANCEL = _door(
+    jobs_api.CANCEL,
+    "/api/v1/{supplier}/jobs/{job_id}",
+    " (404 SUPPLIER_NOT_FOUND for an unknown supplier)",
+)
+LEDGER_USAGE = _door(
+    ledger_api.USAGE,
+    "/api/v1/ledger/reports/usage",
+    " (`start_date`, `end_date`, `tenant_id`, `project_id` for `from`, `to`, `tenant`, `project`)",
+    query=UsageReportQuery,
+)
+LEDGER_CHARGEBACK = _door(
+    ledger_api.CHARGEBACK,
+    "/api/v1/ledger/reports/chargeback",
+    " as a POST with query parameters (`start_date`, `end_date`, `tenant_id`; `project_id` "
+    "keeps one project's groups)",
+    method="POST",
+    query=ChargebackReportQuery,
+)
+LEDGER_BUDGET = _door(
+    ledger_api.PUT_BUDGET,
+    "/api/v1/ledger/budgets",
+    f" as a POST{_CONVERTED}: `limit_usd` sets a USD budget of your tenant, or of `project_id`",
+    method="POST",
+    body=BudgetCreateRequest,
+)
+BATCH_SUBMIT = _door(
+    network_api.BATCH,
+    "/api/v2/batch",
+    f"{_CONVERTED}: its jobs' circuits, on their one backend",
+    body=SdkBatchRequest,
+)
+BATCH_LIST = _door(
+    LIST,
+    "/api/v2/batch",
+    " (its batches only), enveloped as v2 answers",
+    query=BatchListQuery,
+    envelope=True,
+)
+BATCH_STATUS = _door(network_api.JOB, "/api/v2/batch/{job_id}")
+BATCH_RESULTS = _door(
+    network_api.JOB,
+    "/api/v2/batch/{job_id}/results",
+    " (`include_failed=false` leaves out the circuits that failed)",
+    query=BatchResultsQuery,
+)
+BATCH_CANCEL = _door(network_api.CANCEL, "/api/v2/batch/{job_id}/cancel", method="POST")
+
+
+@RUNTIME_SUBMIT.route(bp)
+def sdk_submit(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, RUNTIME_SUBMIT, _submit, existing=_submitted)
+
+
+@RUNTIME_LIST.route(bp)
+def sdk_list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, RUNTIME_LIST, lambda ctx: _listed(ctx, ctx.query.as_query()))
+
+
+@RUNTIME_STATUS.route(bp)
+def sdk_job(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, RUNTIME_STATUS, _status)
+
+
+@RUNTIME_CANCEL.route(bp)
+def sdk_cancel(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, RUNTIME_CANCEL, _cancel)
+
+
+@RUNTIME_ESTIMATE.route(bp)
+def sdk_estimate(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(
+        req,
+        RUNTIME_ESTIMATE,
+        lambda ctx: services().network.estimate(ctx.user, ctx.body.as_estimate()),
+    )
+
+
+@RUNTIME_BACKENDS.route(bp)
+def sdk_runtime_backends(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, RUNTIME_BACKENDS, lambda ctx: services().network.backends())
+
+
+@BACKENDS.route(bp)
+def sdk_backends(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, BACKENDS, lambda ctx: services().network.backends())
+
+
+@BACKEND.route(bp)
+def sdk_backend(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, BACKEND, lambda ctx: services().network.backend(ctx.params["backend_id"]))
+
+
+@NETWORK_STATUS.route(bp)
+def sdk_network_status(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, NETWORK_STATUS, lambda ctx: services().network.status())
+
+
+@NETWORK_TOPOLOGY.route(bp)
+def sdk_network_topology(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, NETWORK_TOPOLOGY, lambda ctx: services().network.topology())
+
+
+@NETWORK_BACKENDS.route(bp)
+def sdk_network_backends(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, NETWORK_BACKENDS, lambda ctx: services().network.backends())
+
+
+@SUPPLIER_STATUS.route(bp)
+def sdk_supplier_status(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, SUPPLIER_STATUS, lambda ctx: _status(_known_supplier(ctx)))
+
+
+@SUPPLIER_CANCEL.route(bp)
+def sdk_supplier_cancel(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, SUPPLIER_CANCEL, lambda ctx: _cancel(_known_supplier(ctx)))
+
+
+@LEDGER_USAGE.route(bp)
+def sdk_ledger_usage(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, LEDGER_USAGE, ledger_api._usage)
+
+
+@LEDGER_CHARGEBACK.route(bp)
+def sdk_ledger_chargeback(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, LEDGER_CHARGEBACK, _chargeback)
+
+
+@LEDGER_BUDGET.route(bp)
+def sdk_ledger_budget(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, LEDGER_BUDGET, _budget)
+
+
+@BATCH_SUBMIT.route(bp)
+@bp.durable_client_input(client_name="client")
+async def sdk_batch_submit(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+    orchestrations = DurableOrchestrations(client, asyncio.get_running_loop())
+
+    def submit(ctx: RequestContext[SdkBatchRequest]) -> Any:
+        batch = ctx.body.as_batch()
+        return _batch_accepted(services().network.execute_batch(ctx.user, batch, orchestrations))
+
+    return await handle_async(req, BATCH_SUBMIT, submit)
+
+
+@BATCH_LIST.route(bp)
+def sdk_batch_list(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, BATCH_LIST, lambda ctx: _listed(ctx, ctx.query.as_query()))
+
+
+@BATCH_STATUS.route(bp)
+def sdk_batch_status(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(
+        req, BATCH_STATUS, lambda ctx: services().network.get(ctx.user, ctx.params["job_id"])
+    )
+
+
+@BATCH_RESULTS.route(bp)
+def sdk_batch_results(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, BATCH_RESULTS, _batch_results)
+
+
+@BATCH_CANCEL.route(bp)
+@bp.durable_client_input(client_name="client")
+async def sdk_batch_cancel(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+    orchestrations = DurableOrchestrations(client, asyncio.get_running_loop())
+
+    def cancel(ctx: RequestContext[None]) -> dict[str, Any]:
+        return services().network.cancel(ctx.user, ctx.params["job_id"], orchestrations)
+
+    return await handle_async(req, BATCH_CANCEL, cancel)
+
+
+# -- conversions ----------------------------------------------------------------------------------
+
+
+def _runtime_location(job_id: str) -> str:
+    return f"/api/v1/runtime/jobs/{job_id}"
+
+
+def _submit(ctx: RequestContext[RuntimeJobRequest]) -> Reply:
+    """The circuit on `backend_id`: the local simulator's queue, or a supplier's backend."""
+    backend = find(ctx.body.backend_id)
+    jobs = services().jobs
+    if backend.local:
+        accepted = jobs.submit(ctx.user, ctx.body.as_execute())
+    else:
+        request = ctx.body.as_supplier_request(backend.name)
+        accepted = jobs.submit_to_supplier(ctx.user, backend.supplier, request)
+    return jobs_api.accepted_reply(accepted, _runtime_location(accepted.job_id))
+
+
+def _submitted(ctx: RequestContext[RuntimeJobRequest], job_id: str) -> Reply:
+    """`_submit`'s answer for the job an earlier attempt made (NotFound: none)."""
+    accepted = services().jobs.accepted(ctx.user, job_id)
+    return jobs_api.accepted_reply(accepted, _runtime_location(job_id))
+
+
+def _status(ctx: RequestContext[None]) -> Any:
+    return services().jobs.status(ctx.user, ctx.params["job_id"])
+
+
+def _cancel(ctx: RequestContext[None]) -> Any:
+    return services().jobs.cancel(ctx.user, ctx.params["job_id"])
+
+
+def _known_supplier(ctx: RequestContext[None]) -> RequestContext[None]:
+    """`ctx`, once its `supplier` is known (`NotFound` SUPPLIER_NOT_FOUND otherwise)."""
+    supplier(ctx.params["supplier"])
+    return ctx
+
+
+def _chargeback(ctx: RequestContext[None]) -> ledger_api.Chargeback:
+    report = ledger_api._chargeback(ctx)
+    project = ctx.query.project_id
+    if project is not None:
+        report.groups = [g for g in report.groups if g.project == project]
+    return report
+
+
+def _budget(ctx: RequestContext[BudgetCreateRequest]) -> ledger_api.BudgetView:
+    body = ctx.body
+    if body.tenant_id is not None:
+        services().ledger.visible(ctx.user, body.tenant_id)  # refuses another tenant's
+    tenant = body.tenant_id or ctx.user.tenant
+    if body.project_id is None and not tenant:
+        raise ValidationFailed("you belong to no tenant: give `tenant_id` or `project_id`")
+    scope = f"project:{body.project_id}" if body.project_id else f"tenant:{tenant}"
+    status = services().ledger.put_budget(
+        ctx.user,
+        scope,
+        period=body.period,
+        limit=body.limit_usd,
+        currency="USD",
+        tenant=body.tenant_id,
+    )
+    return ledger_api._budget(status)
+
+
+def _batch_accepted(outcome: Any) -> Any:
+    """The network batch's answer, its `Location` at this door."""
+    reply = network_api._accepted(outcome)
+    if isinstance(reply, Reply):
+        reply.headers["Location"] = f"/api/v2/batch/{outcome.job_id}"
+    return reply
+
+
+def _batch_results(ctx: RequestContext[None]) -> dict[str, Any]:
+    view = services().network.get(ctx.user, ctx.params["job_id"])
+    if not ctx.query.include_failed and isinstance(view.get("circuits"), list):
+        view["circuits"] = [c for c in view["circuits"] if c.get("status") != "failed"]
+    return view
