@@ -37,12 +37,12 @@ from shared.jobs.schemas import (
     Tags,
 )
 from shared.ledger.budgets import BudgetPeriod
-from shared.network.backends import find
 from shared.network.listing import JobListing
 from shared.network.repository import NetworkRepository
 from shared.network.schemas import BatchCircuit, EstimateRequest, NetworkBatchRequest
 from shared.orchestration.client import DurableOrchestrations
 from shared.services import services
+from shared.suppliers.backends import find
 from shared.suppliers.catalog import supplier
 
 bp = df.Blueprint()

@@ -128,7 +128,7 @@ class Metering:
 
     @staticmethod
     def _entry(job: Job, cost: Cost) -> LedgerEntry:
-        from shared.network.backends import public_id
+        from shared.suppliers.backends import public_id
 
         return charge_entry(
             user_id=job.user_id,

@@ -27,6 +27,7 @@ from shared.jobs.schemas import ResultMetadata, SyncResult
 from shared.ledger.budgets import BudgetHold
 from shared.ledger.service import Cost, Ledger
 from shared.suppliers import aer
+from shared.suppliers.backends import public_id
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def run_metadata(
         queue_time_ms = max(waited.total_seconds() * 1000.0, 0.0)
     return ResultMetadata(
         shots=job.shots,
-        backend=job.backend,
+        backend=public_id(job.supplier, job.backend),
         execution_time_ms=round(execution_time_ms, 3),
         num_qubits=parsed.num_qubits,
         num_clbits=parsed.num_clbits,

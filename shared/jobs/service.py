@@ -49,6 +49,7 @@ from shared.jobs.supplier_tasks import SupplierTasks
 from shared.jobs.worker import Worker
 from shared.ledger.service import Ledger
 from shared.storage import LOST, Lost, until_written
+from shared.suppliers.backends import public_id
 from shared.suppliers.registry import SupplierRegistry
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class JobService:
                 else None
             ),
             shots=job.shots,
-            backend=job.backend,
+            backend=public_id(job.supplier, job.backend),
             num_qubits=job.num_qubits,
         )
 

@@ -36,6 +36,7 @@ from shared.jobs.schemas import ExecuteRequest, JobAccepted, SupplierExecuteRequ
 from shared.jobs.worker import Worker
 from shared.ledger.service import Ledger, amount
 from shared.suppliers import aer, emulation
+from shared.suppliers.backends import supplier_target
 from shared.suppliers.base import Mode
 from shared.suppliers.catalog import supplier as find_supplier
 from shared.suppliers.fit import check_fits
@@ -110,7 +111,7 @@ class Submissions:
             raise ValidationFailed(
                 f"{info.name} takes the backend as {allowed}, not `{field_name}`"
             )
-        target = info.target(backend)
+        target = supplier_target(info.id, backend)  # any name of it a client uses
         mode = self._suppliers.mode(info.id)
         execute = req.as_execute()
         parsed = self.parse(principal, execute)

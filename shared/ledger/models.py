@@ -75,7 +75,7 @@ def shown_backend(entry: LedgerEntry) -> str:
     """The entry's backend as every answer names it: the network's id (`braket_iqm_garnet`),
     also for entries written with the supplier's own name (`garnet`) before ids were stored.
     The entry itself, and so its hash, keeps what was written."""
-    from shared.network.backends import public_id  # the one mapping of backend names
+    from shared.suppliers.backends import public_id  # the one mapping of backend names
 
     return public_id(entry.supplier, entry.backend)
 

@@ -217,7 +217,7 @@ def _query(filters: dict[str, str]) -> str:
     names = {"user_id": "PartitionKey"}
     for name, value in filters.items():
         if name == "backend":  # any name of it: entries hold the id, older ones the supplier's
-            from shared.network.backends import stored_names
+            from shared.suppliers.backends import stored_names
 
             either = " or ".join(f"backend eq {literal(n)}" for n in stored_names(value))
             parts.append(f"({either})")

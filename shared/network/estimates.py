@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from shared.circuits import ParsedCircuit
 from shared.config import Limits
 from shared.errors import ApiError
-from shared.network.backends import Backend
 from shared.network.calibration import OnDevice, on_device
 from shared.network.pricing import GateCounts, Price, gate_counts, price
 from shared.suppliers import aer, emulation
+from shared.suppliers.backends import Backend
 from shared.suppliers.base import DeviceKind, Mode, Target
 from shared.suppliers.fit import check_fits
 

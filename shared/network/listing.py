@@ -22,8 +22,8 @@ from shared.errors import NotFound, ValidationFailed
 from shared.jobs.models import CIRCUIT, Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import JobList, JobListQuery, JobSummary
-from shared.network.backends import find, of_job
 from shared.network.repository import NetworkJob, NetworkRepository
+from shared.suppliers.backends import find, of_job
 
 # (created_at, job id, table): the order of a listing, newest first; unique per caller
 Key = tuple[str, str, str]

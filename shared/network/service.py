@@ -33,7 +33,6 @@ from shared.jobs.repository import JobRepository, blob_stem
 from shared.jobs.schemas import ExecuteRequest, is_job_id
 from shared.jobs.service import JobService
 from shared.network import aggregation, strategies
-from shared.network.backends import Backend, all_backends, find, of_job
 from shared.network.calibration import calibration as read_calibration
 from shared.network.estimates import BackendEstimate, Situation, estimate, wait_seconds
 from shared.network.repository import (
@@ -68,6 +67,7 @@ from shared.network.schemas import (
 from shared.orchestration.client import Orchestrations
 from shared.orchestration.network_job import ORCHESTRATOR
 from shared.storage import LOST, Lost, until_written
+from shared.suppliers.backends import Backend, all_backends, find, of_job
 from shared.suppliers.base import DeviceKind
 from shared.suppliers.registry import SupplierRegistry
 from shared.suppliers.schemas import connectivity_of

@@ -14,12 +14,10 @@ import azure.functions.queue as fq
 import pytest
 
 from shared.api import fallback, worker
-from shared.errors import NotFound
 from shared.http import HANDLERS
 from shared.jobs.messages import JobMessage
 from shared.services import Services
 from shared.storage.clients import JOBS_QUEUE
-from shared.suppliers.catalog import catalog
 from tests.conftest import Answer, call_http
 
 BELL = (
@@ -240,8 +238,12 @@ def test_every_listed_target_is_a_backend_execute_takes(
                 body={"qasm": BELL, "backend": name, "shots": 100},
                 headers=user.headers,
             )
-            # then gate-model targets queue it; analog ones refuse the circuit, never the name
-            if details["gate_model"]:
+            # then gate-model targets queue it; analog ones refuse the circuit, and retired
+            # ones say so: never an unknown name
+            if details["status"] == "retired":
+                assert answer.status == 400, (name, answer.body)
+                assert answer.body["error_code"] == "BACKEND_RETIRED", (name, answer.body)
+            elif details["gate_model"]:
                 assert answer.status == 202, (name, answer.body)
             else:
                 assert answer.status == 400, (name, answer.body)
@@ -261,27 +263,27 @@ def test_execute_on_azure_quantum_ionq_simulator_as_in_the_reference(
     assert_types(answer.body, {"job_id": str, "status": str})
 
 
-def _reference_target(name: str) -> Any:
-    """`name`, expected to fail while the supplier catalog does not know it."""
-    try:
-        catalog()["azure_quantum"].target(name)
-    except NotFound:
-        reason = f"{name} is not in the Azure Quantum catalog (alias or retired entry to add)"
-        return pytest.param(name, marks=pytest.mark.xfail(reason=reason, strict=False))
-    return name
+RETIRED_TARGETS = {"ionq.harmony", "quantinuum.h1-1", "quantinuum.h1-2"}
 
 
-@pytest.mark.parametrize("backend", [_reference_target(n) for n in REFERENCE_TARGETS])
-def test_the_references_target_names_are_backends(
+@pytest.mark.parametrize("backend", REFERENCE_TARGETS)
+def test_the_references_target_names_run_or_say_they_are_retired(
     services_env: Services, make_user: Callable[..., Any], backend: str
 ) -> None:
+    # when
     answer = request(
         "POST",
         "/api/v1/azure_quantum/execute",
         body={"qasm": BELL, "backend": backend, "shots": 100},
         headers=make_user().headers,
     )
-    assert answer.status != 404, answer.body
+    # then: a current device's name runs; a retired one's is refused, naming its successor
+    if backend in RETIRED_TARGETS:
+        assert answer.status == 400, answer.body
+        assert answer.body["error_code"] == "BACKEND_RETIRED"
+        assert "successor" in answer.body["detail"]
+    else:
+        assert answer.status == 202, answer.body
 
 
 # Reranking

@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 
 from shared.errors import ApiError
-from shared.network.backends import find
 from shared.network.estimates import BackendEstimate
 from shared.network.pricing import Price
 from shared.network.strategies import Strategy, choose, every_choice, parse
+from shared.suppliers.backends import find
 
 
 def usd(amount: float) -> Price:

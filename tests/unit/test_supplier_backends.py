@@ -1,4 +1,4 @@
-"""`shared.network.backends`: the one mapping from any backend name a client uses to the
+"""`shared.suppliers.backends`: the one mapping from any backend name a client uses to the
 network's backends, and the names rows stored before ids were."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from shared.errors import ApiError
 from shared.ledger.repository import _query
-from shared.network.backends import all_backends, find, public_id, stored_names, supplier_target
+from shared.suppliers.backends import all_backends, find, public_id, stored_names, supplier_target
 
 
 @pytest.mark.parametrize(
