@@ -3,6 +3,7 @@ for the caller."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, Literal
@@ -238,16 +239,45 @@ ME = Operation(
 )
 
 
+
+def _azure_door(op: Operation) -> Operation:
+    """`op` at `/api/v1` + its path too. The Functions host keeps `/admin/...` for its own
+    admin API (it refuses app routes that begin with `admin` and answers those paths itself),
+    so in Azure the reference's `/admin/...` paths never reach the app: these doors do."""
+    return dataclasses.replace(
+        op,
+        path=f"/api/v1{op.path}",
+        description=f"`{op.method} {op.path}` under `/api/v1`, the path that works in Azure "
+        f"(where the Functions host keeps `/admin/...` for itself).\n\n{op.description}",
+    )
+
+
+V1_CREATE_USER = _azure_door(CREATE_USER)
+V1_GET_USER = _azure_door(GET_USER)
+V1_LIST_USERS = _azure_door(LIST_USERS)
+V1_UPDATE_USER = _azure_door(UPDATE_USER)
+V1_LIST_KEYS = _azure_door(LIST_KEYS)
+V1_ISSUE_KEY = _azure_door(ISSUE_KEY)
+V1_REVOKE_KEY = _azure_door(REVOKE_KEY)
+
 @CREATE_USER.route(bp)
 def create_user(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, CREATE_USER, _create_user)
 
 
+@V1_CREATE_USER.route(bp)
+def v1_create_user(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, V1_CREATE_USER, _create_user)
+
+
 @GET_USER.route(bp)
 def get_user(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(
-        req, GET_USER, lambda ctx: _user_view(services().accounts.get_user(ctx.params["user_id"]))
-    )
+    return handle(req, GET_USER, _get_user)
+
+
+@V1_GET_USER.route(bp)
+def v1_get_user(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, V1_GET_USER, _get_user)
 
 
 @ME.route(bp)
@@ -260,20 +290,29 @@ def list_users(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, LIST_USERS, _list_users)
 
 
+@V1_LIST_USERS.route(bp)
+def v1_list_users(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, V1_LIST_USERS, _list_users)
+
+
 @UPDATE_USER.route(bp)
 def update_user(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, UPDATE_USER, _update_user)
 
 
+@V1_UPDATE_USER.route(bp)
+def v1_update_user(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, V1_UPDATE_USER, _update_user)
+
+
 @LIST_KEYS.route(bp)
 def list_keys(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(
-        req,
-        LIST_KEYS,
-        lambda ctx: KeyList(
-            keys=[_key(k) for k in services().accounts.list_keys(ctx.params["user_id"])]
-        ),
-    )
+    return handle(req, LIST_KEYS, _list_keys)
+
+
+@V1_LIST_KEYS.route(bp)
+def v1_list_keys(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, V1_LIST_KEYS, _list_keys)
 
 
 @ISSUE_KEY.route(bp)
@@ -281,15 +320,19 @@ def issue_key(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, ISSUE_KEY, _issue_key)
 
 
+@V1_ISSUE_KEY.route(bp)
+def v1_issue_key(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, V1_ISSUE_KEY, _issue_key)
+
+
 @REVOKE_KEY.route(bp)
 def revoke_key(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(
-        req,
-        REVOKE_KEY,
-        lambda ctx: _key(
-            services().accounts.revoke_key(ctx.params["user_id"], ctx.params["key_id"])
-        ),
-    )
+    return handle(req, REVOKE_KEY, _revoke_key)
+
+
+@V1_REVOKE_KEY.route(bp)
+def v1_revoke_key(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, V1_REVOKE_KEY, _revoke_key)
 
 
 @USAGE.route(bp)
@@ -303,6 +346,18 @@ def _user_view(user: User) -> UserView:
 
 def _key(info: KeyInfo) -> KeyView:
     return KeyView.model_validate(info, from_attributes=True)
+
+
+def _get_user(ctx: RequestContext[None]) -> UserView:
+    return _user_view(services().accounts.get_user(ctx.params["user_id"]))
+
+
+def _list_keys(ctx: RequestContext[None]) -> KeyList:
+    return KeyList(keys=[_key(k) for k in services().accounts.list_keys(ctx.params["user_id"])])
+
+
+def _revoke_key(ctx: RequestContext[None]) -> KeyView:
+    return _key(services().accounts.revoke_key(ctx.params["user_id"], ctx.params["key_id"]))
 
 
 def _create_user(ctx: RequestContext[CreateUserRequest]) -> CreatedUserView:

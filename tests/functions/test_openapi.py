@@ -52,6 +52,20 @@ def test_the_fallback_is_the_http_function_the_host_tries_last() -> None:
     assert "methods" not in http_functions[fallback.FUNCTION_NAME]
 
 
+def test_every_route_azure_keeps_for_itself_has_a_door_under_api_v1() -> None:
+    # given the routes the Functions host refuses to an app, and answers itself: those that
+    # begin with `admin` or `runtime` (its admin API and webhooks)
+    reserved = {
+        (method, path)
+        for method, path in served_routes()
+        if path.lower().startswith(("/admin", "/runtime"))
+    }
+    assert reserved, "the reference's /admin/users should be served (locally)"
+    # then each is served under /api/v1 too, with the same method, so a deployment has them
+    missing = {(m, p) for m, p in reserved if (m, f"/api/v1{p}") not in served_routes()}
+    assert not missing
+
+
 def test_function_app_registers_the_same_blueprints_as_this_test() -> None:
     source = (openapi.__file__.rsplit("/shared/", 1)[0]) + "/function_app.py"
     text = open(source, encoding="utf-8").read()

@@ -197,6 +197,36 @@ def test_the_admin_creates_a_user_whose_key_is_shown_once_and_never_again(
     assert me.body["max_shots"] == 100_000 and me.body["jobs_today"] == 0
 
 
+def test_the_admin_api_answers_under_api_v1_too_where_azure_keeps_admin_for_itself(
+    services_env: Services, http: Callable[..., Any]
+) -> None:
+    # when the admin creates a user, reads it and issues a key through the /api/v1 doors
+    created = http(
+        accounts.v1_create_user,
+        "POST",
+        "/api/v1/admin/users",
+        body={"email": "hedy@example.com", "tier": "professional"},
+        headers=ADMIN,
+    )
+    assert created.status == 201, created.body
+    user_id = created.body["user_id"]
+    shown = http(accounts.v1_get_user, "GET", "/", headers=ADMIN, route_params={"user_id": user_id})
+    issued = http(
+        accounts.v1_issue_key, "POST", "/", headers=ADMIN, route_params={"user_id": user_id}
+    )
+    # then they are the same operations: the same user, and both keys work
+    assert shown.status == 200 and shown.body["email"] == "hedy@example.com"
+    assert issued.status == 201
+    for key in (created.body["api_key"], issued.body["api_key"]):
+        me = http(accounts.me, "GET", "/user/me", headers={"X-API-Key": key})
+        assert me.status == 200 and me.body["user_id"] == user_id
+    # and a user's key is refused there as on /admin
+    refused = http(
+        accounts.v1_list_users, "GET", "/", headers={"X-API-Key": created.body["api_key"]}
+    )
+    assert_error(refused, 403, "FORBIDDEN")
+
+
 def test_an_email_is_one_user(services_env: Services, http: Callable[..., Any]) -> None:
     body = {"email": "twice@example.com"}
     http(accounts.create_user, "POST", "/admin/users", body=body, headers=ADMIN)
