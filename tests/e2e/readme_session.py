@@ -3,9 +3,11 @@ compared with what the README shows. Used by `test_readme_examples.py`.
 
 Reading the README
     An example is a ```sh block with `$ ` command lines; the lines after a command, up to the
-    next `$ ` line, are what it shows. A command goes on over lines while it ends in `\\` or has
-    a quote open. A ```sh block with no `$ ` line lists commands without their output (`make
-    run`); the test names each of those as excluded, with its reason.
+    next `$ ` line, are what it shows. A command goes on over lines while it ends in `\\`, has
+    a quote open, or has a here-document (`<<'EOF'`) whose closing line has not come yet (a
+    Python script fed to `.venv/bin/python -`). A ```sh block with no `$ ` line lists commands
+    without their output (`make run`); the test names each of those as excluded, with its
+    reason.
 
 What `...` means
     Outside a string, `...` stands for elided members of an object (`{"id": "x", ...}`,
@@ -46,6 +48,9 @@ from pathlib import Path
 from typing import Any
 
 README_URL = "http://127.0.0.1:7071"
+# Every address the README writes for the gateway of `make run`: a command's are replaced by the
+# test's gateway (a URL in a script a command runs too), and the answers' by `README_URL`.
+README_URLS = (README_URL, "http://localhost:7071")
 ELIDED = "\u2026elided\u2026"  # the key (in an object) or element (in an array) `...` became
 
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
@@ -54,6 +59,9 @@ ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Dates that are the contract's, not the day's: the price book's.
 FIXED_DATES = frozenset({"as_of", "pricebook_version", "version"})
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+EXPORT = re.compile(r"^export\s+[A-Za-z_]")
+# `<<WORD`, `<<'WORD'`, `<<"WORD"`, `<<-WORD`: a here-document, ended by a line `WORD`
+HEREDOC = re.compile(r"<<(-?)[ \t]*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
 
 # Objects whose every value is a measured count or weight (their keys are still compared).
 VARYING_OBJECTS = frozenset({"counts", "aggregated_counts", "weights"})
@@ -146,8 +154,11 @@ def _examples(body: list[str], first_line: int) -> list[Example]:
 
 
 def continues(command: str) -> bool:
-    """Whether bash reads the next line as part of `command`: a quote left open or a final `\\`."""
+    """Whether bash reads the next line as part of `command`: a quote left open, a final `\\`,
+    or a here-document whose closing line has not come yet. A here-document's lines are its
+    text, not the shell's: their quotes and `#` are not read."""
     quote = ""
+    heredocs: list[tuple[bool, str]] = []  # opened on the current line: (tabs stripped, word)
     i = 0
     while i < len(command):
         c = command[i]
@@ -170,8 +181,39 @@ def continues(command: str) -> bool:
             if newline < 0:
                 break
             i = newline
+            continue
+        elif c == "<" and _heredoc_at(command, i) and (opened := HEREDOC.match(command, i)):
+            heredocs.append((opened.group(1) == "-", opened.group(3)))
+            i = opened.end()
+            continue
+        elif c == "\n" and heredocs:
+            i = _past_heredocs(command, i + 1, heredocs)
+            if i < 0:
+                return True
+            heredocs = []
+            continue
         i += 1
-    return bool(quote)
+    return bool(quote or heredocs)
+
+
+def _heredoc_at(command: str, i: int) -> bool:
+    """Whether the `<` at `i` may begin `<<` (not within `<<<`, a here-string)."""
+    return not command.startswith("<<<", i) and (i == 0 or command[i - 1] != "<")
+
+
+def _past_heredocs(command: str, start: int, heredocs: list[tuple[bool, str]]) -> int:
+    """Where the shell reads on after the bodies of `heredocs`, which begin at `start`; -1
+    while a body's closing line has not come."""
+    for strip_tabs, word in heredocs:
+        while True:
+            newline = command.find("\n", start)
+            line = command[start:] if newline < 0 else command[start:newline]
+            start = len(command) if newline < 0 else newline + 1
+            if (line.lstrip("\t") if strip_tabs else line) == word:
+                break
+            if newline < 0:
+                return -1
+    return start
 
 
 # -- what the README shows, as a pattern -------------------------------------------------------
@@ -346,8 +388,9 @@ class Ran:
 
 class Session:
     """A reader's shell session in `cwd`: each command runs in bash after the variable
-    assignments the README made before it (`ADMIN=...`, `KEY=...`), with the README's address
-    replaced by the gateway's and the placeholders of earlier answers by their values."""
+    assignments and exports the README made before it (`ADMIN=...`, `KEY=...`, `export KEY`),
+    with the README's addresses replaced by the gateway's and the placeholders of earlier
+    answers by their values."""
 
     def __init__(self, cwd: Path, url: str, env: dict[str, str]) -> None:
         self.cwd = cwd
@@ -357,7 +400,9 @@ class Session:
         self.bindings: dict[str, str] = {}
 
     def expand(self, command: str) -> str:
-        text = command.replace(README_URL, self.url)
+        text = command
+        for url in README_URLS:
+            text = text.replace(url, self.url)
         for shown in sorted(self.bindings, key=len, reverse=True):
             text = text.replace(shown, self.bindings[shown])
         if "..." in text:
@@ -375,7 +420,7 @@ class Session:
             text=True,
             timeout=timeout,
         )
-        if done.returncode == 0 and ASSIGNMENT.match(expanded):
+        if done.returncode == 0 and (ASSIGNMENT.match(expanded) or EXPORT.match(expanded)):
             self.assignments.append(expanded)
         return Ran(done.returncode, done.stdout, done.stderr)
 

@@ -12,8 +12,10 @@ tests do), with an admin key that it also writes to `.qcos/admin-key` (mode 600)
 session's folder, where `make run` keeps the key it generates; `ADMIN=$(cat .qcos/admin-key)`
 reads it there. The session's folder is a temporary one holding links to the repository's
 `.venv` and `shared/` (for `.venv/bin/python -m shared.ledger.verify`), so `bundle.json` is
-written there. The gateway listens on a free port: `http://127.0.0.1:7071` in a command is
-replaced by its address.
+written there. The gateway listens on a free port: `http://127.0.0.1:7071` (or
+`http://localhost:7071`) in a command is replaced by its address, in the text of a
+here-document too (the vendor client's script, fed to `.venv/bin/python -`, which has
+softqcos-sdk from requirements-dev.txt).
 
 No credentials of any supplier are given to the app, so every supplier runs emulated, as the
 README's examples say. The README's other code blocks are no shell sessions: the ```python
@@ -44,6 +46,8 @@ EXCLUDED = {
     ".qcos/admin-key) itself; tests/e2e/test_run_script.py runs scripts/run.sh",
     "make test": "it runs this test (and the rest: ruff, mypy, pytest)",
     "func start": "Azure Functions Core Tools cannot be installed here; funchost stands in",
+    "pip install softqcos-sdk==3.13.1": "it installs into the reader's own environment; "
+    "requirements-dev.txt pins it, so .venv (which the test runs the client's script with) has it",
 }
 
 
