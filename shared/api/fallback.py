@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
 
@@ -82,7 +82,7 @@ def fallback(req: func.HttpRequest) -> func.HttpResponse:
     method = req.method.upper()
     head = _head_function(methods) if method == "HEAD" else None
     if head is not None:
-        got: func.HttpResponse = head(req)
+        got: func.HttpResponse = head(_as_get(req, methods["GET"], path))
         return func.HttpResponse(
             b"", status_code=got.status_code, headers=dict(got.headers), mimetype=got.mimetype
         )
@@ -95,6 +95,24 @@ def fallback(req: func.HttpRequest) -> func.HttpResponse:
         envelope=path.lower().startswith("/api/v2/"),
     )
     return handle(req, op, lambda ctx: _refuse(ctx, method, methods))
+
+
+def _as_get(req: func.HttpRequest, template: str, path: str) -> func.HttpRequest:
+    """`req` as the host would give it to the GET function of `template`: its route
+    parameters taken from `path` (this function's own are `{*path}`)."""
+    params = {
+        wanted[1:-1]: unquote(given)
+        for wanted, given in zip(_segments(template), _segments(path), strict=True)
+        if wanted.startswith("{")
+    }
+    return func.HttpRequest(
+        method=req.method,
+        url=req.url,
+        headers=dict(req.headers),
+        params=dict(req.params),
+        route_params=params,
+        body=req.get_body() or b"",
+    )
 
 
 def _refuse(ctx: RequestContext[None], method: str, methods: dict[str, str]) -> Reply:

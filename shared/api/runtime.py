@@ -18,13 +18,14 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.api import jobs as jobs_api
 from shared.api import ledger as ledger_api
 from shared.api import network as network_api
 from shared.errors import ValidationFailed
 from shared.http import Operation, Reply, RequestContext, handle, handle_async
+from shared.http import _validation_error as validation_error
 from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import (
     BELL_QASM,
@@ -295,8 +296,8 @@ def _list_query(**given: Any) -> JobListQuery:
     """A listing's query from a door's (its values checked as the listing checks them)."""
     try:
         return JobListQuery.model_validate({k: v for k, v in given.items() if v is not None})
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ValidationFailed(f"query: {exc}".splitlines()[0]) from None
+    except ValidationError as exc:  # each error named, as the door's own query's would be
+        raise validation_error(exc, where="query") from None
 
 
 # -- the doors ------------------------------------------------------------------------------------
@@ -574,8 +575,8 @@ def _chargeback(ctx: RequestContext[None]) -> ledger_api.Chargeback:
 
 def _budget(ctx: RequestContext[BudgetCreateRequest]) -> ledger_api.BudgetView:
     body = ctx.body
-    if body.tenant_id is not None:
-        services().ledger.visible(ctx.user, body.tenant_id)  # refuses another tenant's
+    # 403 first: for anyone but the admin and enterprise users, and for another tenant
+    services().ledger.visible(ctx.user, body.tenant_id)
     tenant = body.tenant_id or ctx.user.tenant
     if body.project_id is None and not tenant:
         raise ValidationFailed("you belong to no tenant: give `tenant_id` or `project_id`")

@@ -208,7 +208,7 @@ class JobService:
         """The caller's job of `kind` (each API sees only its own kind of job)."""
         job = self._repo.get(principal.user_id, job_id) if is_job_id(job_id) else None
         if job is None or job.kind != kind:
-            raise NotFound(f"Job {job_id} not found", error_code="JOB_NOT_FOUND")
+            raise NotFound(f"Job {job_id[:100]} not found", error_code="JOB_NOT_FOUND")
         return job
 
     def settle(self, network_job_exists: Callable[[str, str], bool]) -> int:

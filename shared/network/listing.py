@@ -165,6 +165,13 @@ def _decode(cursor: str) -> Key:
         key = json.loads(raw)
     except (binascii.Error, ValueError):
         key = None
-    if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
+    # Only text a listing's own key holds: a lone surrogate or a control character would
+    # reach the storage filter (`created_at le '...'`), which cannot send or take it.
+    if not (
+        isinstance(key, list)
+        and len(key) == 3
+        and all(isinstance(k, str) and k and k.isprintable() for k in key)
+        and key[2] in (_V1, _V2)
+    ):
         raise ValidationFailed("cursor: not a cursor this API gave (value_error)")
     return key[0], key[1], key[2]

@@ -659,7 +659,7 @@ class NetworkService:
         if is_job_id(job_id):
             found = self._repo.get(principal.user_id, job_id)
         if found is None:
-            raise NotFound(f"Job {job_id} not found", error_code="JOB_NOT_FOUND")
+            raise NotFound(f"Job {job_id[:100]} not found", error_code="JOB_NOT_FOUND")
         return found
 
     def _view(self, job: NetworkJob) -> dict[str, Any]:
