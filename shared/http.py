@@ -373,7 +373,7 @@ def _parse_body(raw: bytes, op: Operation) -> BaseModel | None:
     try:
         return op.body.model_validate_json(raw, strict=True)
     except ValidationError as exc:
-        raise _validation_error(exc) from None
+        raise validation_error(exc) from None
 
 
 def _parse_query(req: func.HttpRequest, op: Operation) -> BaseModel | None:
@@ -383,7 +383,7 @@ def _parse_query(req: func.HttpRequest, op: Operation) -> BaseModel | None:
     try:
         return op.query.model_validate(dict(req.params))
     except ValidationError as exc:
-        raise _validation_error(exc, where="query") from None
+        raise validation_error(exc, where="query") from None
 
 
 def _loc_part(part: str | int) -> str:
@@ -393,7 +393,7 @@ def _loc_part(part: str | int) -> str:
     return text if len(text) <= 32 else text[:29] + "..."
 
 
-def _validation_error(exc: ValidationError, where: str = "body") -> ApiError:
+def validation_error(exc: ValidationError, where: str = "body") -> ApiError:
     errors = exc.errors(include_input=False, include_url=False)
     if any(e["type"] == "json_invalid" for e in errors):
         return InvalidJson("Request body is not valid JSON")

@@ -23,7 +23,7 @@ from shared.services import services
 
 bp = func.Blueprint()
 
-_NAME = r"^[A-Za-z0-9._-]{1,64}$"
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 _MAX_RANGE = timedelta(days=366)
 LEDGER_ERRORS = (401, 403, 422, 429, 503)
 
@@ -103,7 +103,7 @@ def _bounds(period: Period, where: str = "query") -> tuple[str, str]:
 
 
 class UsageQuery(Period):
-    tenant: str | None = Field(None, pattern=_NAME, description="Only this tenant's entries")
+    tenant: str | None = Field(None, pattern=NAME_PATTERN, description="Only this tenant's entries")
     project: str | None = Field(None, max_length=256, description="Only this project's entries")
     backend: str | None = Field(None, max_length=100, description="Only this backend's entries")
     page_size: int = Field(100, ge=1, le=1000, description="Entries per page (JSON)")
@@ -112,7 +112,7 @@ class UsageQuery(Period):
 
 
 class ChargebackQuery(Period):
-    tenant: str | None = Field(None, pattern=_NAME, description="Only this tenant")
+    tenant: str | None = Field(None, pattern=NAME_PATTERN, description="Only this tenant")
 
 
 class EntryView(BaseModel):
@@ -165,7 +165,7 @@ class BudgetRequest(BaseModel):
     limit: Decimal = Field(ge=0, le=Decimal("1e9"), decimal_places=2, description="The budget")
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217, or HQC")
     tenant: str | None = Field(
-        None, pattern=_NAME, description="Admin only: the tenant of a `project:` budget"
+        None, pattern=NAME_PATTERN, description="Admin only: the tenant of a `project:` budget"
     )
 
 
@@ -202,7 +202,7 @@ class EvidenceRequest(Period):
     until: str = Field(
         alias="to", description=f"End, ISO 8601 with a time zone, or a date; exclusive. {_EDGES}"
     )
-    tenant: str | None = Field(None, pattern=_NAME, description="Only this tenant's entries")
+    tenant: str | None = Field(None, pattern=NAME_PATTERN, description="Only this tenant's entries")
 
 
 class EvidenceView(BaseModel):
@@ -297,12 +297,12 @@ GET_EVIDENCE = Operation(
 
 @USAGE.route(bp)
 def ledger_usage(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, USAGE, _usage)
+    return handle(req, USAGE, usage_page)
 
 
 @CHARGEBACK.route(bp)
 def ledger_chargeback(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, CHARGEBACK, _chargeback)
+    return handle(req, CHARGEBACK, chargeback_report)
 
 
 @BUDGETS.route(bp)
@@ -347,7 +347,7 @@ def _get_evidence(ctx: RequestContext[None]) -> Reply:
     return Reply(data.decode("utf-8"), media_type="application/json")
 
 
-def _usage(ctx: RequestContext[None]) -> UsagePage | Reply:
+def usage_page(ctx: RequestContext[None]) -> UsagePage | Reply:
     q: UsageQuery = ctx.query
     since, until = _bounds(q)
     ledger = services().ledger
@@ -369,7 +369,7 @@ def _usage(ctx: RequestContext[None]) -> UsagePage | Reply:
     )
 
 
-def _chargeback(ctx: RequestContext[None]) -> Chargeback:
+def chargeback_report(ctx: RequestContext[None]) -> Chargeback:
     q: ChargebackQuery = ctx.query
     since, until = _bounds(q)
     groups = services().ledger.chargeback(ctx.user, since, until, q.tenant)
@@ -379,7 +379,7 @@ def _chargeback(ctx: RequestContext[None]) -> Chargeback:
 
 
 def _budgets(ctx: RequestContext[None]) -> BudgetList:
-    return BudgetList(budgets=[_budget(s) for s in services().ledger.budgets(ctx.user)])
+    return BudgetList(budgets=[budget_view(s) for s in services().ledger.budgets(ctx.user)])
 
 
 def _put_budget(ctx: RequestContext[BudgetRequest]) -> BudgetView:
@@ -392,14 +392,14 @@ def _put_budget(ctx: RequestContext[BudgetRequest]) -> BudgetView:
         currency=body.currency,
         tenant=body.tenant,
     )
-    return _budget(status)
+    return budget_view(status)
 
 
 def _entry(entry: LedgerEntry) -> EntryView:
     return EntryView(**entry.__dict__)
 
 
-def _budget(status: BudgetStatus) -> BudgetView:
+def budget_view(status: BudgetStatus) -> BudgetView:
     budget = status.budget
     return BudgetView(
         scope=budget.scope,

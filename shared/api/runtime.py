@@ -20,12 +20,13 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.api import health as health_api
 from shared.api import jobs as jobs_api
 from shared.api import ledger as ledger_api
 from shared.api import network as network_api
+from shared.api import suppliers as suppliers_api
 from shared.errors import ValidationFailed
-from shared.http import Operation, Reply, RequestContext, handle, handle_async
-from shared.http import _validation_error as validation_error
+from shared.http import Operation, Reply, RequestContext, handle, handle_async, validation_error
 from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import (
     BELL_QASM,
@@ -43,7 +44,7 @@ from shared.network.repository import NetworkRepository
 from shared.network.schemas import BatchCircuit, EstimateRequest, NetworkBatchRequest
 from shared.orchestration.client import DurableOrchestrations
 from shared.services import services
-from shared.suppliers.backends import find
+from shared.suppliers.backends import backend_id, find, supplier_target
 from shared.suppliers.catalog import supplier
 
 bp = df.Blueprint()
@@ -168,6 +169,26 @@ class RuntimeEstimateRequest(BaseModel):
         )
 
 
+class SupplierEstimateQuery(BaseModel):
+    """What `client.backends.{ibm,azure,braket}_estimate` sends, as query parameters: the
+    circuit, the backend under the supplier's own field name, and the shots."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    circuit: str = Field(min_length=1, max_length=16_000, description="OpenQASM 2.0 or 3")
+    backend: str | None = Field(None, min_length=1, max_length=100, description="IBM")
+    target: str | None = Field(None, min_length=1, max_length=100, description="Azure Quantum")
+    device: str | None = Field(None, min_length=1, max_length=100, description="AWS Braket")
+    shots: int = Field(1024, ge=1, le=100_000)
+
+    def named(self) -> str:
+        """The backend's name, given under exactly one of the three fields."""
+        given = [n for n in (self.backend, self.target, self.device) if n is not None]
+        if len(given) != 1:
+            raise ValidationFailed("Name the backend once: `backend`, `target` or `device`")
+        return given[0]
+
+
 class RuntimeJobListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -192,7 +213,7 @@ class UsageReportQuery(ledger_api.UsageQuery):
         None, alias="end_date", description="`to`: end (a date or ISO 8601), exclusive"
     )
     tenant: str | None = Field(
-        None, alias="tenant_id", pattern=ledger_api._NAME, description="Only this tenant"
+        None, alias="tenant_id", pattern=ledger_api.NAME_PATTERN, description="Only this tenant"
     )
     project: str | None = Field(
         None, alias="project_id", max_length=256, description="Only this project"
@@ -205,7 +226,7 @@ class ChargebackReportQuery(ledger_api.ChargebackQuery):
     since: str | None = Field(None, alias="start_date", description="Start, inclusive")
     until: str | None = Field(None, alias="end_date", description="End, exclusive")
     tenant: str | None = Field(
-        None, alias="tenant_id", pattern=ledger_api._NAME, description="Only this tenant"
+        None, alias="tenant_id", pattern=ledger_api.NAME_PATTERN, description="Only this tenant"
     )
     project_id: str | None = Field(None, max_length=256, description="Only this project")
 
@@ -221,10 +242,10 @@ class BudgetCreateRequest(BaseModel):
     limit_usd: Decimal = Field(ge=0, le=Decimal("1e9"), decimal_places=2, description="In USD")
     period: BudgetPeriod = Field(BudgetPeriod.MONTHLY, description="daily or monthly (UTC)")
     tenant_id: str | None = Field(
-        None, pattern=ledger_api._NAME, description="Your tenant (the admin: any tenant)"
+        None, pattern=ledger_api.NAME_PATTERN, description="Your tenant (the admin: any tenant)"
     )
     project_id: str | None = Field(
-        None, pattern=ledger_api._NAME, description="A project of the tenant: its own budget"
+        None, pattern=ledger_api.NAME_PATTERN, description="A project of the tenant: its own budget"
     )
 
 
@@ -348,6 +369,19 @@ BACKEND = _v1_door(network_api.BACKEND, "/api/v1/backends/{backend_id}")
 NETWORK_STATUS = _v1_door(network_api.STATUS, "/api/v1/network/status")
 NETWORK_TOPOLOGY = _v1_door(network_api.TOPOLOGY, "/api/v1/network/topology")
 NETWORK_BACKENDS = _v1_door(network_api.BACKENDS, "/api/v1/network/backends")
+SUPPLIER_ESTIMATE = _v1_door(
+    network_api.ESTIMATE,
+    "/api/v1/{supplier}/estimate",
+    f"{_CONVERTED}: the circuit, `backend`/`target`/`device` and `shots` as query "
+    "parameters, one backend of that supplier (404 SUPPLIER_NOT_FOUND, BACKEND_NOT_FOUND)",
+    body=None,
+    query=SupplierEstimateQuery,
+    errors=(400, 401, 404, 422, 429, 503),
+)
+BRAKET_BACKENDS = _door(suppliers_api.BRAKET_DEVICES, "/api/v1/braket/backends")
+AZURE_TARGETS = _door(suppliers_api.PROVIDERS, "/api/v1/azure_quantum/targets")
+AZURE_BACKENDS = _door(suppliers_api.PROVIDERS, "/api/v1/azure_quantum/backends")
+NETWORK_HEALTH = _door(health_api.HEALTH, "/api/v1/network/health")
 SUPPLIER_STATUS = _door(
     jobs_api.STATUS,
     "/api/v1/{supplier}/status/{job_id}",
@@ -461,6 +495,33 @@ def sdk_network_backends(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, NETWORK_BACKENDS, lambda ctx: services().network.backends())
 
 
+@SUPPLIER_ESTIMATE.route(bp)
+def sdk_supplier_estimate(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, SUPPLIER_ESTIMATE, _supplier_estimate)
+
+
+@BRAKET_BACKENDS.route(bp)
+def sdk_braket_backends(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, BRAKET_BACKENDS, lambda ctx: services().suppliers.braket_devices())
+
+
+@AZURE_TARGETS.route(bp)
+def sdk_azure_targets(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, AZURE_TARGETS, lambda ctx: services().suppliers.providers("azure_quantum"))
+
+
+@AZURE_BACKENDS.route(bp)
+def sdk_azure_backends(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(
+        req, AZURE_BACKENDS, lambda ctx: services().suppliers.providers("azure_quantum")
+    )
+
+
+@NETWORK_HEALTH.route(bp)
+def sdk_network_health(req: func.HttpRequest) -> func.HttpResponse:
+    return health_api.health(req)
+
+
 @SUPPLIER_STATUS.route(bp)
 def sdk_supplier_status(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, SUPPLIER_STATUS, lambda ctx: _status(_known_supplier(ctx)))
@@ -473,7 +534,7 @@ def sdk_supplier_cancel(req: func.HttpRequest) -> func.HttpResponse:
 
 @LEDGER_USAGE.route(bp)
 def sdk_ledger_usage(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, LEDGER_USAGE, ledger_api._usage)
+    return handle(req, LEDGER_USAGE, ledger_api.usage_page)
 
 
 @LEDGER_CHARGEBACK.route(bp)
@@ -559,6 +620,13 @@ def _cancel(ctx: RequestContext[None]) -> Any:
     return services().jobs.cancel(ctx.user, ctx.params["job_id"])
 
 
+def _supplier_estimate(ctx: RequestContext[None]) -> Any:
+    q: SupplierEstimateQuery = ctx.query
+    target = supplier_target(supplier(ctx.params["supplier"]).id, q.named())
+    estimate = EstimateRequest(qasm=q.circuit, shots=q.shots, backends=[backend_id(target)])
+    return services().network.estimate(ctx.user, estimate)
+
+
 def _known_supplier(ctx: RequestContext[None]) -> RequestContext[None]:
     """`ctx`, once its `supplier` is known (`NotFound` SUPPLIER_NOT_FOUND otherwise)."""
     supplier(ctx.params["supplier"])
@@ -566,7 +634,7 @@ def _known_supplier(ctx: RequestContext[None]) -> RequestContext[None]:
 
 
 def _chargeback(ctx: RequestContext[None]) -> ledger_api.Chargeback:
-    report = ledger_api._chargeback(ctx)
+    report = ledger_api.chargeback_report(ctx)
     project = ctx.query.project_id
     if project is not None:
         report.groups = [g for g in report.groups if g.project == project]
@@ -589,7 +657,7 @@ def _budget(ctx: RequestContext[BudgetCreateRequest]) -> ledger_api.BudgetView:
         currency="USD",
         tenant=body.tenant_id,
     )
-    return ledger_api._budget(status)
+    return ledger_api.budget_view(status)
 
 
 def _batch_accepted(outcome: Any) -> Any:

@@ -145,6 +145,28 @@ def test_backends_and_the_network_answer_in_v1_shape(client: QCOSClient) -> None
     assert {b["id"] for b in client.network.backends()["backends"]} == ids
 
 
+def test_the_suppliers_listings_and_estimates_answer(client: QCOSClient) -> None:
+    # the supplier listings under the names the client calls
+    assert {d["name"] for d in client.backends.braket_backends()["devices"]} >= {"sv1"}
+    for listing in (client.backends.azure_targets(), client.backends.azure_backends()):
+        providers = {p["id"]: p for p in listing["providers"]}
+        assert "ionq.simulator" in providers["ionq"]["targets"]
+    assert client.network.health() == {"status": "ok"}
+    # an estimate per supplier, the backend under each supplier's own field name
+    for estimate, backend in (
+        (client.backends.ibm_estimate(circuit=GHZ3, backend="ibm_brisbane"), "ibm_brisbane"),
+        (
+            client.backends.azure_estimate(circuit=GHZ3, target="ionq.simulator", shots=100),
+            "ionq_simulator",
+        ),
+        (client.backends.braket_estimate(circuit=GHZ3, device="sv1"), "braket_sv1"),
+    ):
+        assert [b["backend"] for b in estimate["backends"]] == [backend]
+        assert estimate["backends"][0]["fits"] is True
+    with pytest.raises(ResourceNotFoundError):
+        client.backends.ibm_estimate(circuit=GHZ3, backend="ionq.simulator")
+
+
 def test_ledger_usage_chargeback_and_a_budget(client: QCOSClient) -> None:
     # given a charged job
     job = client.jobs.execute(BELL, shots=50, backend_id="qiskit_aer")
