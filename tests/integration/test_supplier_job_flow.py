@@ -178,7 +178,7 @@ def test_a_cloud_job_is_submitted_once_polled_with_delay_and_completed_with_the_
     result = svc.jobs.results(who, job_id)
     assert result.counts == {"00": 60, "11": 40}
     meta = result.metadata
-    assert (meta.supplier, meta.backend, meta.mode) == ("braket", "sv1", "cloud")
+    assert (meta.supplier, meta.backend, meta.mode) == ("braket", "braket_sv1", "cloud")
     assert meta.supplier_job_id == only_task(supplier)
     assert meta.execution_time_ms == 812.0 and meta.queue_time_ms == 1500.0
 
