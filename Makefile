@@ -28,9 +28,10 @@ $(VENV)/pyvenv.cfg:
 		|| { echo "$(PYTHON) is older than 3.11" >&2; exit 1; }
 	"$(PYTHON)" -m venv $(VENV)
 
-# Reinstall when a requirements file or funchost's metadata is newer than the last install.
-$(STAMP): $(VENV)/pyvenv.cfg requirements.txt requirements-dev.txt tools/funchost/pyproject.toml
-	$(VENV_BIN)/python -m pip install -r requirements-dev.txt -e tools/funchost
+# Reinstall when a requirements file or a tool's metadata is newer than the last install.
+$(STAMP): $(VENV)/pyvenv.cfg requirements.txt requirements-dev.txt tools/funchost/pyproject.toml \
+		tools/pubsub/pyproject.toml
+	$(VENV_BIN)/python -m pip install -r requirements-dev.txt -e tools/funchost -e tools/pubsub
 	@touch $@
 
 # npm ci replaces node_modules; touching the (linked) script marks the install as done.
