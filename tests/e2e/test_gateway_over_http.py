@@ -12,13 +12,10 @@ import pytest
 import requests
 
 from funchost.testing import Azurite, FuncHost
+from tests.circuits import BELL
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "e" * 40
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 TERMINAL = {"completed", "failed", "cancelled"}
 
 

@@ -20,14 +20,11 @@ import pytest
 import requests
 
 from funchost.testing import Azurite, FuncHost
+from tests.circuits import BELL
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "n" * 40
 BASE = "/api/v2/network"
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 DELAYED_BELL = (
     'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\n'
     "h q[0];\ndelay[100ns] q[1];\ncx q[0], q[1];\nc = measure q;\n"

@@ -27,17 +27,10 @@ from softqcos_sdk.exceptions import (
 )
 
 from funchost.testing import Azurite, FuncHost
+from tests.circuits import BELL, GHZ3
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "s" * 40
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
-GHZ3 = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg c[3];\n'
-    "h q[0];\ncx q[0],q[1];\ncx q[1],q[2];\nmeasure q -> c;\n"
-)
 # 18 qubits measured mid-way: every shot runs on its own, about a second each.
 LONG = (
     'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[18] q;\nbit[18] c;\n'

@@ -28,11 +28,8 @@ from shared.jobs.messages import Delivery, JobMessage
 from shared.jobs.models import JobStatus
 from shared.services import Services, services
 from shared.storage.clients import QUOTAS_TABLE
+from tests.circuits import BELL
 
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 # 0.30 USD a task + 0.00145 USD a shot: 55,000 shots are estimated at 80.05 USD.
 PRICED_DEVICE = "garnet"
 ABOUT_80_USD_OF_SHOTS = 55_000

@@ -21,11 +21,8 @@ from shared.jobs.models import Job
 from shared.jobs.repository import JobRepository
 from shared.services import Services
 from shared.storage.clients import IDEMPOTENCY_TABLE
+from tests.circuits import BELL
 
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 BODY = {"qasm": BELL, "shots": 64}
 ROUTES = {"/api/v1/execute": jobs.execute, "/execute-sync": jobs.execute_sync}
 

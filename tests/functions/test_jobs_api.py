@@ -12,11 +12,8 @@ import pytest
 from shared.api import jobs, worker
 from shared.jobs.messages import JobMessage
 from shared.services import Services
+from tests.circuits import BELL
 
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 BELL3 = (
     'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\n'
     "h q[0];\ncx q[0], q[1];\nc = measure q;\n"

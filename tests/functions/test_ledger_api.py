@@ -39,11 +39,8 @@ from shared.ledger.verify import main as verify_main
 from shared.services import Services
 from shared.storage.clients import LEDGER_TABLE
 from shared.suppliers.base import EmulatedRun, SubmitRequest, Target, TaskState
+from tests.circuits import BELL
 
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 # A Braket device with a per-task and per-shot price: its list price is never under a cent.
 # (SV1 bills simulated time with a 3 s minimum, 0.00375 USD for a Bell circuit, which the price
 # book rounds to 0.00.)

@@ -19,11 +19,7 @@ from shared.accounts import ratelimit
 from shared.api import accounts, jobs, worker
 from shared.jobs.messages import JobMessage
 from shared.services import Services
-
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
+from tests.circuits import BELL
 
 
 def away_from_a_minute_boundary() -> None:

@@ -11,11 +11,8 @@ import pytest
 
 from shared.api import network
 from shared.services import Services
+from tests.circuits import BELL
 
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 BASE = "/api/v2/network"
 
 

@@ -24,11 +24,8 @@ from shared.network.aggregation import Method
 from shared.network.strategies import Strategy
 from shared.orchestration.network_job import FINISH, POLL, RUN, orchestrate
 from shared.services import Services
+from tests.circuits import BELL
 
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 BASE = "/api/v2/network"
 ACTIVITIES: dict[str, Callable[[dict[str, Any]], Any]] = {
     RUN: orchestration.network_run,

@@ -13,11 +13,8 @@ from shared.api import accounts, jobs, ledger, network, rerank, suppliers
 from shared.errors import ApiError, InvalidQasm, one_line
 from shared.http import Operation, handle
 from shared.services import Services
+from tests.circuits import BELL
 
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 ADMIN = {"X-API-Key": "qcos_admin_" + "t" * 40}
 ERROR_KEYS = {"detail", "error_code", "request_id"}
 

@@ -14,11 +14,8 @@ from shared.api import jobs, suppliers, worker
 from shared.jobs.messages import JobMessage
 from shared.services import Services
 from shared.suppliers.backends import backend_id, supplier_target
+from tests.circuits import BELL
 
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 # Different qubits flipped, bits measured out of order, two registers: qiskit's key is '1 01'.
 ASYMMETRIC = (
     'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg a[2];\ncreg b[1];\n'

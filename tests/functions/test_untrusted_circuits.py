@@ -16,13 +16,10 @@ from shared.api import jobs, network
 from shared.circuits import parser as parser_module
 from shared.http import handle
 from shared.services import Services, services
+from tests.circuits import BELL
 
 ERROR_KEYS = {"detail", "error_code", "request_id"}
 V3 = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\n'
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 PARAMETERS = 12_000
 
 # Each refused before the parser runs: (circuit, status, error code).

@@ -32,6 +32,7 @@ from shared.suppliers.base import (
     Target,
 )
 from shared.suppliers.catalog import supplier
+from tests.circuits import BELL
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000a1"
 API_KEY = "qcos-test-api-key-0123456789"
@@ -49,7 +50,6 @@ CONNECTION_STRING = (
 )
 
 V2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
-BELL = V2 + "qreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
 # Qubits 0 and 2 set; qiskit's key for that outcome is '1 01' (register b, then a[1] a[0]).
 ASYMMETRIC = V2 + (
     "qreg q[3];\ncreg a[2];\ncreg b[1];\nx q[0];\nx q[2];\n"

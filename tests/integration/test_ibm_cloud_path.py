@@ -48,6 +48,7 @@ from shared.suppliers.base import (
 )
 from shared.suppliers.catalog import supplier
 from shared.suppliers.ibm import IBMQuantum
+from tests.circuits import BELL
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The SamplerV2 class is deprecated:DeprecationWarning"
@@ -62,7 +63,6 @@ CATALOG = "https://globalcatalog.cloud.ibm.com/api/v1"
 PLAN_ID = "plan-open"
 BACKEND = "ibm_brisbane"
 V2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
-BELL = V2 + "qreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
 # Deterministic and asymmetric: a[0] = 1, b = (b1, b0) = (1, 0); qiskit's key is "10 1".
 TWO_REGISTERS = (
     V2 + "qreg q[3];\ncreg a[1];\ncreg b[2];\nx q[0];\nx q[2];\n"

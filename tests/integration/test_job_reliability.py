@@ -18,11 +18,7 @@ from shared.jobs.models import Job, JobStatus
 from shared.jobs.schemas import ExecuteRequest
 from shared.services import Services
 from shared.storage.clients import JOBS_POISON_QUEUE
-
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
+from tests.circuits import BELL
 
 
 def build(conn: str, **overrides: Any) -> Services:

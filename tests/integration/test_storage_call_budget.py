@@ -25,11 +25,8 @@ from shared.jobs.messages import Delivery, JobMessage
 from shared.services import Services
 from shared.storage import calls
 from shared.storage.clients import API_KEYS_TABLE
+from tests.circuits import BELL
 
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 REQUESTS = 20
 
 

@@ -34,11 +34,7 @@ from shared.suppliers.base import (
     Target,
     TaskState,
 )
-
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
+from tests.circuits import BELL
 
 
 @dataclass

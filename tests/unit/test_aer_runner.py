@@ -18,10 +18,10 @@ from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
 from shared.errors import BadRequest
 from shared.suppliers import aer
 from shared.suppliers.aer import AerRun, SimulationError, choose_method
+from tests.circuits import BELL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 V2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
-BELL = V2 + "qreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
 
 
 def parsed(qasm: str) -> ParsedCircuit:

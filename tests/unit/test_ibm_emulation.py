@@ -28,12 +28,12 @@ from shared.config import Settings
 from shared.suppliers.base import Target
 from shared.suppliers.catalog import supplier
 from shared.suppliers.ibm import IBMQuantum, sampler_counts
+from tests.circuits import BELL
 
 SHOTS = 4000
 TVD_BOUND = 0.06
 NOISE_LEVEL_TOLERANCE = 0.03
 V2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
-BELL = V2 + "qreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
 # GHZ with q[0] flipped afterwards: ideally '001' and '110', so a reversed key reads differently.
 FLIPPED_GHZ = (
     V2 + "qreg q[3];\ncreg c[3];\nh q[0];\ncx q[0],q[1];\ncx q[1],q[2];\nx q[0];\nmeasure q -> c;\n"

@@ -18,9 +18,9 @@ from shared.network.pricing import GateCounts, gate_counts, price
 from shared.suppliers.base import CostModel
 from shared.suppliers.catalog import catalog, load_catalog, supplier
 from shared.suppliers.pricebook import PRICEBOOK_PATH, parse_pricebook, pricebook
+from tests.circuits import BELL
 
 V2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
-BELL = V2 + "qreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
 BELL_GATES = GateCounts(n1q=1, n2q=1, measurements=2)
 
 

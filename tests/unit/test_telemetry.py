@@ -38,12 +38,9 @@ from shared.jobs.messages import Delivery, JobMessage
 from shared.jobs.schemas import SupplierExecuteRequest
 from shared.services import Services
 from shared.suppliers.base import EmulatedRun, SubmitRequest, SupplierState, Target, TaskState
+from tests.circuits import BELL
 
 ROOT = Path(__file__).resolve().parents[2]
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 
 
 @dataclass
