@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# `make run`: Azurite (storage) and funchost (the Functions host stand-in) on loopback.
-# Azurite's data lives in .azurite/, its log in .azurite/azurite.log.
+# `make run`: Azurite (storage), pubsubhost (the Web PubSub stand-in) and funchost (the
+# Functions host stand-in) on loopback. Azurite's data lives in .azurite/, its log in
+# .azurite/azurite.log; pubsubhost logs to .azurite/pubsubhost.log.
+#
+# The live stream: pubsubhost gets a fresh access key each start and sends the hub's events to
+# the app's /api/webpubsub/events; the app gets its connection string
+# (QCOS_WEBPUBSUB_CONNECTION_STRING), and funchost proxies ws://HOST:PORT/api/v2/network/stream
+# to the hub.
 #
 # Ctrl-C stops everything within 3 s: funchost gives in-flight invocations 2 s, then exits
 # anyway (their queue messages were not deleted: they run again on the next start); a second
@@ -8,7 +14,7 @@
 # reaches this script only, and at the end each server's whole process group goes, whatever
 # it started (a simulator's worker processes, say).
 #
-# FUNCHOST_PORT (7071) and AZURITE_PORTS ("10000 10001 10002": blob, queue, table) move them;
+# FUNCHOST_PORT (7071), PUBSUB_PORT (7080) and AZURITE_PORTS ("10000 10001 10002": blob, queue, table) move them;
 # with other Azurite ports, AzureWebJobsStorage (unless set) names them.
 set -euo pipefail
 
@@ -22,8 +28,11 @@ read -r -a STORAGE_PORTS <<<"${AZURITE_PORTS:-10000 10001 10002}" # blob, queue,
     echo "run: AZURITE_PORTS must name three ports (blob, queue, table)" >&2
     exit 1
 }
+PUBSUB_PORT=${PUBSUB_PORT:-7080}
+HUB=${QCOS_WEBPUBSUB_HUB:-qcos}
 PY=$ROOT/.venv/bin/python
 FUNCHOST=$ROOT/.venv/bin/funchost
+PUBSUBHOST=$ROOT/.venv/bin/pubsubhost
 AZURITE_BIN=${AZURITE_BIN:-$ROOT/node_modules/.bin/azurite}
 KEY_FILE=$ROOT/.qcos/admin-key
 
@@ -32,7 +41,7 @@ die() {
     exit 1
 }
 
-for tool in "$PY" "$FUNCHOST" "$AZURITE_BIN"; do
+for tool in "$PY" "$FUNCHOST" "$PUBSUBHOST" "$AZURITE_BIN"; do
     [[ -x $tool ]] || die "$tool is missing; run 'make setup' (or 'make run', which does it)"
 done
 
@@ -41,13 +50,14 @@ port_open() {
     (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
 
-for port in "${STORAGE_PORTS[@]}" "$PORT"; do
+for port in "${STORAGE_PORTS[@]}" "$PORT" "$PUBSUB_PORT"; do
     if port_open "$port"; then
-        die "port $port on $HOST is already in use (another Azurite or host running?); stop it first"
+        die "port $port on $HOST is already in use (another Azurite, pubsubhost or host running?); stop it first"
     fi
 done
 
 AZURITE_PID=
+PUBSUB_PID=
 FUNCHOST_PID=
 STOP_STARTED=
 
@@ -82,10 +92,16 @@ cleanup() {
     trap - EXIT
     trap hurry INT TERM HUP
     STOP_STARTED=$(now_ms)
+    # pubsubhost closes its clients' connections while funchost finishes its invocations.
+    [[ -z $PUBSUB_PID ]] || kill -TERM "$PUBSUB_PID" 2>/dev/null
     if [[ -n $FUNCHOST_PID ]]; then
         kill -INT "$FUNCHOST_PID" 2>/dev/null
         stop_group_by "$FUNCHOST_PID" $((STOP_STARTED + 2700))
         FUNCHOST_PID=
+    fi
+    if [[ -n $PUBSUB_PID ]]; then
+        stop_group_by "$PUBSUB_PID" $((STOP_STARTED + 2700))
+        PUBSUB_PID=
     fi
     if [[ -n $AZURITE_PID ]]; then
         # Azurite saves its data as it closes; it writes "... successfully closed" for each of
@@ -183,6 +199,30 @@ if [[ -z ${AzureWebJobsStorage:-} && "${STORAGE_PORTS[*]}" != "10000 10001 10002
     export AzureWebJobsStorage
 fi
 
+# --- Web PubSub ------------------------------------------------------------------------------
+PUBSUB_KEY=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
+echo "run: starting the Web PubSub stand-in on $HOST:$PUBSUB_PORT (hub $HUB)"
+PUBSUBHOST_ACCESS_KEY=$PUBSUB_KEY "${IN_OWN_SESSION[@]}" "$PUBSUBHOST" \
+    --host "$HOST" --port "$PUBSUB_PORT" \
+    --upstream "$HUB=http://$HOST:$PORT/api/webpubsub/events" \
+    >"$ROOT/.azurite/pubsubhost.log" 2>&1 &
+PUBSUB_PID=$!
+deadline=$((SECONDS + 30))
+until port_open "$PUBSUB_PORT"; do
+    kill -0 "$PUBSUB_PID" 2>/dev/null || {
+        tail -n 20 "$ROOT/.azurite/pubsubhost.log" >&2 || true
+        die "pubsubhost exited; its log is .azurite/pubsubhost.log"
+    }
+    ((SECONDS < deadline)) || die "pubsubhost did not open port $PUBSUB_PORT within 30 s"
+    sleep 0.1
+done
+QCOS_WEBPUBSUB_CONNECTION_STRING="Endpoint=http://$HOST;Port=$PUBSUB_PORT;AccessKey=$PUBSUB_KEY;Version=1.0;"
+QCOS_WEBPUBSUB_HUB=$HUB
+FUNCHOST_WEBPUBSUB_ROUTES="api/v2/network/stream=$HUB"
+FUNCHOST_WEBPUBSUB_CONNECTION=QCOS_WEBPUBSUB_CONNECTION_STRING
+export QCOS_WEBPUBSUB_CONNECTION_STRING QCOS_WEBPUBSUB_HUB FUNCHOST_WEBPUBSUB_ROUTES FUNCHOST_WEBPUBSUB_CONNECTION
+echo "run: Web PubSub stand-in is up; the stream is ws://$HOST:$PORT/api/v2/network/stream"
+
 # --- host --------------------------------------------------------------------------------------
 echo "run: starting the function app on http://$HOST:$PORT (Ctrl-C stops it and Azurite)"
 "${IN_OWN_SESSION[@]}" "$FUNCHOST" start --app-dir "$ROOT" --port "$PORT" --host "$HOST" &
@@ -190,4 +230,4 @@ FUNCHOST_PID=$!
 # `wait` returns early when a trapped signal arrives, so Ctrl-C reaches cleanup at once.
 status=0
 wait "$FUNCHOST_PID" || status=$?
-exit "$status" # cleanup still ends what funchost left in its process group, and Azurite
+exit "$status" # cleanup still ends what funchost left in its process group, pubsubhost and Azurite

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -271,6 +272,76 @@ class RerankSettings:
 
 
 @dataclass(frozen=True)
+class StreamSettings:
+    """The live stream (`/api/v2/network/stream`) through Azure Web PubSub: the service's
+    connection string (`Endpoint=...;AccessKey=...;Version=1.0;`) and the hub. Unset: nothing
+    is published and the stream's functions answer 503."""
+
+    connection_string: str | None = None
+    hub: str = "qcos"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.connection_string)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StreamSettings:
+        connection_string = _text(env, "QCOS_WEBPUBSUB_CONNECTION_STRING")
+        if connection_string and "accesskey=" not in connection_string.lower():
+            # Entra ID sign-in to Web PubSub is not wired yet: the event handler checks
+            # `ce-signature` with the access key.
+            raise SettingsError("QCOS_WEBPUBSUB_CONNECTION_STRING must carry an AccessKey")
+        hub = _text(env, "QCOS_WEBPUBSUB_HUB", cls.hub) or cls.hub
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,127}", hub):
+            raise SettingsError(f"QCOS_WEBPUBSUB_HUB is not a Web PubSub hub name: {hub!r}")
+        return cls(connection_string=connection_string, hub=hub)
+
+
+def _retry_delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        delays = tuple(int(part) for part in raw.split(","))
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be comma-separated seconds, not {raw!r}") from exc
+    if any(d < 0 or d > 604_800 for d in delays):  # a queue message waits 7 days at most
+        raise SettingsError(f"{name}: each delay must be 0 to 604800 seconds")
+    return delays
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Signed webhooks (`shared.webhooks`).
+
+    `allow_loopback` (local runs only): receivers on loopback addresses are accepted, over plain
+    http too; every other receiver must be https and resolve to public addresses only.
+    A failed delivery is tried again after each of `retry_seconds` in turn, then marked failed.
+    """
+
+    allow_loopback: bool = False
+    retry_seconds: tuple[int, ...] = (5, 30, 120, 600, 1800)
+    timeout_seconds: int = 10
+    max_per_user: int = 20
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_seconds) + 1
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WebhookSettings:
+        loopback = (_text(env, "QCOS_WEBHOOKS_ALLOW_LOOPBACK") or "false").lower()
+        if loopback not in ("true", "false"):
+            raise SettingsError("QCOS_WEBHOOKS_ALLOW_LOOPBACK must be true or false")
+        return cls(
+            allow_loopback=loopback == "true",
+            retry_seconds=_retry_delays(env, "QCOS_WEBHOOKS_RETRY_SECONDS", cls.retry_seconds),
+            timeout_seconds=_int(env, "QCOS_WEBHOOKS_TIMEOUT_SECONDS", 10, minimum=1),
+            max_per_user=_int(env, "QCOS_WEBHOOKS_MAX_PER_USER", 20, minimum=1),
+        )
+
+
+@dataclass(frozen=True)
 class TelemetrySettings:
     """Where traces, metrics and logs go: the Application Insights resource's connection string
     (`APPLICATIONINSIGHTS_CONNECTION_STRING`, the name App Service sets). Unset: nothing is
@@ -341,6 +412,8 @@ class Settings:
     legal: LegalSettings = field(default_factory=LegalSettings)
     rerank: RerankSettings = field(default_factory=RerankSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    stream: StreamSettings = field(default_factory=StreamSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -383,6 +456,8 @@ class Settings:
             legal=LegalSettings.from_env(env),
             rerank=RerankSettings.from_env(env),
             telemetry=TelemetrySettings(_text(env, "APPLICATIONINSIGHTS_CONNECTION_STRING")),
+            webhooks=WebhookSettings.from_env(env),
+            stream=StreamSettings.from_env(env),
         )
 
 

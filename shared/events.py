@@ -3,7 +3,7 @@
 Every change of a job's or a network job's status (written by its repository) and of a
 backend's status (seen by the network service) is published here. Subscribers run in the
 publishing thread and must be quick; one that raises is logged and never fails the write that
-published. Live streaming to clients will subscribe here.
+published. `shared.stream` subscribes here to stream them to clients.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class Event:
     status: str
     user_id: str | None = None  # the owner, for jobs
     backend: str | None = None  # the backend a job runs on
+    queue_depth: int | None = None  # for backends, when the publisher knows it
     at: str = field(default_factory=clock.now_iso)
 
 

@@ -22,9 +22,12 @@ from shared.network.service import NetworkService
 from shared.rerank.service import KIND as RERANK
 from shared.rerank.service import RerankService, run_task
 from shared.storage import Storage
+from shared.stream.service import Stream
 from shared.suppliers import processes
 from shared.suppliers.base import SupplierAdapter
 from shared.suppliers.registry import SupplierRegistry
+from shared.webhooks.repository import WebhookRepository
+from shared.webhooks.service import Webhooks
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Services:
     ledger: Ledger
     idempotency: Idempotency
     rerank: RerankService
+    stream: Stream
+    webhooks: Webhooks
 
     @classmethod
     def build(
@@ -55,10 +60,11 @@ class Services:
         ledger = Ledger(storage, LedgerRepository(storage), settings.ledger_signing_key)
         tasks = {RERANK: partial(run_task, settings.rerank)}
         jobs = JobService(settings, repo, estimator, suppliers, quotas, ledger, tasks)
+        accounts = Accounts(storage, settings.admin_api_key)
         return cls(
             settings=settings,
             storage=storage,
-            accounts=Accounts(storage, settings.admin_api_key),
+            accounts=accounts,
             jobs=jobs,
             suppliers=suppliers,
             network=NetworkService(
@@ -71,6 +77,8 @@ class Services:
                 lock_seconds=settings.sync_timeout_seconds + idempotency.LOCK_MARGIN_SECONDS,
             ),
             rerank=RerankService(settings.rerank, jobs),
+            stream=Stream(settings.stream, accounts),
+            webhooks=Webhooks(settings.webhooks, WebhookRepository(storage)).start(),
         )
 
 

@@ -16,6 +16,8 @@ var appContainers = [
 var queueNames = [
   'jobs'
   'jobs-poison'
+  'webhook-deliveries'
+  'webhook-deliveries-poison'
 ]
 var tableNames = [
   'jobs'
@@ -28,6 +30,8 @@ var tableNames = [
   'idempotency'
   'networkjobs'
   'routing'
+  'webhooks'
+  'webhookdeliveries'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

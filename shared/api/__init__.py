@@ -14,7 +14,9 @@ from shared.api import (
     orchestration,
     rerank,
     runtime,
+    stream,
     suppliers,
+    webhooks,
     worker,
 )
 
@@ -31,6 +33,8 @@ BLUEPRINTS = (
     runtime.bp,
     openapi.bp,
     docs.bp,
+    stream.bp,
+    webhooks.bp,
     worker.bp,
     fallback.bp,  # last: it takes what no other function does
 )

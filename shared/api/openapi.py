@@ -55,6 +55,7 @@ _TAGS = {
     "admin": "Users and API keys (admin key only)",
     "ledger": "Usage entries, chargeback, budgets and signed evidence",
     "legal": "The operator's details, legal documents and the license",
+    "webhooks": "Signed deliveries of your job events to a URL of yours",
     "meta": "This API's description, in JSON and in the browser",
 }
 _EXAMPLE_REQUEST_ID = "5f2b8c1e9d7a4e3f8a6b0c2d4e6f8a1b"

@@ -16,6 +16,7 @@ from azure.functions import meta
 from .http_server import HttpFront
 from .indexing import FunctionSpec, import_app, index_app
 from .invoker import Invoker, decode
+from .pubsub_proxy import PubSubProxy
 from .queues import QueueListener, QueueSink, QueueWakeups
 from .routes import RouteTable
 from .settings import apply_local_settings, load_host_config, load_local_settings
@@ -88,6 +89,7 @@ class Host:
                 self.timer_specs.append(spec)
             elif kind == "queueTrigger":
                 self.queue_specs.append(spec)
+        self.pubsub = PubSubProxy.from_settings()
         self.uses_durable = any(
             s.trigger_type in DURABLE_TRIGGERS or any(b.type == "durableClient" for b in s.inputs)
             for s in self.functions
@@ -103,6 +105,10 @@ class Host:
             else:
                 lines.append(f"\t{spec.name}: {spec.trigger_type}")
             lines.append("")
+        if self.pubsub is not None:
+            for path, hub in self.pubsub.routes.items():
+                ws_url = "ws" + self.base_url[4:]
+                lines += [f"\t{ws_url}/{path}: WebSocket, Web PubSub hub {hub}", ""]
         return "\n".join(lines)
 
     def _inputs(self, spec: FunctionSpec, url: str) -> dict[str, Any]:
@@ -127,6 +133,7 @@ class Host:
         sink = QueueSink(self.config.queues, wakeups)
         invoker.sinks["queue"] = sink
         front = HttpFront(self.routes, invoker, self._inputs)
+        front.pubsub = self.pubsub
         engine = None
         if self.uses_durable:
             from .durable.engine import DurableEngine

@@ -15,6 +15,7 @@ from .routes import RouteTable
 
 if TYPE_CHECKING:
     from .durable.webhooks import DurableWebhooks
+    from .pubsub_proxy import PubSubProxy
 
 log = logging.getLogger("funchost")
 
@@ -35,6 +36,7 @@ class HttpFront:
         self.invoker = invoker
         self.inputs = inputs  # callable(spec, request_url) -> dict of input binding values
         self.durable: DurableWebhooks | None = None
+        self.pubsub: PubSubProxy | None = None  # WebSocket paths served by Web PubSub
         self.state = "Running"
         self.max_body_bytes = max_body_bytes
         self._invoking: set[asyncio.Task[Any]] = set()
@@ -63,6 +65,13 @@ class HttpFront:
             )
         if path.startswith(DURABLE_PREFIX) and self.durable is not None:
             return await self.durable.handle(request, path[len(DURABLE_PREFIX) :])
+        proxy = self.pubsub
+        hub = proxy.hub_for(request) if proxy is not None else None
+        if proxy is not None and hub is not None:
+            if self.state != "Running":
+                return web.Response(status=503, headers={"Retry-After": "5"})
+            response: web.StreamResponse = await self._tracked(proxy.handle(request, hub))
+            return response
         found = self.routes.find(request.method, path)
         if isinstance(found, int):
             return web.Response(status=found)
@@ -96,6 +105,16 @@ class HttpFront:
         if not outcome.ok:
             return web.Response(status=500, text="Internal Server Error")
         return _to_aiohttp(outcome.value)
+
+    async def _tracked(self, work: Any) -> Any:
+        """Runs `work` as an invocation the host cuts off when its grace period is over."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._invoking.add(task)
+        try:
+            return await work
+        finally:
+            self._invoking.discard(task)
 
 
 def _to_aiohttp(value: Any) -> web.Response:

@@ -81,8 +81,7 @@ class PubSubHost:
             "pubsubhost",
             "--port",
             str(self.port),
-            "--access-key",
-            self.access_key,
+            f"--access-key={self.access_key}",  # a key may begin with "-"
             *self.extra_args,
         ]
         for hub, url in self.upstreams.items():
