@@ -159,9 +159,15 @@ class Processes:
     ) -> tuple[str, Any]:
         started = time.monotonic()
         deadline = None if seconds is None else started + seconds
+        next_check = started + check_every_s
         while True:
             now = time.monotonic()
-            wait = check_every_s if stopped is not None else None
+            # asked every `check_every_s` even while progress reports keep the pipe busy
+            if stopped is not None and now >= next_check:
+                next_check = now + check_every_s
+                if stopped():
+                    raise RunStopped(f"{what} was stopped")
+            wait = max(next_check - now, 0.0) if stopped is not None else None
             if deadline is not None:
                 if now >= deadline:
                     raise RunTimeLimitExceeded(
@@ -176,9 +182,6 @@ class Processes:
                         progress(value)
                     continue
                 return kind, value
-            if stopped is not None and time.monotonic() < (deadline or float("inf")):
-                if stopped():
-                    raise RunStopped(f"{what} was stopped")
 
     def _acquire(self) -> _Worker:
         with self._lock:
