@@ -16,7 +16,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -75,6 +75,11 @@ class Operation:
     idempotent: bool = False
     # The query string's parameters, validated like the body (unknown ones are refused)
     query: type[BaseModel] | None = None
+
+    def door(self, path: str, why: str, **changes: Any) -> Operation:
+        """This operation served at `path` too: the same contract under another path (a
+        client's or a platform's), documented with `why` before its own description."""
+        return replace(self, path=path, description=f"{why}\n\n{self.description}", **changes)
 
     def route(self, bp: func.Blueprint) -> Callable[[F], F]:
         """Register the decorated function on `bp` for this operation's method and path."""

@@ -3,7 +3,6 @@ for the caller."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, Literal
@@ -244,11 +243,10 @@ def _azure_door(op: Operation) -> Operation:
     """`op` at `/api/v1` + its path too. The Functions host keeps `/admin/...` for its own
     admin API (it refuses app routes that begin with `admin` and answers those paths itself),
     so in Azure the reference's `/admin/...` paths never reach the app: these doors do."""
-    return dataclasses.replace(
-        op,
-        path=f"/api/v1{op.path}",
-        description=f"`{op.method} {op.path}` under `/api/v1`, the path that works in Azure "
-        f"(where the Functions host keeps `/admin/...` for itself).\n\n{op.description}",
+    return op.door(
+        f"/api/v1{op.path}",
+        f"`{op.method} {op.path}` under `/api/v1`, the path that works in Azure "
+        "(where the Functions host keeps `/admin/...` for itself).",
     )
 
 

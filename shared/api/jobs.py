@@ -3,8 +3,6 @@ QCOS Python client (qcos-sdk 2.1) calls, as aliases of the v1 operations."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import azure.functions as func
 
 from shared.errors import Conflict
@@ -74,12 +72,11 @@ EXECUTE_SYNC = Operation(
 
 def _client_alias(op: Operation, path: str) -> Operation:
     """`op` served at `path` too: the same contract, documented under the `compat` tag."""
-    return dataclasses.replace(
-        op,
-        path=path,
+    return op.door(
+        path,
+        f"The path the QCOS Python client (qcos-sdk 2.1) calls: `{op.path}` without the "
+        "`/api/v1` prefix, with the same request and answer.",
         tag="compat",
-        description=f"The path the QCOS Python client (qcos-sdk 2.1) calls: `{op.path}` "
-        f"without the `/api/v1` prefix, with the same request and answer.\n\n{op.description}",
     )
 
 

@@ -12,7 +12,6 @@ and are not served.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -326,13 +325,8 @@ def _list_query(**given: Any) -> JobListQuery:
 
 def _door(op: Operation, path: str, note: str = "", **changes: Any) -> Operation:
     """`op` at `path` too, as the vendor's client calls it, under the `compat` tag."""
-    return dataclasses.replace(
-        op,
-        path=path,
-        tag="compat",
-        description=f"The path {SDK} calls for `{op.method} {op.path}`{note}.\n\n{op.description}",
-        **changes,
-    )
+    why = f"The path {SDK} calls for `{op.method} {op.path}`{note}."
+    return op.door(path, why, tag="compat", **changes)
 
 
 def _v1_door(op: Operation, path: str, note: str = "", **changes: Any) -> Operation:
