@@ -24,13 +24,34 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class RunEnded:
+    """A network job's run that just ended: its id, its backend's network id, its status."""
+
+    run_id: str
+    backend: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a network job is: `runs_finished` (None: not known) of `runs_planned`, and
+    the run whose end moved it, when one did."""
+
+    runs_planned: int
+    runs_finished: int | None = None
+    run: RunEnded | None = None
+
+
+@dataclass(frozen=True)
 class Event:
     kind: str  # "job", "network_job" or "backend"
     id: str  # the job id or backend id
     status: str
     user_id: str | None = None  # the owner, for jobs
-    backend: str | None = None  # the backend a job runs on
+    backend: str | None = None  # the network id of the backend a job runs on
     queue_depth: int | None = None  # for backends, when the publisher knows it
+    network_job_id: str | None = None  # for a job that is a network job's run
+    progress: Progress | None = None  # for network jobs
     at: str = field(default_factory=clock.now_iso)
 
 

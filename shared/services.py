@@ -17,6 +17,7 @@ from shared.jobs.service import JobService
 from shared.ledger.repository import LedgerRepository
 from shared.ledger.service import Ledger
 from shared.legal import license
+from shared.network.live import Live
 from shared.network.repository import NetworkRepository
 from shared.network.service import NetworkService
 from shared.rerank.service import KIND as RERANK
@@ -61,15 +62,17 @@ class Services:
         tasks = {RERANK: partial(run_task, settings.rerank)}
         jobs = JobService(settings, repo, estimator, suppliers, quotas, ledger, tasks)
         accounts = Accounts(storage, settings.admin_api_key)
+        network_repo = NetworkRepository(storage)
+        network = NetworkService(settings, network_repo, jobs, repo, suppliers, estimator, quotas)
+        if settings.stream.configured:  # only the stream shows what it derives
+            Live(network_repo, repo, network.queue_load, network.backend_status).start()
         return cls(
             settings=settings,
             storage=storage,
             accounts=accounts,
             jobs=jobs,
             suppliers=suppliers,
-            network=NetworkService(
-                settings, NetworkRepository(storage), jobs, repo, suppliers, estimator, quotas
-            ),
+            network=network,
             quotas=quotas,
             ledger=ledger,
             idempotency=Idempotency(

@@ -12,6 +12,7 @@ records the supplier's task id, and polls it through delayed `poll` messages (`p
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -33,6 +34,26 @@ BACKEND_AER = "qiskit_aer"
 # What a job runs: a circuit, or a task of another kind (`JobService` runs it with the runner
 # registered for its kind; its request is the payload blob, in `circuit_blob`).
 CIRCUIT = "circuit"
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_RUN_ID = re.compile(rf"({_UUID})-(\d+)-(\d+)")
+
+
+def run_id(network_job_id: str, slot: int, attempt: int) -> str:
+    """The id of attempt `attempt` of slot `slot` of a network job: a job of its own."""
+    return f"{network_job_id}-{slot}-{attempt}"
+
+
+def run_of(job_id: str) -> tuple[str, int, int] | None:
+    """`(network job id, slot, attempt)` of a network job's run `job_id` (see `run_id`);
+    None for any other job."""
+    found = _RUN_ID.fullmatch(job_id)
+    return (found.group(1), int(found.group(2)), int(found.group(3))) if found else None
+
+
+def network_job_of(job_id: str) -> str | None:
+    """The network job whose run `job_id` is, or None."""
+    run = run_of(job_id)
+    return run[0] if run else None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from shared import clock, events
 from shared.jobs.messages import JobMessage
-from shared.jobs.models import Job, JobStatus
+from shared.jobs.models import Job, JobStatus, network_job_of
 from shared.storage import Storage, get_or_none, insert_new, merge, update_row
 from shared.storage.clients import (
     CIRCUITS_CONTAINER,
@@ -22,6 +22,7 @@ from shared.storage.clients import (
     RESULTS_CONTAINER,
 )
 from shared.storage.query import literal
+from shared.suppliers.backends import public_id
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +258,14 @@ def _json(result: Mapping[str, Any]) -> str:
 
 def _published(job: Job) -> None:
     events.publish(
-        events.Event("job", job.job_id, job.status.value, user_id=job.user_id, backend=job.backend)
+        events.Event(
+            "job",
+            job.job_id,
+            job.status.value,
+            user_id=job.user_id,
+            backend=public_id(job.supplier, job.backend),
+            network_job_id=network_job_of(job.job_id),
+        )
     )
 
 

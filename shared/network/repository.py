@@ -15,12 +15,12 @@ its row moves only from queued:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from shared import events
-from shared.jobs.models import JobStatus
+from shared.jobs.models import Job, JobStatus, run_id, run_of
 from shared.storage import (
     LOST,
     Lost,
@@ -33,6 +33,7 @@ from shared.storage import (
 )
 from shared.storage.query import literal
 
+RUNNING = "running"  # how a queued network job whose runs have started is shown
 NETWORK_JOBS_TABLE = "networkjobs"
 ROUTING_TABLE = "routing"
 # What a listing reads of a network job's row (`summaries`)
@@ -100,7 +101,28 @@ class NetworkJob:
         return self.user_id, self.job_id
 
     def child_id(self, slot: int, attempt: int) -> str:
-        return child_id(self.job_id, slot, attempt)
+        return run_id(self.job_id, slot, attempt)
+
+    def runs_finished(self, runs: Iterable[Job]) -> int:
+        """How many of its slots have run to their end (`runs`: its runs' rows): the last
+        attempt ended and falls over to no other backend (it completed or was cancelled, or
+        it failed on the slot's last backend)."""
+        last: dict[int, tuple[int, Job]] = {}
+        for run in runs:
+            found = run_of(run.job_id)
+            if found is None or found[0] != self.job_id or found[1] >= len(self.slots):
+                continue
+            _, slot, attempt = found
+            if slot not in last or attempt > last[slot][0]:
+                last[slot] = (attempt, run)
+        return sum(
+            1
+            for slot, (attempt, run) in last.items()
+            if run.status.terminal
+            and (
+                run.status is not JobStatus.FAILED or attempt + 1 >= len(self.slots[slot].backends)
+            )
+        )
 
     def to_entity(self) -> dict[str, Any]:
         data = asdict(self)
@@ -126,10 +148,6 @@ class NetworkJob:
             etag=getattr(entity, "metadata", {}).get("etag"),
             **{k: entity[k] for k in names if k in entity},
         )
-
-
-def child_id(job_id: str, slot: int, attempt: int) -> str:
-    return f"{job_id}-{slot}-{attempt}"
 
 
 class NetworkRepository:
@@ -191,4 +209,13 @@ class NetworkRepository:
 
 
 def _published(job: NetworkJob) -> None:
-    events.publish(events.Event("network_job", job.job_id, job.status.value, user_id=job.user_id))
+    """The job's status, with its planned runs (all finished once it completed or failed;
+    how many is not known here while it is queued or once it was cancelled)."""
+    planned = len(job.slots)
+    ended = job.status in (JobStatus.COMPLETED, JobStatus.FAILED)
+    progress = events.Progress(planned, planned if ended else None)
+    events.publish(
+        events.Event(
+            "network_job", job.job_id, job.status.value, user_id=job.user_id, progress=progress
+        )
+    )

@@ -36,6 +36,7 @@ from shared.network import aggregation, strategies
 from shared.network.calibration import calibration as read_calibration
 from shared.network.estimates import BackendEstimate, Situation, estimate, wait_seconds
 from shared.network.repository import (
+    RUNNING,
     Group,
     NetworkJob,
     NetworkRepository,
@@ -79,7 +80,6 @@ _METRICS_TTL_S = 10.0
 _WAIT_FIRST_S, _WAIT_MOST_S = 0.01, 0.05  # a point read each; the wait adds at most 50 ms
 _POLL_FIRST_S, _POLL_MOST_S = 2, 60
 _ERROR_STATUS = {"ALL_BACKENDS_FAILED": 503, "AGGREGATION_FAILED": 500}
-RUNNING = "running"  # how a queued network job whose runs have started is shown
 _SKIPPED = "skipped"  # a named backend left out because it is unavailable (never charged)
 
 
@@ -131,11 +131,11 @@ class NetworkService:
     # -- backends -------------------------------------------------------------------------------
 
     def backends(self) -> BackendList:
-        load = self._queue_load()
+        load = self.queue_load()
         return BackendList(backends=[self._info(b, load) for b in all_backends()])
 
     def backend(self, backend_id: str) -> BackendInfo:
-        return self._info(find(backend_id), self._queue_load())
+        return self._info(find(backend_id), self.queue_load())
 
     def calibration(self, backend_id: str) -> CalibrationInfo:
         backend = find(backend_id)
@@ -152,7 +152,7 @@ class NetworkService:
 
     def queue(self, backend_id: str) -> QueueInfo:
         backend = find(backend_id)
-        depth = self._queue_load().get(backend.id, 0)
+        depth = self.queue_load().get(backend.id, 0)
         parallelism = self._settings.worker_parallelism
         return QueueInfo(
             backend=backend.id,
@@ -165,7 +165,7 @@ class NetworkService:
     def status(self) -> NetworkStatus:
         """The network's status: `operational` when every backend its supplier still offers
         is online (a retired one is listed `retired` but degrades nothing)."""
-        load = self._queue_load()
+        load = self.queue_load()
         listed = []
         capacity = offered = online = 0
         for backend in all_backends():
@@ -681,7 +681,7 @@ class NetworkService:
                 base["status"] = RUNNING
             base["progress"] = {
                 "runs_started": len(runs),
-                "runs_finished": sum(1 for r in runs if r.status.terminal),
+                "runs_finished": job.runs_finished(runs),
                 "runs_planned": len(job.slots),
             }
             return base
@@ -810,15 +810,20 @@ class NetworkService:
         return Situation(
             modes={s: self._suppliers.mode(s) for s in self._suppliers.ids()},
             online={b.id: self._backend_status(b) == "online" for b in all_backends()},
-            queue_depth=self._queue_load(),
+            queue_depth=self.queue_load(),
             mean_job_s=self._estimator.mean_seconds(),
             parallelism=self._settings.worker_parallelism,
             limits=self._settings.limits,
         )
 
+    def backend_status(self, backend_id: str) -> str:
+        """The status of backend `backend_id` (see `_backend_status`)."""
+        return self._backend_status(find(backend_id))
+
     def _backend_status(self, backend: Backend) -> str:
         """online, retired (its supplier no longer offers it) or offline (a supplier whose
-        credentials fail); a change is published as an event."""
+        credentials fail); a change is published as an event, with the queue depth last
+        counted."""
         status = "online"
         if backend.target is not None:
             if backend.retired:
@@ -829,15 +834,17 @@ class NetworkService:
             before = self._last_status.get(backend.id)
             self._last_status[backend.id] = status
         if before is not None and before != status:
-            events.publish(events.Event("backend", backend.id, status))
+            depth = self._load[1].get(backend.id, 0)
+            events.publish(events.Event("backend", backend.id, status, queue_depth=depth))
         return status
 
-    def _queue_load(self) -> dict[str, int]:
-        """This gateway's open jobs per backend id (cached for a few seconds)."""
+    def queue_load(self, max_age_s: float = _LOAD_TTL_S) -> dict[str, int]:
+        """This gateway's open jobs per backend id, counted at most `max_age_s` ago (one
+        query of every open job when counted now)."""
         now = time.monotonic()
         with self._lock:
             at, cached = self._load
-        if now - at < _LOAD_TTL_S:
+        if now - at < max_age_s:
             return cached
         counts: Counter[str] = Counter()
         for row in self._job_repo.open_jobs():

@@ -5,7 +5,12 @@ gets back, as JSON text frames:
 
 - `{"type": "subscribed", "subscribe": [...]}` once;
 - `{"type": "job_update", "job_id", "status", "timestamp", "job_type"}` for each status change
-  of its own jobs (`job_type` "job" for v1 jobs and a network job's runs, "network_job" for v2);
+  of its own jobs (`job_type` "job" for v1 jobs and a network job's runs, "network_job" for v2),
+  with `backend` (its network id) when the job names one, `network_job_id` on a network job's
+  run, and on a network job's updates `runs_planned` and (when known) `runs_finished`; as each
+  run of a network job ends, an update with status `running` and `run` `{run_id, backend,
+  status}` (the run that ended). A terminal status is final: a client ignores a later
+  non-terminal update of the same job;
 - `{"type": "backend_status", "id", "status", "queue_depth", "timestamp"}` on a backend's change;
 - `{"type": "error", "error_code", "detail"}` before the connection is closed.
 """
@@ -105,16 +110,7 @@ def for_event(event: Event) -> Outgoing | None:
     if event.kind in ("job", "network_job"):
         if not event.user_id:
             return None
-        return Outgoing(
-            user_group(event.user_id),
-            {
-                "type": "job_update",
-                "job_id": event.id,
-                "status": event.status,
-                "timestamp": event.at,
-                "job_type": event.kind,
-            },
-        )
+        return Outgoing(user_group(event.user_id), job_update(event))
     if event.kind == "backend":
         return Outgoing(
             BACKEND_GROUP,
@@ -127,3 +123,30 @@ def for_event(event: Event) -> Outgoing | None:
             },
         )
     return None
+
+
+def job_update(event: Event) -> dict[str, Any]:
+    """A job's or a network job's update: the fields set on `event`, no nulls."""
+    message: dict[str, Any] = {
+        "type": "job_update",
+        "job_id": event.id,
+        "status": event.status,
+        "timestamp": event.at,
+        "job_type": event.kind,
+    }
+    if event.backend:
+        message["backend"] = event.backend
+    if event.network_job_id:
+        message["network_job_id"] = event.network_job_id
+    progress = event.progress
+    if progress is not None:
+        message["runs_planned"] = progress.runs_planned
+        if progress.runs_finished is not None:
+            message["runs_finished"] = progress.runs_finished
+        if progress.run is not None:
+            message["run"] = {
+                "run_id": progress.run.run_id,
+                "backend": progress.run.backend,
+                "status": progress.run.status,
+            }
+    return message

@@ -64,6 +64,50 @@ def test_a_job_event_goes_to_its_owners_group_and_a_backend_event_to_everyone() 
     assert ownerless is None
 
 
+def test_a_fan_outs_updates_carry_its_progress_and_its_runs_name_it() -> None:
+    run_id = "0c6f3f5e-8d0a-4c57-9a43-4f1f0b7a2a11-1-0"
+    ended = events.RunEnded(run_id, "braket_iqm_garnet", "completed")
+    progress = messages.for_event(
+        Event(
+            "network_job",
+            "0c6f3f5e-8d0a-4c57-9a43-4f1f0b7a2a11",
+            "running",
+            user_id="u1",
+            progress=events.Progress(3, 2, ended),
+            at="2026-01-01T00:00:01Z",
+        )
+    )
+    queued = messages.for_event(
+        Event("network_job", "n1", "queued", user_id="u1", progress=events.Progress(3))
+    )
+    run = messages.for_event(
+        Event(
+            "job",
+            run_id,
+            "completed",
+            user_id="u1",
+            backend="braket_iqm_garnet",
+            network_job_id="0c6f3f5e-8d0a-4c57-9a43-4f1f0b7a2a11",
+        )
+    )
+
+    assert progress is not None and progress.message == {
+        "type": "job_update",
+        "job_id": "0c6f3f5e-8d0a-4c57-9a43-4f1f0b7a2a11",
+        "status": "running",
+        "timestamp": "2026-01-01T00:00:01Z",
+        "job_type": "network_job",
+        "runs_planned": 3,
+        "runs_finished": 2,
+        "run": {"run_id": run_id, "backend": "braket_iqm_garnet", "status": "completed"},
+    }
+    assert queued is not None and queued.message["runs_planned"] == 3
+    assert "runs_finished" not in queued.message  # not known: never a guess
+    assert run is not None
+    assert run.message["network_job_id"] == "0c6f3f5e-8d0a-4c57-9a43-4f1f0b7a2a11"
+    assert run.message["backend"] == "braket_iqm_garnet"
+
+
 def test_the_signature_is_an_hmac_of_the_connection_id_with_the_access_key() -> None:
     good = "sha256=" + hmac.new(b"key", b"conn", hashlib.sha256).hexdigest()
 
