@@ -96,3 +96,44 @@ def test_a_handshake_the_hub_refuses_is_answered_with_its_status(
             return refused.value.status
 
     assert asyncio.run(scenario()) == 401
+
+
+def test_a_client_that_sends_nothing_is_closed_after_the_first_frame_wait(
+    run_app: AppRunner, hub: PubSubHost
+) -> None:
+    app = run_app.start(
+        "http",
+        settings={
+            "FUNCHOST_WEBPUBSUB_ROUTES": "live/feed=chat",
+            "WebPubSubConnectionString": hub.connection_string,
+            "FUNCHOST_WEBPUBSUB_FIRST_FRAME_SECONDS": "0.5",
+        },
+    )
+    url = "ws" + app.url[4:] + "/live/feed"
+
+    async def scenario() -> tuple[int | None, str, bool]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url) as silent:
+                closing = await silent.receive(timeout=10)
+                assert closing.type == aiohttp.WSMsgType.CLOSE
+                silent_code, reason = silent.close_code, str(closing.extra)
+            async with session.ws_connect(url) as talking:
+                await talking.send_str("hello")  # the hub has no handler: nothing comes back
+                await asyncio.sleep(1.5)
+                return silent_code, reason, talking.closed
+
+    silent_code, reason, talking_closed = asyncio.run(scenario())
+
+    assert silent_code == 1008 and reason == "no frame within 0.5 s"
+    assert not talking_closed  # a client that spoke stays connected
+
+
+def test_a_first_frame_wait_that_is_not_a_number_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match="FIRST_FRAME_SECONDS"):
+        PubSubProxy.from_settings(
+            {
+                "FUNCHOST_WEBPUBSUB_ROUTES": "live=chat",
+                "WebPubSubConnectionString": "Endpoint=http://127.0.0.1;AccessKey=k;",
+                "FUNCHOST_WEBPUBSUB_FIRST_FRAME_SECONDS": "soon",
+            }
+        )

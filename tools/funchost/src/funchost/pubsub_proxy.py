@@ -14,6 +14,13 @@ Settings (environment, or `Values` of local.settings.json):
                                  be a `%Setting%`
   FUNCHOST_WEBPUBSUB_CONNECTION  the name of the setting with the service's connection string
                                  (default `WebPubSubConnectionString`, the extension's own)
+  FUNCHOST_WEBPUBSUB_FIRST_FRAME_SECONDS
+                                 how long a client may stay connected without sending a frame
+                                 (default 30; 0: forever)
+
+The proxy's connections are anonymous until the app hears from them: a client that sends no
+frame within FUNCHOST_WEBPUBSUB_FIRST_FRAME_SECONDS is closed (1008, "no frame within N s"),
+so idle sockets cannot hold the hub's connections.
 
 A handshake the hub refuses is answered with the hub's status (401, 429, ...); a hub that does
 not answer, with 502. Frames and closes (code and reason) pass through both ways.
@@ -43,6 +50,8 @@ log = logging.getLogger("funchost")
 ROUTES_SETTING = "FUNCHOST_WEBPUBSUB_ROUTES"
 CONNECTION_SETTING = "FUNCHOST_WEBPUBSUB_CONNECTION"
 DEFAULT_CONNECTION = "WebPubSubConnectionString"
+FIRST_FRAME_SETTING = "FUNCHOST_WEBPUBSUB_FIRST_FRAME_SECONDS"
+FIRST_FRAME_SECONDS = 30.0
 TOKEN_SECONDS = 60
 _NO_STATUS = (None, 1005, 1006)  # close codes a peer may not send
 
@@ -93,9 +102,15 @@ class ServiceEndpoint:
 class PubSubProxy:
     """Serves the configured paths' WebSocket upgrades through the hubs."""
 
-    def __init__(self, routes: Mapping[str, str], service: ServiceEndpoint) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, str],
+        service: ServiceEndpoint,
+        first_frame_seconds: float = FIRST_FRAME_SECONDS,
+    ) -> None:
         self.routes = {path.strip("/").lower(): hub for path, hub in routes.items()}
         self.service = service
+        self.first_frame_seconds = first_frame_seconds
 
     @classmethod
     def from_settings(cls, environ: Mapping[str, str] | None = None) -> PubSubProxy | None:
@@ -119,7 +134,14 @@ class PubSubProxy:
                 f"{ROUTES_SETTING} is set but setting {name!r} (the Web PubSub "
                 f"connection string, named by {CONNECTION_SETTING}) is not"
             )
-        return cls(routes, ServiceEndpoint.parse(connection_string))
+        raw_wait = env.get(FIRST_FRAME_SETTING, "").strip()
+        try:
+            first_frame = float(raw_wait) if raw_wait else FIRST_FRAME_SECONDS
+        except ValueError:
+            first_frame = -1.0
+        if not first_frame >= 0:
+            raise ConfigError(f"{FIRST_FRAME_SETTING} must be a number of seconds, 0 or more")
+        return cls(routes, ServiceEndpoint.parse(connection_string), first_frame)
 
     def hub_for(self, request: web.Request) -> str | None:
         """The hub serving `request`: a WebSocket upgrade on a configured path; else None."""
@@ -152,7 +174,7 @@ class PubSubProxy:
             )
             try:
                 await client.prepare(request)
-                await _relay(client, upstream)
+                await _relay(client, upstream, self.first_frame_seconds)
             finally:
                 # The host stopping (cancelled) or either side gone: close both.
                 if not upstream.closed:
@@ -162,9 +184,14 @@ class PubSubProxy:
         return client
 
 
-async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
-    """Frames both ways until one side closes; then closes the other with its code and reason."""
-    to_hub = asyncio.ensure_future(_pump(client, upstream))
+async def _relay(
+    client: web.WebSocketResponse,
+    upstream: aiohttp.ClientWebSocketResponse,
+    first_frame_seconds: float,
+) -> None:
+    """Frames both ways until one side closes; then closes the other with its code and reason.
+    A client silent for `first_frame_seconds` (when not 0) after connecting is closed."""
+    to_hub = asyncio.ensure_future(_pump(client, upstream, first_frame_seconds or None))
     to_client = asyncio.ensure_future(_pump(upstream, client))
     try:
         done, _ = await asyncio.wait({to_hub, to_client}, return_when=asyncio.FIRST_COMPLETED)
@@ -185,10 +212,19 @@ async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocke
 async def _pump(
     source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
     sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    first_frame_seconds: float | None = None,
 ) -> tuple[int, str]:
-    """Copies `source`'s frames to `sink`; returns the close code and reason to pass on."""
+    """Copies `source`'s frames to `sink`; returns the close code and reason to pass on.
+    With `first_frame_seconds`, a source that sends nothing that long is closed (1008)."""
+    wait = first_frame_seconds
     while True:
-        message = await source.receive()
+        try:
+            message = await source.receive(timeout=wait)
+        except TimeoutError:
+            reason = f"no frame within {wait:g} s"
+            await source.close(code=1008, message=reason.encode())
+            return 1000, reason
+        wait = None
         if message.type == WSMsgType.TEXT:
             await sink.send_str(message.data)
         elif message.type == WSMsgType.BINARY:
