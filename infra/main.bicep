@@ -1,7 +1,8 @@
 // The QCOS gateway on Azure: one resource group holding a Python 3.11 function app on the Flex
-// Consumption plan, its storage account, Key Vault, Log Analytics and Application Insights, and
-// a user-assigned identity that reaches all of them without keys. `azd up` deploys it;
-// docs/deploy.md is the walkthrough.
+// Consumption plan, its storage account, Key Vault, Log Analytics and Application Insights, a
+// user-assigned identity that reaches all of them without keys, and the Web PubSub service and
+// hub that hold the live stream's WebSockets. `azd up` deploys it; docs/deploy.md is the
+// walkthrough.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -33,6 +34,31 @@ param instanceMemoryMB int = 2048
 
 @description('Most instances the app scales out to.')
 param maximumInstanceCount int = 100
+
+@description('The live stream\'s Web PubSub tier: Free_F1 costs nothing and takes 20 connections and 20,000 messages a day, without an SLA; Standard_S1 and Premium_P1 are billed per unit per day.')
+@allowed([
+  'Free_F1'
+  'Standard_S1'
+  'Premium_P1'
+])
+param webPubSubSku string = 'Free_F1'
+
+@description('Web PubSub units, 1,000 connections each (Standard_S1 and Premium_P1; Free_F1 has one).')
+@allowed([
+  1
+  2
+  5
+  10
+  20
+  50
+  100
+])
+param webPubSubUnits int = 1
+
+@description('The live stream\'s Web PubSub hub (QCOS_WEBPUBSUB_HUB): a letter, then letters, digits or underscores.')
+@minLength(1)
+@maxLength(128)
+param webPubSubHubName string = 'qcos'
 
 // Committed configuration: non-secret app settings, and the secret settings whose Key Vault
 // secret exists (so only those are wired as references). See docs/deploy.md.
@@ -93,6 +119,21 @@ module keyVault 'core/keyvault.bicep' = {
   }
 }
 
+// The service, and its connection string as a vault secret. Its hub comes after the app
+// (webPubSubHub below): the hub's event handler is the app's URL.
+module webPubSub 'core/webpubsub.bicep' = {
+  name: 'webpubsub'
+  scope: rg
+  params: {
+    name: 'wps-qcos-${resourceToken}'
+    location: location
+    tags: tags
+    sku: webPubSubSku
+    units: webPubSubUnits
+    keyVaultName: keyVault.outputs.name
+  }
+}
+
 module roles 'core/roles.bicep' = {
   name: 'roles'
   scope: rg
@@ -101,6 +142,7 @@ module roles 'core/roles.bicep' = {
     storageAccountName: storage.outputs.name
     appInsightsName: monitor.outputs.appInsightsName
     keyVaultName: keyVault.outputs.name
+    webPubSubName: webPubSub.outputs.name
     deployerPrincipalIds: deployers
   }
 }
@@ -108,8 +150,12 @@ module roles 'core/roles.bicep' = {
 module functionApp 'app/function.bicep' = {
   name: 'function'
   scope: rg
-  // The identity's roles first, so the first start can read storage and the vault.
-  dependsOn: [roles]
+  // The identity's roles first, so the first start can read storage and the vault; and the
+  // Web PubSub secret, so its Key Vault reference resolves on that start.
+  dependsOn: [
+    roles
+    webPubSub
+  ]
   params: {
     name: 'func-qcos-${resourceToken}'
     planName: 'plan-qcos-${resourceToken}'
@@ -122,10 +168,22 @@ module functionApp 'app/function.bicep' = {
     deploymentContainer: deploymentContainer
     appInsightsConnectionString: monitor.outputs.connectionString
     keyVaultName: keyVault.outputs.name
+    webPubSubHub: webPubSubHubName
     appSettings: config.appSettings
     vaultSecrets: config.vaultSecrets
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+// The hub, once the app's host name is known: its event handler posts there.
+module webPubSubHub 'app/webpubsub-hub.bicep' = {
+  name: 'webpubsub-hub'
+  scope: rg
+  params: {
+    webPubSubName: webPubSub.outputs.name
+    name: webPubSubHubName
+    appHostName: functionApp.outputs.hostName
   }
 }
 
@@ -139,3 +197,6 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output SERVICE_API_NAME string = functionApp.outputs.name
 output SERVICE_API_URI string = functionApp.outputs.uri
 output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output AZURE_WEBPUBSUB_NAME string = webPubSub.outputs.name
+output AZURE_WEBPUBSUB_HOST string = webPubSub.outputs.hostName
+output AZURE_WEBPUBSUB_HUB string = webPubSubHub.outputs.name

@@ -13,6 +13,8 @@ param blobEndpoint string
 param deploymentContainer string
 param appInsightsConnectionString string
 param keyVaultName string
+@description('The live stream\'s Web PubSub hub (app/webpubsub-hub.bicep).')
+param webPubSubHub string
 @description('Non-secret settings from infra/settings.json (limits, supplier ids, legal details).')
 param appSettings object
 @description('The optional secret settings whose Key Vault secret is set (infra/settings.json).')
@@ -22,9 +24,10 @@ param maximumInstanceCount int
 
 // Secret settings: always Key Vault references, never plain values. The secret is named after
 // the setting: QCOS_IBM_TOKEN -> qcos-ibm-token.
-// - written by this template, so always wired:
+// - written by this template, so always wired (core/keyvault.bicep, core/webpubsub.bicep):
 var managedSecrets = [
   'QCOS_ADMIN_API_KEY'
+  'QCOS_WEBPUBSUB_CONNECTION_STRING'
 ]
 // - set by the operator; wired only once listed in vaultSecrets, since a reference to a missing
 //   secret would hand the app the reference text instead of "not configured".
@@ -119,8 +122,11 @@ resource siteSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     AzureWebJobsDisableHomepage: 'true'
     // Azure Quantum with a resource id signs in as this identity.
     QCOS_AZURE_QUANTUM_CLIENT_ID: identityClientId
+    // The hub whose event handler is this app (its connection string is a secret above).
+    QCOS_WEBPUBSUB_HUB: webPubSubHub
   })
 }
 
 output name string = site.name
+output hostName string = site.properties.defaultHostName
 output uri string = 'https://${site.properties.defaultHostName}'

@@ -1,6 +1,7 @@
 // The vault (RBAC mode) holding the admin key, the license and the suppliers' credentials. The app
 // reads them through Key Vault references with its identity (Key Vault Secrets User). This
-// template writes only the admin key; the operator sets the others (docs/deploy.md).
+// template writes the admin key, and core/webpubsub.bicep the Web PubSub connection string; the
+// operator sets the others (docs/deploy.md).
 param name string
 param location string
 param tags object

@@ -4,6 +4,7 @@ param identityPrincipalId string
 param storageAccountName string
 param appInsightsName string
 param keyVaultName string
+param webPubSubName string
 @description('Whoever runs azd (a user, the CI pipeline): may read and set the vault\'s secrets.')
 param deployerPrincipalIds array
 
@@ -15,6 +16,7 @@ var roleIds = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  webPubSubServiceOwner: '12cf5a90-567b-43ae-8102-96cf46c7d9b4'
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -27,6 +29,10 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
+}
+
+resource webPubSub 'Microsoft.SignalRService/webPubSub@2024-03-01' existing = {
+  name: webPubSubName
 }
 
 // Blob: the app's containers, the deployment package, the host's leases and durable state.
@@ -79,6 +85,20 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.keyVaultSecretsUser)
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Web PubSub's data plane (send to groups, add a connection to a group, close it, mint client
+// tokens) with Entra ID. The app signs those calls with the access key today, because the
+// event handler checks `ce-signature` with that key; the role lets it move to the identity
+// without another provision.
+resource webPubSubServiceOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(webPubSub.id, identityPrincipalId, roleIds.webPubSubServiceOwner)
+  scope: webPubSub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.webPubSubServiceOwner)
     principalId: identityPrincipalId
     principalType: 'ServicePrincipal'
   }

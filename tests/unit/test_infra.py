@@ -4,7 +4,9 @@ The Bicep compiler cannot be installed here, so every template is parsed with th
 Bicep grammar and read through its syntax tree: a literal is evaluated, a name is looked up
 among the file's variables (or the values the caller module passes), anything else is unknown.
 The app's side comes from its source: the settings `shared/config.py` reads, the table, queue
-and container names in `shared/`, and the storage services `shared/storage/clients.py` uses.
+and container names in `shared/`, the storage services `shared/storage/clients.py` uses, and the
+live stream's event handler (its route in `shared/api/stream.py`, the events
+`shared/stream/service.py` acts on).
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ BUILT_IN_ROLES = {
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "Web PubSub Service Owner": "12cf5a90-567b-43ae-8102-96cf46c7d9b4",
 }
 ROLE_NAMES = {guid: name for name, guid in BUILT_IN_ROLES.items()}
 
 STORAGE = "Microsoft.Storage/storageAccounts"
 APP_INSIGHTS = "Microsoft.Insights/components"
 KEY_VAULT = "Microsoft.KeyVault/vaults"
+WEB_PUBSUB = "Microsoft.SignalRService/webPubSub"
 
 # ---------------------------------------------------------------------------------------------
 # Reading Bicep through the syntax tree
@@ -156,6 +160,38 @@ class Bicep:
 
     def param_has_default(self, name: str) -> bool:
         return len(self.params[name].named_children) > 2
+
+    def param_default(self, name: str) -> Any:
+        assert self.param_has_default(name), f"{self.path.name}: {name} has no default"
+        return self.evaluate(self.params[name].named_children[-1])
+
+    def allowed(self, name: str) -> list[Any] | None:
+        """The values of the parameter's `@allowed([...])`, or None without one."""
+        decorators = self.params[name].prev_named_sibling
+        if decorators is None or decorators.type != "decorators":
+            return None
+        for decorator in decorators.named_children:
+            call = decorator.named_children[0]
+            if call.type == "call_expression" and _text(call.named_children[0]) == "allowed":
+                value = self.evaluate(call.named_children[1].named_children[0])
+                return value if isinstance(value, list) else None
+        return None
+
+    def render(self, node: tree_sitter.Node | None) -> str | None:
+        """A string literal with each interpolation the file decides replaced by its value and
+        each other one written `{expression}`; None for anything but a string."""
+        if node is None or node.type != "string":
+            return None
+        parts = []
+        for child in node.named_children:
+            if child.type == "string_content":
+                parts.append(_text(child))
+            elif child.type == "interpolation":
+                value = self.evaluate(child.named_children[0])
+                parts.append(
+                    value if isinstance(value, str) else f"{{{_text(child.named_children[0])}}}"
+                )
+        return "".join(parts)
 
     def evaluate(self, node: tree_sitter.Node | None) -> Any:
         """The value of `node` where the file alone decides it; UNKNOWN parts otherwise."""
@@ -322,6 +358,45 @@ def storage_services_used() -> set[str]:
     }
 
 
+def stream_event_handler_route() -> str:
+    """The URL path of the app's Web PubSub event handler: the path of the `OPTIONS` operation
+    in `shared/api/stream.py` (the abuse-protection check), which must be the `POST` one's too,
+    below host.json's routePrefix."""
+    routes: set[tuple[str, str]] = set()
+    for node in ast.walk(ast.parse((ROOT / "shared" / "api" / "stream.py").read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Operation":
+            method, path = (a.value if isinstance(a, ast.Constant) else None for a in node.args[:2])
+            if isinstance(method, str) and isinstance(path, str):
+                routes.add((method, path))
+    (path,) = [p for m, p in routes if m == "OPTIONS"]
+    assert ("POST", path) in routes, routes
+    prefix = json.loads((ROOT / "host.json").read_text())["extensions"]["http"]["routePrefix"]
+    return "/" + "/".join(part.strip("/") for part in (prefix, path) if part.strip("/"))
+
+
+def stream_events_handled() -> tuple[set[str], set[str]]:
+    """The CloudEvents types `shared/stream/service.py` compares against: (user events,
+    system events), without the `azure.webpubsub.user.`/`.sys.` prefix."""
+    source = (ROOT / "shared" / "stream" / "service.py").read_text()
+    user = set(re.findall(r"azure\.webpubsub\.user\.(\w+)", source))
+    system = set(re.findall(r"azure\.webpubsub\.sys\.(\w+)", source))
+    return user, system
+
+
+def default_stream_hub() -> str:
+    """`StreamSettings.hub`'s default in shared/config.py."""
+    for node in ast.walk(ast.parse((ROOT / "shared" / "config.py").read_text())):
+        if isinstance(node, ast.ClassDef) and node.name == "StreamSettings":
+            for item in node.body:
+                if (
+                    isinstance(item, ast.AnnAssign)
+                    and getattr(item.target, "id", None) == "hub"
+                    and isinstance(item.value, ast.Constant)
+                ):
+                    return str(item.value.value)
+    raise AssertionError("shared/config.py: no StreamSettings.hub default")
+
+
 def vault_secret_name(setting: str) -> str:
     """The rule infra/app/function.bicep applies: QCOS_IBM_TOKEN -> qcos-ibm-token."""
     return setting.lower().replace("_", "-")
@@ -373,6 +448,7 @@ def test_the_templates_exist() -> None:
     names = {str(p.relative_to(INFRA)) for p in _bicep_files()}
     assert {"main.bicep", "app/function.bicep"} <= names
     assert "core/storage.bicep" in names and "core/roles.bicep" in names
+    assert {"core/webpubsub.bicep", "app/webpubsub-hub.bicep"} <= names
 
 
 def test_the_syntax_check_reports_where_a_template_breaks() -> None:
@@ -617,7 +693,8 @@ def test_role_assignments_use_built_in_roles_and_guid_names() -> None:
         assert any(a.startswith(f"{scope}.") for a in args), f"{resource.symbol}: scope not in name"
 
 
-def test_the_identity_has_a_role_for_every_storage_service_the_app_uses() -> None:
+def _identity_grants() -> set[tuple[str, str]]:
+    """(role name, type of the resource it is granted on) for the app's identity."""
     granted: set[tuple[str, str]] = set()
     for file, resource in _role_assignments():
         if _text(get(resource.body, "properties", "principalId") or resource.body) != (
@@ -631,6 +708,11 @@ def test_the_identity_has_a_role_for_every_storage_service_the_app_uses() -> Non
         granted.add(
             (ROLE_NAMES[file.evaluate(role.named_children[1].named_children[1])], scope_type)
         )
+    return granted
+
+
+def test_the_identity_has_a_role_for_every_storage_service_the_app_uses() -> None:
+    granted = _identity_grants()
     main = bicep("main.bicep")
     passed = get(main.module("core/roles.bicep").body, "params", "identityPrincipalId")
     identity = main.module("core/identity.bicep").symbol
@@ -654,6 +736,111 @@ def test_the_identity_has_a_role_for_every_storage_service_the_app_uses() -> Non
         ("Monitoring Metrics Publisher", APP_INSIGHTS),
         ("Key Vault Secrets User", KEY_VAULT),
     } <= granted, granted
+
+
+# ---------------------------------------------------------------------------------------------
+# The live stream: Web PubSub, its hub and the app's event handler
+
+
+def test_web_pubsub_keeps_its_access_key_and_its_tier_is_a_parameter() -> None:
+    wps = bicep("core/webpubsub.bicep")
+    service = wps.resource(WEB_PUBSUB).body
+    properties = wps.evaluate(get(service, "properties"))
+    # The app's connection string carries the AccessKey (shared/config.py requires one) and the
+    # event handler checks `ce-signature` with it: local auth must stay on.
+    assert properties["disableLocalAuth"] is False
+    assert properties["disableAadAuth"] is False  # the identity's role works
+    assert properties["publicNetworkAccess"] == "Enabled"  # clients connect from anywhere
+    assert _text(get(service, "sku", "name") or service) == "sku"
+    main = bicep("main.bicep")
+    passed = get(main.module("core/webpubsub.bicep").body, "params", "sku")
+    assert passed is not None and _text(passed) == "webPubSubSku"
+    allowed = main.allowed("webPubSubSku")
+    assert allowed and {"Free_F1", "Standard_S1"} <= set(allowed), allowed
+    assert main.param_default("webPubSubSku") in allowed
+    # Committed, like the plan's size: the pipeline provisions the same tier as your machine.
+    document = json.loads((INFRA / "main.parameters.json").read_text())
+    assert "webPubSubSku" not in document["parameters"]
+
+
+def test_the_hub_sends_client_frames_to_the_apps_event_handler() -> None:
+    hub_file = bicep("app/webpubsub-hub.bicep")
+    hub = hub_file.resource(f"{WEB_PUBSUB}/hubs").body
+    assert _text(get(hub, "parent") or hub) == hub_file.resource(WEB_PUBSUB, existing=True).symbol
+    handlers = get(hub, "properties", "eventHandlers")
+    assert handlers is not None and handlers.type == "array" and len(handlers.named_children) == 1
+    handler = handlers.named_children[0]
+    # https://<the app's host><the route of shared/api/stream.py's POST and OPTIONS>
+    url = hub_file.render(get(handler, "urlTemplate"))
+    assert url == f"https://{{appHostName}}{stream_event_handler_route()}", url
+    main = bicep("main.bicep")
+    host = get(main.module("app/webpubsub-hub.bicep").body, "params", "appHostName")
+    app = main.module("app/function.bicep").symbol
+    assert host is not None and _text(host) == f"{app}.outputs.hostName"
+    fn = bicep("app/function.bicep")
+    assert re.search(
+        r"^output hostName string = (\w+)\.properties\.defaultHostName$", _text(fn.root), re.M
+    )
+    # Events: every user event (a client's frames are `message` events), and the system events
+    # the handler acts on, which are none: a blocking `connect` would cost a call per handshake.
+    user_events, system_events = stream_events_handled()
+    assert user_events == {"message"}, user_events
+    pattern = hub_file.evaluate(get(handler, "userEventPattern"))
+    assert pattern == "*" or "message" in [p.strip() for p in pattern.split(",")], pattern
+    assert set(hub_file.evaluate(get(handler, "systemEvents"))) == system_events
+    # In Azure clients connect with negotiate's token: no anonymous connections.
+    assert hub_file.evaluate(get(hub, "properties", "anonymousConnectPolicy")) == "deny"
+
+
+def test_the_app_and_the_hub_share_the_hub_name_which_defaults_to_the_apps() -> None:
+    main = bicep("main.bicep")
+    hub_name = get(main.module("app/webpubsub-hub.bicep").body, "params", "name")
+    app_hub = get(main.module("app/function.bicep").body, "params", "webPubSubHub")
+    assert hub_name is not None and app_hub is not None
+    assert _text(hub_name) == _text(app_hub) == "webPubSubHubName"
+    assert main.param_default("webPubSubHubName") == default_stream_hub()
+    literal, _, _ = function_settings()
+    assert "QCOS_WEBPUBSUB_HUB" in literal
+    settings = get(
+        bicep("app/function.bicep").resource("Microsoft.Web/sites/config").body, "properties"
+    )
+    assert settings is not None and re.search(
+        r"\bQCOS_WEBPUBSUB_HUB: webPubSubHub\b", _text(settings)
+    )
+
+
+def test_the_connection_string_reaches_the_app_through_the_vault() -> None:
+    setting = "QCOS_WEBPUBSUB_CONNECTION_STRING"
+    _, managed, optional = function_settings()
+    assert setting in managed and setting not in optional  # a Key Vault reference, always
+    assert setting not in settings_json()["appSettings"]
+    wps = bicep("core/webpubsub.bicep")
+    secret = wps.resource("Microsoft.KeyVault/vaults/secrets")
+    assert wps.evaluate(get(secret.body, "name")) == vault_secret_name(setting)
+    vault = wps.resource(KEY_VAULT, existing=True)
+    assert _text(get(secret.body, "parent") or secret.body) == vault.symbol
+    assert _text(get(vault.body, "name") or vault.body) == "keyVaultName"
+    value = _text(get(secret.body, "properties", "value") or secret.body)
+    service = wps.resource(WEB_PUBSUB).symbol
+    assert value == f"{service}.listKeys().primaryConnectionString", value
+    # The same vault the app's references name, and the secret exists before the app starts.
+    main = bicep("main.bicep")
+    vaults = {
+        _text(get(main.module(m).body, "params", "keyVaultName") or main.root)
+        for m in ("core/webpubsub.bicep", "app/function.bicep")
+    }
+    assert vaults == {f"{main.module('core/keyvault.bicep').symbol}.outputs.name"}, vaults
+    depends = get(main.module("app/function.bicep").body, "dependsOn")
+    assert depends is not None
+    assert main.module("core/webpubsub.bicep").symbol in {_text(d) for d in depends.named_children}
+
+
+def test_the_identity_owns_the_web_pubsub_data_plane() -> None:
+    assert ("Web PubSub Service Owner", WEB_PUBSUB) in _identity_grants()
+    main = bicep("main.bicep")
+    passed = get(main.module("core/roles.bicep").body, "params", "webPubSubName")
+    assert passed is not None
+    assert _text(passed) == f"{main.module('core/webpubsub.bicep').symbol}.outputs.name"
 
 
 # ---------------------------------------------------------------------------------------------
