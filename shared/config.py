@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from shared import __version__
 
@@ -284,10 +285,29 @@ class StreamSettings:
     def configured(self) -> bool:
         return bool(self.connection_string)
 
+    @property
+    def access_key(self) -> str:
+        """The connection string's `AccessKey` ("" when not configured)."""
+        return _connection_fields(self.connection_string or "").get("accesskey", "")
+
+    @property
+    def client_origin(self) -> str | None:
+        """The WebSocket origin of the client URLs the service negotiates
+        (`Endpoint=https://x.webpubsub.azure.com;...` -> `wss://x.webpubsub.azure.com`,
+        `Endpoint=http://127.0.0.1;Port=7080;...` -> `ws://127.0.0.1:7080`); None when not
+        configured."""
+        fields = _connection_fields(self.connection_string or "")
+        endpoint = urlsplit(fields.get("endpoint", ""))
+        scheme = {"http": "ws", "https": "wss"}.get(endpoint.scheme.lower())
+        if scheme is None or not endpoint.hostname:
+            return None
+        port = fields.get("port") or (str(endpoint.port) if endpoint.port else "")
+        return f"{scheme}://{endpoint.hostname}" + (f":{port}" if port.isdigit() else "")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StreamSettings:
         connection_string = _text(env, "QCOS_WEBPUBSUB_CONNECTION_STRING")
-        if connection_string and "accesskey=" not in connection_string.lower():
+        if connection_string and not _connection_fields(connection_string).get("accesskey"):
             # Entra ID sign-in to Web PubSub is not wired yet: the event handler checks
             # `ce-signature` with the access key.
             raise SettingsError("QCOS_WEBPUBSUB_CONNECTION_STRING must carry an AccessKey")
@@ -295,6 +315,16 @@ class StreamSettings:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,127}", hub):
             raise SettingsError(f"QCOS_WEBPUBSUB_HUB is not a Web PubSub hub name: {hub!r}")
         return cls(connection_string=connection_string, hub=hub)
+
+
+def _connection_fields(connection_string: str) -> dict[str, str]:
+    """`Name=value;...` of an Azure connection string, names lower-cased."""
+    fields = {}
+    for part in connection_string.split(";"):
+        name, sep, value = part.partition("=")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    return fields
 
 
 def _retry_delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:

@@ -3,6 +3,7 @@
 
 from shared.api import (
     accounts,
+    dashboard,
     docs,
     fallback,
     health,
@@ -33,6 +34,7 @@ BLUEPRINTS = (
     runtime.bp,
     openapi.bp,
     docs.bp,
+    dashboard.bp,
     stream.bp,
     webhooks.bp,
     worker.bp,

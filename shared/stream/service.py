@@ -47,15 +47,6 @@ class HandlerAnswer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def access_key(connection_string: str) -> str:
-    """The `AccessKey` of a Web PubSub connection string (`shared.config` requires one)."""
-    for part in connection_string.split(";"):
-        name, sep, value = part.partition("=")
-        if sep and name.strip().lower() == "accesskey":
-            return value.strip()
-    raise ValueError("the connection string has no AccessKey")
-
-
 def signature_valid(key: str, connection_id: str, header: str | None) -> bool:
     """`ce-signature`: one or more `sha256=<hex HMAC-SHA256(key, connection id)>`, comma
     separated (Azure sends one per access key)."""
@@ -85,7 +76,7 @@ class Stream:
         self._client_lock = threading.Lock()
         self.publisher: Publisher | None = None
         if settings.connection_string:
-            self._key = access_key(settings.connection_string)
+            self._key = settings.access_key
             self.publisher = Publisher(self.client).start()
 
     @property

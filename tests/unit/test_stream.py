@@ -14,7 +14,7 @@ from shared.config import SettingsError, StreamSettings
 from shared.events import Event
 from shared.stream import messages
 from shared.stream.publisher import Publisher
-from shared.stream.service import access_key, signature_valid
+from shared.stream.service import signature_valid
 
 
 def test_a_subscription_frame_names_its_key_and_topics_once_each() -> None:
@@ -118,10 +118,14 @@ def test_the_signature_is_an_hmac_of_the_connection_id_with_the_access_key() -> 
     assert not signature_valid("key", "conn", None)
 
 
-def test_the_access_key_comes_from_the_connection_string() -> None:
-    text = "Endpoint=http://127.0.0.1;Port=7080;AccessKey=abc=;Version=1.0;"
+def test_the_access_key_and_the_client_origin_come_from_the_connection_string() -> None:
+    local = StreamSettings("Endpoint=http://127.0.0.1;Port=7080;AccessKey=abc=;Version=1.0;")
+    azure = StreamSettings("Endpoint=https://qcos.webpubsub.azure.com;AccessKey=k;Version=1.0;")
 
-    assert access_key(text) == "abc="
+    assert local.access_key == "abc="
+    assert local.client_origin == "ws://127.0.0.1:7080"
+    assert azure.client_origin == "wss://qcos.webpubsub.azure.com"
+    assert StreamSettings().client_origin is None and StreamSettings().access_key == ""
 
 
 def test_stream_settings_need_an_access_key_and_a_hub_name() -> None:
