@@ -166,3 +166,26 @@ def test_the_publisher_only_queues_and_drops_what_does_not_fit() -> None:
         publisher.close()
     assert [m["job_id"] for _, m in recorder.sent] == ["j0", "j1", "j2"]
     assert publisher.sent == 3
+
+
+def test_a_jobs_update_after_its_terminal_one_is_not_sent() -> None:
+    gate = threading.Event()
+    gate.set()
+    recorder = _Recorder(gate)
+    publisher = Publisher(lambda: recorder).start()
+    try:
+        # a network job's progress, read just before it ended, published after its end
+        for status in ("queued", "running", "completed", "running"):
+            events.publish(Event("network_job", "n1", status, user_id="u1"))
+        events.publish(Event("network_job", "n2", "running", user_id="u1"))
+        assert publisher.wait_idle()
+    finally:
+        publisher.close()
+
+    assert [(m["job_id"], m["status"]) for _, m in recorder.sent] == [
+        ("n1", "queued"),
+        ("n1", "running"),
+        ("n1", "completed"),
+        ("n2", "running"),
+    ]
+    assert publisher.stale == 1
