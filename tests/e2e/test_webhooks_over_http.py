@@ -1,0 +1,264 @@
+"""End to end: signed webhooks through funchost on Azurite, to a real HTTP receiver.
+
+A receiver (`http.server` on a thread, plain http on 127.0.0.1) is subscribed with
+`POST /api/v1/webhooks`; a Bell job submitted over HTTP runs under funchost, whose
+`webhook-deliveries` queue function POSTs each event the subscription asked for. The receiver
+checks `X-QCOS-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{body}")>` itself, as a
+user's server would, with the secret the creation answered (once).
+
+The host runs with `QCOS_WEBHOOKS_ALLOW_LOOPBACK=true` (what `local.settings.json.example` sets:
+a loopback receiver is accepted, over plain http too) and `QCOS_WEBHOOKS_RETRY_SECONDS=1,1,1`
+(four attempts, a second apart, instead of 5 s to 30 min).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from softqcos_sdk.api.webhooks import WebhooksAPI
+
+from funchost.testing import Azurite, FuncHost
+from tests.circuits import BELL
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_KEY = "qcos_admin_" + "w" * 40
+EVERY_STATUS = ["job.queued", "job.processing", "job.completed"]
+WAIT_SECONDS = 60.0
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: str
+    at: float
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers `statuses` in turn, then 200."""
+
+    port: int = 0
+    statuses: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/qcos"
+
+    def got(self) -> list[Received]:
+        with self.lock:
+            return list(self.received)
+
+    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while len(found := self.got()) < count:
+            assert time.monotonic() < deadline, f"{len(found)} of {count} deliveries: {found}"
+            time.sleep(0.1)
+        return found
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+            with state.lock:
+                state.received.append(
+                    Received(self.path, dict(self.headers), body, time.monotonic())
+                )
+                status = state.statuses.pop(0) if state.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def host(azurite: Azurite) -> Iterator[FuncHost]:
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "QCOS_ADMIN_API_KEY": ADMIN_KEY,
+        "QCOS_WEBHOOKS_ALLOW_LOOPBACK": "true",
+        "QCOS_WEBHOOKS_RETRY_SECONDS": "1,1,1",
+    }
+    with FuncHost(ROOT, env=env) as running:
+        yield running
+
+
+def new_key(host: FuncHost) -> dict[str, str]:
+    answer = requests.post(
+        f"{host.url}/admin/users",
+        json={"email": f"hooks-{uuid.uuid4().hex[:10]}@example.com", "tier": "professional"},
+        headers={"X-API-Key": ADMIN_KEY},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return {"X-API-Key": str(answer.json()["api_key"])}
+
+
+def subscribe(host: FuncHost, headers: dict[str, str], url: str, events: list[str]) -> Any:
+    answer = requests.post(
+        f"{host.url}/api/v1/webhooks",
+        json={"url": url, "events": events},
+        headers=headers,
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def submit_bell(host: FuncHost, headers: dict[str, str]) -> str:
+    answer = requests.post(
+        f"{host.url}/api/v1/execute", json={"qasm": BELL, "shots": 100}, headers=headers, timeout=30
+    )
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["job_id"])
+
+
+def signature_valid(secret: str, body: str, header: str, now: float) -> bool:
+    """What a receiver checks, written from the documented scheme alone: `t=<unix>,v1=<hex
+    HMAC-SHA256(secret, f"{t}.{body}")>`, `t` within five minutes of now."""
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    t = int(parts["t"])
+    expected = hmac.new(secret.encode(), f"{t}.{body}".encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v1"]) and abs(now - t) <= 300
+
+
+def deliveries(host: FuncHost, headers: dict[str, str], webhook_id: str) -> list[dict[str, Any]]:
+    answer = requests.get(
+        f"{host.url}/api/v1/webhooks/{webhook_id}/deliveries", headers=headers, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["webhook_id"] == webhook_id and body["count"] == len(body["deliveries"])
+    return list(body["deliveries"])
+
+
+def log_until(
+    host: FuncHost,
+    headers: dict[str, str],
+    webhook_id: str,
+    done: Callable[[list[dict[str, Any]]], bool],
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not done(entries := deliveries(host, headers, webhook_id)):
+        assert time.monotonic() < deadline, entries
+        time.sleep(0.2)
+    return entries
+
+
+def test_a_receiver_gets_the_events_it_asked_for_signed_with_the_secret_shown_once(
+    host: FuncHost, receiver: Receiver
+) -> None:
+    # given a receiver subscribed to a job's every step
+    headers = new_key(host)
+    created = subscribe(host, headers, receiver.url, EVERY_STATUS)
+    secret = created["secret"]
+    assert created["url"] == receiver.url and created["events"] == EVERY_STATUS
+    listed = requests.get(f"{host.url}/api/v1/webhooks", headers=headers, timeout=30).json()
+    assert [w["id"] for w in listed["webhooks"]] == [created["id"]]
+    shown_later = listed["webhooks"][0]["secret"]
+    assert secret.startswith("whsec_") and shown_later != secret and secret not in shown_later
+
+    # when a Bell job runs
+    job_id = submit_bell(host, headers)
+
+    # then the receiver gets queued, processing and completed once each, for that job
+    got = receiver.wait_for(3)
+    time.sleep(1.0)  # and nothing more arrives
+    got = receiver.got()
+    events = [json.loads(r.body) for r in got]
+    assert sorted(e["type"] for e in events) == sorted(EVERY_STATUS), events
+    by_type = {e["type"]: e for e in events}
+    assert [by_type[t]["created_at"] for t in EVERY_STATUS] == sorted(
+        by_type[t]["created_at"] for t in EVERY_STATUS
+    )
+    for event in events:
+        assert event["data"]["job_id"] == job_id
+        assert event["data"]["kind"] == "job"
+        assert event["type"] == f"job.{event['data']['status']}"
+    assert len({e["id"] for e in events}) == 3
+    # each POSTed to the subscribed path, signed with the secret the creation showed
+    now = time.time()
+    for request in got:
+        assert request.path == "/qcos"
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.headers["X-QCOS-Event"] == json.loads(request.body)["type"]
+        assert request.headers["X-QCOS-Webhook-Id"] == created["id"]
+        signature = request.headers["X-QCOS-Signature"]
+        assert signature_valid(secret, request.body, signature, now)
+        assert WebhooksAPI.verify_signature(secret, request.body, signature)  # the vendor's check
+        assert not signature_valid("whsec_" + "x" * 40, request.body, signature, now)
+        assert not signature_valid(secret, request.body.replace(job_id, "0" * 36), signature, now)
+    # and the log has one delivered attempt per event, with the receiver's 200
+    entries = log_until(host, headers, created["id"], lambda e: len(e) == 3)
+    assert sorted(e["event"] for e in entries) == sorted(EVERY_STATUS)
+    assert {(e["attempt"], e["outcome"], e["status_code"]) for e in entries} == {
+        (1, "delivered", 200)
+    }
+
+
+def test_a_receiver_answering_500_twice_gets_a_third_attempt_and_the_log_shows_all_three(
+    host: FuncHost, receiver: Receiver
+) -> None:
+    # given a receiver that answers 500 twice, then 200, subscribed to completions only
+    receiver.statuses = [500, 500]
+    headers = new_key(host)
+    created = subscribe(host, headers, receiver.url, ["job.completed"])
+
+    # when a Bell job completes
+    job_id = submit_bell(host, headers)
+
+    # then the same delivery comes three times, a retry delay apart, each validly signed
+    got = receiver.wait_for(3)
+    time.sleep(2.0)  # a fourth would come a second after the third
+    got = receiver.got()
+    assert len(got) == 3, [r.body for r in got]
+    assert len({r.headers["X-QCOS-Delivery"] for r in got}) == 1
+    assert len({r.body for r in got}) == 1
+    assert json.loads(got[0].body)["type"] == "job.completed"
+    assert json.loads(got[0].body)["data"]["job_id"] == job_id
+    assert all(b.at - a.at >= 0.9 for a, b in zip(got, got[1:], strict=False))
+    for request in got:
+        assert signature_valid(
+            created["secret"], request.body, request.headers["X-QCOS-Signature"], time.time()
+        )
+    # and the delivery log shows the three attempts with the receiver's statuses, newest first
+    entries = log_until(
+        host, headers, created["id"], lambda e: any(x["outcome"] == "delivered" for x in e)
+    )
+    assert [(e["attempt"], e["outcome"], e["status_code"]) for e in entries] == [
+        (3, "delivered", 200),
+        (2, "retrying", 500),
+        (1, "retrying", 500),
+    ]
+    assert [e["error"] for e in entries] == [None, "receiver answered 500", "receiver answered 500"]
+    assert {e["event"] for e in entries} == {"job.completed"}
+    assert len({e["delivery_id"] for e in entries}) == 1
+    assert all(e["delivery_id"] == got[0].headers["X-QCOS-Delivery"] for e in entries)
