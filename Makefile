@@ -39,7 +39,7 @@ $(AZURITE): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-# The browser test (tests/e2e/test_docs_in_browser.py) drives Debian's chromium, or CHROMIUM_BIN.
+# The browser tests (tests/e2e/conftest.py launches it) drive Debian's chromium, or CHROMIUM_BIN.
 chromium:
 	@if [ -n "$$CHROMIUM_BIN" ]; then test -x "$$CHROMIUM_BIN"; else scripts/install-chromium.sh; fi
 

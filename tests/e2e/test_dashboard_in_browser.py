@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,12 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route
 
 from funchost.testing import Azurite, FuncHost, free_port
 from pubsubhost.testing import PubSubHost
 from tests.circuits import BELL
-from tests.e2e.test_docs_in_browser import CHROMIUM_ARGS, chromium_path
+from tests.e2e.gateway import new_key, submit
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -89,16 +88,6 @@ def stack(azurite: Azurite) -> Iterator[Stack]:
         running.pubsub.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
-
-
 @dataclass
 class Watched:
     """A page, with what it tried to reach elsewhere and the console errors it logged."""
@@ -150,25 +139,6 @@ def watched(browser: Browser, stack: Stack) -> Iterator[Watched]:
     assert seen.page_errors == [], seen.page_errors
 
 
-def new_key(host: FuncHost) -> str:
-    answer = requests.post(
-        f"{host.url}/admin/users",
-        json={"email": f"dash-{uuid.uuid4().hex[:10]}@example.com", "tier": "professional"},
-        headers={"X-API-Key": ADMIN_KEY},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["api_key"])
-
-
-def submit_bell(host: FuncHost, key: str) -> str:
-    answer = requests.post(
-        f"{host.url}/api/v1/execute", json={"qasm": BELL}, headers={"X-API-Key": key}, timeout=30
-    )
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["job_id"])
-
-
 def submit_fan_out(host: FuncHost, key: str) -> str:
     body = {"qasm": BELL, "backends": FAN_OUT, "strategy": "all", "shots": 200}
     answer = requests.post(
@@ -207,7 +177,7 @@ def test_the_dashboard_shows_backends_and_jobs_going_to_completed_without_a_relo
     watched: Watched, stack: Stack
 ) -> None:
     page, host = watched.page, stack.host
-    key = new_key(host)
+    key = new_key(host.url, ADMIN_KEY)
     catalog = requests.get(
         f"{host.url}/api/v2/network/backends", headers={"X-API-Key": key}, timeout=30
     ).json()["data"]["backends"]
@@ -225,7 +195,7 @@ def test_the_dashboard_shows_backends_and_jobs_going_to_completed_without_a_relo
     assert page.evaluate("localStorage.length") == 0
 
     # when a Bell job is submitted over HTTP
-    bell = submit_bell(host, key)
+    bell = submit(host.url, key, BELL)
     # then its row appears and goes to completed on the open page
     page.wait_for_selector(job_row(bell, "completed"), timeout=WAIT_MS)
     assert page.locator(job_row(bell)).locator(".job-backend").inner_text() == "qiskit_aer"
@@ -262,16 +232,16 @@ def test_after_restarts_the_dashboard_shows_the_terminal_statuses_it_missed(
     watched: Watched, stack: Stack
 ) -> None:
     page, host = watched.page, stack.host
-    key = new_key(host)
+    key = new_key(host.url, ADMIN_KEY)
     open_dashboard(page, host, key)
     page.evaluate("window.qcosTestMarker = 'this document'")
 
     # given the host restarted while the page is subscribed, a job submitted just before
     watched.phase = "host restart"
-    before = submit_bell(host, key)
+    before = submit(host.url, key, BELL)
     host.restart()
     # when another is submitted after the restart
-    after = submit_bell(host, key)
+    after = submit(host.url, key, BELL)
     # then the page shows both completed
     page.wait_for_selector(job_row(before, "completed"), timeout=WAIT_MS)
     page.wait_for_selector(job_row(after, "completed"), timeout=WAIT_MS)
@@ -282,7 +252,7 @@ def test_after_restarts_the_dashboard_shows_the_terminal_statuses_it_missed(
 
     def while_the_stream_is_down() -> None:
         page.wait_for_selector('#connection[data-state="reconnecting"]', timeout=WAIT_MS)
-        missed.append(submit_bell(host, key))
+        missed.append(submit(host.url, key, BELL))
         assert wait_done_over_http(host, key, missed[0]) == "completed"
         # no update could reach the page: it has not heard of the job
         assert page.locator(job_row(missed[0])).count() == 0
@@ -293,7 +263,7 @@ def test_after_restarts_the_dashboard_shows_the_terminal_statuses_it_missed(
     page.wait_for_selector(job_row(missed[0], "completed"), timeout=WAIT_MS)
     watched.phase = "steady"
     # and live updates flow again on the new connection
-    again = submit_bell(host, key)
+    again = submit(host.url, key, BELL)
     page.wait_for_selector(job_row(again, "completed"), timeout=WAIT_MS)
 
     assert page.evaluate("window.qcosTestMarker") == "this document"
@@ -322,7 +292,7 @@ def test_a_refused_key_shows_the_error_and_forget_key_clears_the_tab(
     watched.console_errors.clear()
 
     # given a good key, kept across a reload of the tab
-    open_dashboard(page, host, new_key(host))
+    open_dashboard(page, host, new_key(host.url, ADMIN_KEY))
     page.reload()
     page.wait_for_selector('#connection[data-state="live"]', timeout=WAIT_MS)
     # when the key is forgotten

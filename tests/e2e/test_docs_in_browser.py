@@ -1,59 +1,29 @@
 """`/docs` and `/redoc` in a real headless Chromium, against the app under funchost.
 
-Chromium is Debian's (`make test` installs it where missing; `CHROMIUM_BIN` overrides the path),
-driven by Playwright without its own browser download. The page may reach only the app: any
-request elsewhere fails the test, so the pages are proven to work offline. The screenshots are
-kept in `test-artifacts/`.
+The browser is conftest.py's headless Chromium. The page may reach only the app: any request
+elsewhere fails the test, so the pages are proven to work offline. The screenshots are kept in
+`test-artifacts/`.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Route
 
 from funchost.testing import Azurite, FuncHost
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-# What the machine's Chromium needs headless, as root, on a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    found = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium")
-    if not found:
-        pytest.fail("Chromium is not installed: run `make test` (it installs Debian's chromium)")
-    return found
 
 
 @pytest.fixture(scope="module")
 def host(azurite: Azurite) -> Iterator[FuncHost]:
     with FuncHost(ROOT, env={"AzureWebJobsStorage": azurite.connection_string}) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

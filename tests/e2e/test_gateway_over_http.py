@@ -13,6 +13,7 @@ import requests
 
 from funchost.testing import Azurite, FuncHost
 from tests.circuits import BELL
+from tests.e2e.gateway import key_headers, new_key
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "e" * 40
@@ -31,17 +32,6 @@ def host(azurite: Azurite) -> Iterator[FuncHost]:
         yield running
 
 
-def new_user(host: FuncHost, tier: str = "professional") -> dict[str, str]:
-    answer = requests.post(
-        f"{host.url}/admin/users",
-        json={"email": f"e2e-{uuid.uuid4().hex[:10]}@example.com", "tier": tier},
-        headers={"X-API-Key": ADMIN_KEY},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    return {"X-API-Key": answer.json()["api_key"]}
-
-
 def wait_terminal(host: FuncHost, headers: dict[str, str], job_id: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -55,7 +45,7 @@ def wait_terminal(host: FuncHost, headers: dict[str, str], job_id: str, timeout:
 def test_a_bell_circuit_goes_through_the_queue_and_comes_back_half_00_half_11(
     host: FuncHost,
 ) -> None:
-    headers = new_user(host)
+    headers = key_headers(new_key(host.url, ADMIN_KEY))
     accepted = requests.post(
         f"{host.url}/api/v1/execute", json={"qasm": BELL}, headers=headers, timeout=30
     )
@@ -75,7 +65,7 @@ def test_a_bell_circuit_goes_through_the_queue_and_comes_back_half_00_half_11(
 
 
 def test_execute_sync_answers_the_counts_in_one_request(host: FuncHost) -> None:
-    headers = new_user(host)
+    headers = key_headers(new_key(host.url, ADMIN_KEY))
     answer = requests.post(
         f"{host.url}/execute-sync", json={"qasm": BELL, "shots": 100}, headers=headers, timeout=60
     )
@@ -137,7 +127,7 @@ def slow_circuit(qubits: int = 20, layers: int = 6) -> str:
 
 def test_every_job_of_a_burst_ends_terminal_across_a_host_kill(host: FuncHost) -> None:
     # given a burst of jobs that take a while
-    headers = new_user(host, "enterprise")
+    headers = key_headers(new_key(host.url, ADMIN_KEY, tier="enterprise"))
     qasm = slow_circuit()
     job_ids = []
     for _ in range(16):
@@ -163,7 +153,7 @@ def test_without_credentials_every_supplier_is_emulated_and_every_provider_runs_
     host: FuncHost,
 ) -> None:
     # given a user and no supplier credentials
-    headers = new_user(host)
+    headers = key_headers(new_key(host.url, ADMIN_KEY))
     listed = requests.get(f"{host.url}/api/v1/suppliers", headers=headers, timeout=30).json()
     assert {s["id"]: s["mode"] for s in listed["suppliers"]} == {
         "azure_quantum": "emulated",
@@ -225,7 +215,7 @@ def test_a_rerank_on_every_tier_goes_through_the_queue_and_returns_k_ranked_cand
     host: FuncHost, tier: str
 ) -> None:
     # given a user
-    headers = new_user(host)
+    headers = key_headers(new_key(host.url, ADMIN_KEY))
     # when they queue a rerank on the tier
     body = {"query": RERANK_QUERY, "candidates": RERANK_CANDIDATES, "k": 3, "tier": tier}
     accepted = requests.post(f"{host.url}/rerank", json=body, headers=headers, timeout=30)
@@ -255,7 +245,7 @@ def test_a_rerank_on_every_tier_goes_through_the_queue_and_returns_k_ranked_cand
 
 
 def test_a_bad_rerank_is_refused_over_http_with_the_standard_error(host: FuncHost) -> None:
-    headers = new_user(host)
+    headers = key_headers(new_key(host.url, ADMIN_KEY))
     for body in (
         {"query": RERANK_QUERY, "candidates": RERANK_CANDIDATES, "k": 7},
         {"query": RERANK_QUERY, "candidates": ["one", ""]},

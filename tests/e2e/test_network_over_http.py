@@ -11,7 +11,6 @@ refuse it when the run starts, while Aer and IBM's emulation run it.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import requests
 
 from funchost.testing import Azurite, FuncHost
 from tests.circuits import BELL
+from tests.e2e.gateway import key_headers, new_key
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "n" * 40
@@ -57,14 +57,7 @@ def host() -> Iterator[FuncHost]:
 
 @pytest.fixture(scope="module")
 def headers(host: FuncHost) -> dict[str, str]:
-    answer = requests.post(
-        f"{host.url}/admin/users",
-        json={"email": f"net-{uuid.uuid4().hex[:10]}@example.com", "tier": "enterprise"},
-        headers={"X-API-Key": ADMIN_KEY},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    return {"X-API-Key": answer.json()["api_key"]}
+    return key_headers(new_key(host.url, ADMIN_KEY, tier="enterprise"))
 
 
 def finished(host: FuncHost, headers: dict[str, str], answer: Any, timeout: float = 120) -> Any:
@@ -310,12 +303,7 @@ def test_cancelling_a_network_job_stops_its_running_run(
 def test_another_users_network_job_is_not_found(host: FuncHost, headers: dict[str, str]) -> None:
     status, answer = execute(host, headers, {"qasm": BELL, "backends": ["qiskit_aer"]})
     job_id = answer["data"]["job_id"]
-    other = requests.post(
-        f"{host.url}/admin/users",
-        json={"email": f"other-{uuid.uuid4().hex[:8]}@example.com", "tier": "free"},
-        headers={"X-API-Key": ADMIN_KEY},
-    ).json()
-    theirs = {"X-API-Key": other["api_key"]}
+    theirs = key_headers(new_key(host.url, ADMIN_KEY, tier="free"))
     for method in ("GET", "DELETE"):
         found = requests.request(method, f"{host.url}{BASE}/execute/{job_id}", headers=theirs)
         assert (found.status_code, found.json()["error_code"]) == (404, "JOB_NOT_FOUND")

@@ -22,6 +22,7 @@ import requests
 
 from funchost.testing import Azurite, FuncHost
 from tests.circuits import BELL, GHZ3
+from tests.e2e.gateway import new_key
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "c" * 40
@@ -133,14 +134,7 @@ def host(azurite: Azurite) -> Iterator[FuncHost]:
 
 @pytest.fixture
 def client(host: FuncHost) -> Sdk21:
-    answer = requests.post(
-        f"{host.url}/admin/users",
-        json={"email": f"sdk-{uuid.uuid4().hex[:10]}@example.com", "tier": "professional"},
-        headers={"X-API-Key": ADMIN_KEY},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    return Sdk21(answer.json()["api_key"], host.url)
+    return Sdk21(new_key(host.url, ADMIN_KEY), host.url)
 
 
 def test_execute_submits_polls_and_reads_the_counts_and_what_ran(client: Sdk21) -> None:

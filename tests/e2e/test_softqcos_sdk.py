@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from softqcos_sdk import QCOSClient
 from softqcos_sdk.exceptions import (
     ConflictError,
@@ -28,6 +27,7 @@ from softqcos_sdk.exceptions import (
 
 from funchost.testing import Azurite, FuncHost
 from tests.circuits import BELL, GHZ3
+from tests.e2e.gateway import new_key
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "s" * 40
@@ -57,18 +57,8 @@ def client(host: FuncHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("QCOS_API_KEY", "QCOS_API_URL", "QCOS_PLATFORM_URL"):
         monkeypatch.delenv(name, raising=False)
-    answer = requests.post(
-        f"{host.url}/admin/users",
-        json={
-            "email": f"softqcos-{uuid.uuid4().hex[:10]}@example.com",
-            "tier": "enterprise",
-            "tenant": f"acme-{uuid.uuid4().hex[:8]}",
-        },
-        headers={"X-API-Key": ADMIN_KEY},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    with QCOSClient(api_key=answer.json()["api_key"], base_url=host.url) as made:
+    key = new_key(host.url, ADMIN_KEY, tier="enterprise", tenant=f"acme-{uuid.uuid4().hex[:8]}")
+    with QCOSClient(api_key=key, base_url=host.url) as made:
         yield made
 
 
@@ -208,13 +198,7 @@ def test_the_clients_default_batch_backend_runs(client: QCOSClient) -> None:
 
 def test_another_users_job_is_not_found(client: QCOSClient, host: FuncHost) -> None:
     job = client.jobs.submit(BELL, shots=10, backend_id="qiskit_aer")
-    answer = requests.post(
-        f"{host.url}/admin/users",
-        json={"email": f"other-{uuid.uuid4().hex[:10]}@example.com", "tier": "professional"},
-        headers={"X-API-Key": ADMIN_KEY},
-        timeout=30,
-    )
-    with QCOSClient(api_key=answer.json()["api_key"], base_url=host.url) as other:
+    with QCOSClient(api_key=new_key(host.url, ADMIN_KEY), base_url=host.url) as other:
         with pytest.raises(JobNotFoundError):
             other.jobs.get(job["job_id"])
         assert other.jobs.list()["jobs"] == []

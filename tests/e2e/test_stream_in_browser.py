@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,11 +31,11 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, ConsoleMessage, Page, WebSocket, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, WebSocket
 
 from funchost.testing import find_azurite, free_port, process_family
 from tests.circuits import BELL
-from tests.e2e.test_docs_in_browser import CHROMIUM_ARGS, chromium_path
+from tests.e2e.gateway import new_key, submit
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 60.0
@@ -138,16 +137,6 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeRun]:
                 os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
-
-
 @dataclass
 class StreamPage:
     """A page running the reference's script: what it printed, and what its socket got."""
@@ -176,14 +165,7 @@ class StreamPage:
 
 @pytest.fixture
 def user_key(make_run: MakeRun) -> str:
-    answer = requests.post(
-        f"{make_run.url}/admin/users",
-        json={"email": f"browser-{uuid.uuid4().hex[:10]}@example.com", "tier": "professional"},
-        headers={"X-API-Key": make_run.admin_key()},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["api_key"])
+    return new_key(make_run.url, make_run.admin_key())
 
 
 @pytest.fixture
@@ -225,14 +207,7 @@ def test_the_reference_script_prints_a_bell_job_going_queued_processing_complete
 ) -> None:
     # given the reference's script subscribed in the browser
     # when a Bell job is submitted over HTTP
-    answer = requests.post(
-        f"{make_run.url}/api/v1/execute",
-        json={"qasm": BELL},
-        headers={"X-API-Key": user_key},
-        timeout=30,
-    )
-    assert answer.status_code == 202, answer.text
-    job_id = answer.json()["job_id"]
+    job_id = submit(make_run.url, user_key, BELL)
     stream_page.pump_until(lambda: "completed" in stream_page.statuses(job_id), "job completed")
     stream_page.page.wait_for_timeout(500)  # anything printed after the end shows too
 

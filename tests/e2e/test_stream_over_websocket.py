@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,11 @@ import requests
 
 from funchost.testing import Azurite, FuncHost, free_port
 from pubsubhost.testing import PubSubHost
+from tests.circuits import BELL
+from tests.e2e.gateway import new_key, submit
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "s" * 40
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
-)
 TOPICS = ["job_updates", "backend_status"]
 
 
@@ -41,25 +38,6 @@ def stack(azurite: Azurite) -> Iterator[tuple[FuncHost, PubSubHost]]:
         }
         with FuncHost(ROOT, env=env, port=port) as host:
             yield host, wps
-
-
-def new_key(host: FuncHost) -> str:
-    answer = requests.post(
-        f"{host.url}/admin/users",
-        json={"email": f"stream-{uuid.uuid4().hex[:10]}@example.com", "tier": "professional"},
-        headers={"X-API-Key": ADMIN_KEY},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["api_key"])
-
-
-def submit_bell(host: FuncHost, key: str) -> str:
-    answer = requests.post(
-        f"{host.url}/api/v1/execute", json={"qasm": BELL}, headers={"X-API-Key": key}, timeout=30
-    )
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["job_id"])
 
 
 def stream_url(host: FuncHost) -> str:
@@ -107,7 +85,7 @@ def test_a_plain_websocket_sees_its_bell_job_go_queued_processing_completed(
     stack: tuple[FuncHost, PubSubHost],
 ) -> None:
     host, _ = stack
-    key = new_key(host)
+    key = new_key(host.url, ADMIN_KEY)
 
     async def scenario() -> tuple[list[str], list[dict[str, Any]], str]:
         async with aiohttp.ClientSession() as session, session.ws_connect(stream_url(host)) as ws:
@@ -115,7 +93,7 @@ def test_a_plain_websocket_sees_its_bell_job_go_queued_processing_completed(
             # given a subscribed connection
             await subscribe(ws, key)
             # when a Bell job is submitted over HTTP
-            job_id = await asyncio.to_thread(submit_bell, host, key)
+            job_id = await asyncio.to_thread(submit, host.url, key, BELL)
             statuses, seen = await statuses_until_done(ws, job_id)
             return statuses, seen, job_id
 
@@ -130,7 +108,7 @@ def test_a_plain_websocket_sees_its_bell_job_go_queued_processing_completed(
 
 def test_two_users_each_see_only_their_own_jobs(stack: tuple[FuncHost, PubSubHost]) -> None:
     host, _ = stack
-    alice, bob = new_key(host), new_key(host)
+    alice, bob = new_key(host.url, ADMIN_KEY), new_key(host.url, ADMIN_KEY)
 
     async def scenario() -> tuple[set[str], set[str], str, str]:
         async with (
@@ -140,8 +118,8 @@ def test_two_users_each_see_only_their_own_jobs(stack: tuple[FuncHost, PubSubHos
         ):
             await subscribe(alice_ws, alice)
             await subscribe(bob_ws, bob)
-            alice_job = await asyncio.to_thread(submit_bell, host, alice)
-            bob_job = await asyncio.to_thread(submit_bell, host, bob)
+            alice_job = await asyncio.to_thread(submit, host.url, alice, BELL)
+            bob_job = await asyncio.to_thread(submit, host.url, bob, BELL)
             _, alice_seen = await statuses_until_done(alice_ws, alice_job)
             _, bob_seen = await statuses_until_done(bob_ws, bob_job)
             # what else arrives within a moment is not the other's either
@@ -190,7 +168,9 @@ def test_an_unknown_topic_gets_an_error_frame_and_a_close(
     stack: tuple[FuncHost, PubSubHost],
 ) -> None:
     host, _ = stack
-    frame = json.dumps({"api_key": new_key(host), "subscribe": ["job_updates", "gossip"]})
+    frame = json.dumps(
+        {"api_key": new_key(host.url, ADMIN_KEY), "subscribe": ["job_updates", "gossip"]}
+    )
 
     answer, code = asyncio.run(refused(stream_url(host), frame))
 
@@ -214,7 +194,7 @@ def test_the_event_handler_refuses_a_cloudevent_with_a_wrong_signature(
         "ce-signature": "sha256=" + "0" * 64,
         "Content-Type": "text/plain",
     }
-    body = json.dumps({"api_key": new_key(host), "subscribe": TOPICS})
+    body = json.dumps({"api_key": new_key(host.url, ADMIN_KEY), "subscribe": TOPICS})
 
     answer = requests.post(
         f"{host.url}/api/webpubsub/events", data=body, headers=headers, timeout=30
@@ -234,7 +214,7 @@ def test_negotiate_gives_a_url_whose_connection_gets_the_users_jobs(
     stack: tuple[FuncHost, PubSubHost],
 ) -> None:
     host, _ = stack
-    key = new_key(host)
+    key = new_key(host.url, ADMIN_KEY)
     negotiated = requests.post(
         f"{host.url}/api/v2/network/stream/negotiate", headers={"X-API-Key": key}, timeout=30
     )
@@ -244,7 +224,7 @@ def test_negotiate_gives_a_url_whose_connection_gets_the_users_jobs(
 
     async def scenario() -> list[str]:
         async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-            job_id = await asyncio.to_thread(submit_bell, host, key)
+            job_id = await asyncio.to_thread(submit, host.url, key, BELL)
             statuses, _ = await statuses_until_done(ws, job_id)
             return statuses
 

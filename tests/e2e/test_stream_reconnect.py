@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ import requests
 from funchost.testing import Azurite, FuncHost, free_port
 from pubsubhost.testing import PubSubHost
 from tests.circuits import BELL
+from tests.e2e.gateway import new_key, submit
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "c" * 40
@@ -191,28 +191,6 @@ def host(stack: tuple[dict[str, str], int]) -> Iterator[FuncHost]:
         yield running
 
 
-def new_key(host: FuncHost) -> str:
-    answer = requests.post(
-        f"{host.url}/admin/users",
-        json={"email": f"reconnect-{uuid.uuid4().hex[:10]}@example.com", "tier": "professional"},
-        headers={"X-API-Key": ADMIN_KEY},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["api_key"])
-
-
-def submit(host: FuncHost, key: str, qasm: str) -> str:
-    answer = requests.post(
-        f"{host.url}/api/v1/execute",
-        json={"qasm": qasm, "shots": 200},
-        headers={"X-API-Key": key},
-        timeout=30,
-    )
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["job_id"])
-
-
 def job_view(url: str, key: str, job_id: str) -> Any:
     answer = requests.get(f"{url}/api/v1/status/{job_id}", headers={"X-API-Key": key}, timeout=30)
     assert answer.status_code == 200, answer.text
@@ -235,14 +213,14 @@ async def following(client: StreamClient) -> Any:
 def test_after_a_restart_the_client_reconnects_and_gets_the_terminal_status_and_new_jobs(
     host: FuncHost,
 ) -> None:
-    key = new_key(host)
+    key = new_key(host.url, ADMIN_KEY)
     client = StreamClient(host.url, key)
 
     async def scenario() -> tuple[str, str]:
         async with following(client):
             await client.wait_until(lambda: client.subscriptions == 1, "subscribed")
             # given a job that is running when the host stops
-            long_job = await asyncio.to_thread(submit, host, key, long_circuit(1))
+            long_job = await asyncio.to_thread(submit, host.url, key, long_circuit(1), shots=200)
             client.watch(long_job)
             await client.wait_until(
                 lambda: client.status.get(long_job) == "processing", "the long job runs"
@@ -257,7 +235,7 @@ def test_after_a_restart_the_client_reconnects_and_gets_the_terminal_status_and_
                 lambda: client.status.get(long_job) in TERMINAL, "the long job's end"
             )
             # and a job submitted after the restart is followed on the stream
-            new_job = await asyncio.to_thread(submit, host, key, BELL)
+            new_job = await asyncio.to_thread(submit, host.url, key, BELL, shots=200)
             client.watch(new_job)
             await client.wait_until(lambda: client.status.get(new_job) in TERMINAL, "new job")
             return long_job, new_job
@@ -280,14 +258,14 @@ def test_a_job_that_ends_while_the_client_is_away_is_found_by_the_reread(
     host: FuncHost, stack: tuple[dict[str, str], int]
 ) -> None:
     env, _ = stack
-    key = new_key(host)
+    key = new_key(host.url, ADMIN_KEY)
     client = StreamClient(host.url, key)
 
     async def scenario() -> str:
         async with following(client):
             await client.wait_until(lambda: client.subscriptions == 1, "subscribed")
             # given a job running on the client's host
-            job_id = await asyncio.to_thread(submit, host, key, long_circuit(2))
+            job_id = await asyncio.to_thread(submit, host.url, key, long_circuit(2), shots=200)
             client.watch(job_id)
             await client.wait_until(lambda: client.status.get(job_id) == "processing", "runs")
             # when that host dies, and another instance (same storage, same hub) finishes the

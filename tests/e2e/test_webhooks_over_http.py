@@ -18,7 +18,6 @@ import hmac
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +30,7 @@ from softqcos_sdk.api.webhooks import WebhooksAPI
 
 from funchost.testing import Azurite, FuncHost
 from tests.circuits import BELL
+from tests.e2e.gateway import key_headers, new_key, submit
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "w" * 40
@@ -111,17 +111,6 @@ def host(azurite: Azurite) -> Iterator[FuncHost]:
         yield running
 
 
-def new_key(host: FuncHost) -> dict[str, str]:
-    answer = requests.post(
-        f"{host.url}/admin/users",
-        json={"email": f"hooks-{uuid.uuid4().hex[:10]}@example.com", "tier": "professional"},
-        headers={"X-API-Key": ADMIN_KEY},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    return {"X-API-Key": str(answer.json()["api_key"])}
-
-
 def subscribe(host: FuncHost, headers: dict[str, str], url: str, events: list[str]) -> Any:
     answer = requests.post(
         f"{host.url}/api/v1/webhooks",
@@ -131,14 +120,6 @@ def subscribe(host: FuncHost, headers: dict[str, str], url: str, events: list[st
     )
     assert answer.status_code == 201, answer.text
     return answer.json()
-
-
-def submit_bell(host: FuncHost, headers: dict[str, str]) -> str:
-    answer = requests.post(
-        f"{host.url}/api/v1/execute", json={"qasm": BELL, "shots": 100}, headers=headers, timeout=30
-    )
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["job_id"])
 
 
 def signature_valid(secret: str, body: str, header: str, now: float) -> bool:
@@ -177,7 +158,8 @@ def test_a_receiver_gets_the_events_it_asked_for_signed_with_the_secret_shown_on
     host: FuncHost, receiver: Receiver
 ) -> None:
     # given a receiver subscribed to a job's every step
-    headers = new_key(host)
+    key = new_key(host.url, ADMIN_KEY)
+    headers = key_headers(key)
     created = subscribe(host, headers, receiver.url, EVERY_STATUS)
     secret = created["secret"]
     assert created["url"] == receiver.url and created["events"] == EVERY_STATUS
@@ -187,7 +169,7 @@ def test_a_receiver_gets_the_events_it_asked_for_signed_with_the_secret_shown_on
     assert secret.startswith("whsec_") and shown_later != secret and secret not in shown_later
 
     # when a Bell job runs
-    job_id = submit_bell(host, headers)
+    job_id = submit(host.url, key, BELL, shots=100)
 
     # then the receiver gets queued, processing and completed once each, for that job
     got = receiver.wait_for(3)
@@ -229,11 +211,12 @@ def test_a_receiver_answering_500_twice_gets_a_third_attempt_and_the_log_shows_a
 ) -> None:
     # given a receiver that answers 500 twice, then 200, subscribed to completions only
     receiver.statuses = [500, 500]
-    headers = new_key(host)
+    key = new_key(host.url, ADMIN_KEY)
+    headers = key_headers(key)
     created = subscribe(host, headers, receiver.url, ["job.completed"])
 
     # when a Bell job completes
-    job_id = submit_bell(host, headers)
+    job_id = submit(host.url, key, BELL, shots=100)
 
     # then the same delivery comes three times, a retry delay apart, each validly signed
     got = receiver.wait_for(3)
