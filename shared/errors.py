@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,21 @@ class ApiError(Exception):
 class BadRequest(ApiError):
     status = 400
     code = "BAD_REQUEST"
+
+
+Choice = TypeVar("Choice", bound=StrEnum)
+
+
+def parse_choice(kind: type[Choice], name: str, *, what: str, plural: str, code: str) -> Choice:
+    """The member of `kind` called `name` (case and surrounding spaces aside); 400 `code`
+    naming the choices otherwise ("Unknown strategy 'x'; strategies: fastest, ...")."""
+    try:
+        return kind(name.strip().lower())
+    except ValueError:
+        names = ", ".join(member.value for member in kind)
+        raise BadRequest(
+            f"Unknown {what} {name[:40]!r}; {plural}: {names}", error_code=code
+        ) from None
 
 
 class InvalidJson(BadRequest):

@@ -65,7 +65,7 @@ class Services:
         network_repo = NetworkRepository(storage)
         network = NetworkService(settings, network_repo, jobs, repo, suppliers, estimator, quotas)
         if settings.stream.configured:  # only the stream shows what it derives
-            Live(network_repo, repo, network.queue_load, network.backend_status).start()
+            Live(network_repo, repo, network.state.queue_load, network.state.backend_status).start()
         return cls(
             settings=settings,
             storage=storage,

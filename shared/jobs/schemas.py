@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -14,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.errors import NotFound
 from shared.jobs.models import Job, JobStatus
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -24,6 +26,18 @@ def is_job_id(text: str) -> bool:
     """True when `text` is an id a job can have (others are never sent to storage, which
     answers some of them with a 400)."""
     return _JOB_ID.match(text) is not None
+
+
+Found = TypeVar("Found")
+
+
+def owned(job_id: str, read: Callable[[str], Found | None]) -> Found:
+    """The caller's job `job_id`, as `read(job_id)` finds it among the caller's own; 404
+    JOB_NOT_FOUND when it is not there or `job_id` is not a job id (never read)."""
+    found = read(job_id) if is_job_id(job_id) else None
+    if found is None:
+        raise NotFound(f"Job {job_id[:100]} not found", error_code="JOB_NOT_FOUND")
+    return found
 
 
 BELL_QASM = (

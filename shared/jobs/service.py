@@ -26,7 +26,8 @@ from shared import clock
 from shared.accounts.quota import HOLD_SECONDS, Quotas
 from shared.accounts.service import Principal
 from shared.config import Settings
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict
+from shared.jobs.cancel import cancel_row
 from shared.jobs.estimates import Estimator
 from shared.jobs.messages import JobMessage
 from shared.jobs.metering import Metering
@@ -42,13 +43,12 @@ from shared.jobs.schemas import (
     JobResults,
     JobStatusResponse,
     ResultMetadata,
-    is_job_id,
+    owned,
 )
 from shared.jobs.submit import QUEUED_MESSAGE, Submissions
 from shared.jobs.supplier_tasks import SupplierTasks
 from shared.jobs.worker import Worker
 from shared.ledger.service import Ledger
-from shared.storage import LOST, Lost, until_written
 from shared.suppliers.backends import public_id
 from shared.suppliers.registry import SupplierRegistry
 
@@ -105,6 +105,7 @@ class JobService:
         self.check_source = self._submissions.check_source
         self.create_child = self._submissions.create_child
         self.run_child = self._submissions.run_child
+        self.in_request = self._submissions.in_request
         self.run = self._worker.run
 
     def accepted(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> JobAccepted:
@@ -162,29 +163,16 @@ class JobService:
         JOB_NOT_CANCELLABLE for a finished job, and the supplier's 503 when it cannot be
         reached."""
 
-        def attempt(n: int) -> None | Lost:
-            job = self._get(principal, job_id, kind)
-            if job.status is JobStatus.CANCELLED:
-                return None
+        def at_supplier(job: Job) -> None:
             if self._supplier_tasks.running(job):
                 self._supplier_tasks.cancel(job)
-            elif job.status.terminal:
-                raise Conflict(
-                    f"Job {job_id} is {job.status.value} and can no longer be cancelled",
-                    error_code="JOB_NOT_CANCELLABLE",
-                )
-            if not self._repo.update(
-                job, {"status": JobStatus.CANCELLED, "completed_at": clock.now_iso()}
-            ):
-                return LOST
+
+        job, cancelled = cancel_row(
+            job_id, lambda: self._get(principal, job_id, kind), self._repo.update, at_supplier
+        )
+        if cancelled:
             logger.info("job %s cancelled", job_id)
             self._runs.release(job)
-            return None
-
-        until_written(
-            attempt,
-            busy=lambda: RuntimeError(f"could not cancel job {job_id}: too much contention"),
-        )
         return JobCancelled(job_id=job_id, status=JobStatus.CANCELLED.value)
 
     def usage(self, user_id: str) -> Usage:
@@ -206,10 +194,12 @@ class JobService:
 
     def _get(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> Job:
         """The caller's job of `kind` (each API sees only its own kind of job)."""
-        job = self._repo.get(principal.user_id, job_id) if is_job_id(job_id) else None
-        if job is None or job.kind != kind:
-            raise NotFound(f"Job {job_id[:100]} not found", error_code="JOB_NOT_FOUND")
-        return job
+
+        def read(found_id: str) -> Job | None:
+            job = self._repo.get(principal.user_id, found_id)
+            return job if job is not None and job.kind == kind else None
+
+        return owned(job_id, read)
 
     def settle(self, network_job_exists: Callable[[str, str], bool]) -> int:
         """Charge completed jobs a dead process left owed, and give back quota held for jobs

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import clock, telemetry
 from shared.accounts.quota import Hold, Quotas
@@ -57,6 +57,8 @@ _BACKEND_FIELDS = {
     "braket": ("backend", "device"),
 }
 
+T = TypeVar("T")
+
 
 class Submissions:
     def __init__(
@@ -83,6 +85,11 @@ class Submissions:
         self._worker = worker
         self._tasks = tasks
         self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="execute-sync")
+
+    def in_request(self, run: Callable[..., T], *args: Any) -> Future[T]:
+        """`run(*args)` on the pool of runs made in a request (its caller waits, bounded), with
+        the request's log fields, span and storage-call tally (a copy of its context)."""
+        return self._sync_pool.submit(contextvars.copy_context().run, run, *args)
 
     def submit(self, principal: Principal, req: ExecuteRequest) -> JobAccepted:
         """Accept a job for the queue: circuit blob, then the row, then the message.
@@ -236,9 +243,7 @@ class Submissions:
         job.enqueued, job.enqueued_at = True, job.created_at  # no message: it runs right here
         job.owed = True  # no message backs it: the timer charges it if this process dies
         # The run and its completion keep the request's log fields and span (a copy each).
-        future = self._sync_pool.submit(
-            contextvars.copy_context().run, self._runs.simulate, job, parsed
-        )
+        future = self.in_request(self._runs.simulate, job, parsed)
         try:
             outcome = future.result(timeout=self._settings.sync_timeout_seconds)
         except FutureTimeout:

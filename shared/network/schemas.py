@@ -291,14 +291,20 @@ class EstimateResult(BaseModel):
     )
 
 
-class NetworkJobResult(BaseModel):
-    """A network job. Single-backend strategies fill `backend` and `counts`; `all` fills
-    `results` (one entry per backend: `completed` with its counts, or `skipped` with the
-    reason when the backend is unavailable, counts null), `aggregated_counts`,
-    `aggregation_confidence`, `weights` and `failed` (every backend that gave no counts, and
-    why); a batch fills `circuits`."""
+class RunProgress(BaseModel):
+    runs_started: int = Field(description="Runs whose job exists (one per backend tried)")
+    runs_finished: int = Field(description="Slots whose run ended with nothing to fall over to")
+    runs_planned: int = Field(description="One per backend of `all`, one per circuit otherwise")
 
-    model_config = ConfigDict(extra="allow")
+
+class NetworkJobResult(BaseModel):
+    """A network job. While it runs, `progress`. Single-backend strategies fill `backend` and
+    `counts`; `all` fills `results` (one entry per backend: `completed` with its counts, or
+    `skipped` with the reason when the backend is unavailable, counts null),
+    `aggregated_counts`, `aggregation_confidence`, `weights` and `failed` (every backend that
+    gave no counts, and why); a batch fills `circuits`."""
+
+    model_config = ConfigDict(extra="forbid")
 
     job_id: str
     status: str = Field(description="queued, running, completed, failed or cancelled")
@@ -306,3 +312,22 @@ class NetworkJobResult(BaseModel):
     created_at: str
     completed_at: str | None = None
     error: dict[str, str] | None = None
+    progress: RunProgress | None = None
+    backend: str | None = Field(None, description="Single-backend strategies: where it ran")
+    counts: dict[str, int] | None = None
+    mode: str | None = Field(None, description="local, emulated or cloud")
+    run_job_id: str | None = Field(None, description="The run's own job (a v1 job)")
+    queue_time_s: float | None = None
+    execution_time_s: float | None = None
+    results: list[dict[str, Any]] | None = Field(None, description="`all`: each backend's run")
+    aggregated_counts: dict[str, int] | None = None
+    aggregation_confidence: float | None = None
+    weights: dict[str, float] | None = None
+    aggregation_method: str | None = None
+    distributions: dict[str, dict[str, float]] | None = Field(
+        None, description="Each backend's distribution, when they agree too little"
+    )
+    failed: list[dict[str, Any]] | None = Field(
+        None, description="Every backend that gave no counts, and why"
+    )
+    circuits: list[dict[str, Any]] | None = Field(None, description="A batch: each circuit's")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from shared.errors import ApiError, BadRequest, ServiceUnavailable
+from shared.errors import ApiError, ServiceUnavailable, parse_choice
 from shared.network.estimates import BackendEstimate
 from shared.suppliers.base import CircuitDoesNotFit
 
@@ -41,13 +41,9 @@ class NoBackends(ServiceUnavailable):
 
 def parse(name: str) -> Strategy:
     """The strategy called `name`; 400 INVALID_STRATEGY for any other."""
-    try:
-        return Strategy(name.strip().lower())
-    except ValueError:
-        names = ", ".join(s.value for s in Strategy)
-        raise BadRequest(
-            f"Unknown strategy {name[:40]!r}; strategies: {names}", error_code="INVALID_STRATEGY"
-        ) from None
+    return parse_choice(
+        Strategy, name, what="strategy", plural="strategies", code="INVALID_STRATEGY"
+    )
 
 
 def choose(

@@ -46,8 +46,8 @@ def live(short_wait: None, services_env: Services) -> Iterator[Live]:
     running = Live(
         NetworkRepository(services_env.storage),
         JobRepository(services_env.storage),
-        network.queue_load,
-        network.backend_status,
+        network.state.queue_load,
+        network.state.backend_status,
         refresh_seconds=0.05,
     ).start()
     yield running
@@ -104,7 +104,7 @@ def test_a_backends_queue_depth_is_published_when_jobs_come_and_go(
 ) -> None:
     user = make_user("professional")
     principal = services_env.accounts.authenticate(user.api_key)
-    before = services_env.network.queue_load(0.0).get("qiskit_aer", 0)
+    before = services_env.network.state.queue_load(0.0).get("qiskit_aer", 0)
 
     # when two jobs are queued on the local simulator (the queue function is not running)
     for _ in range(2):
