@@ -17,6 +17,7 @@ from shared.jobs.service import JobService
 from shared.ledger.repository import LedgerRepository
 from shared.ledger.service import Ledger
 from shared.legal import license
+from shared.network.listing import JobListing
 from shared.network.live import Live
 from shared.network.repository import NetworkRepository
 from shared.network.service import NetworkService
@@ -39,6 +40,7 @@ class Services:
     jobs: JobService
     suppliers: SupplierRegistry
     network: NetworkService
+    listing: JobListing  # the caller's jobs, v1 and v2 together
     quotas: Quotas
     ledger: Ledger
     idempotency: Idempotency
@@ -73,6 +75,7 @@ class Services:
             jobs=jobs,
             suppliers=suppliers,
             network=network,
+            listing=JobListing(repo, network_repo),
             quotas=quotas,
             ledger=ledger,
             idempotency=Idempotency(

@@ -319,3 +319,82 @@ class JobSummary(BaseModel):
 class JobList(BaseModel):
     jobs: list[JobSummary] = Field(description="Newest first")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; None: last")
+
+
+# -- the same requests as softqcos-sdk's `client.jobs` sends them ---------------------------------
+
+# The client's default backend for jobs and estimates
+SDK_BACKEND = "statevector_sim"
+
+
+class RuntimeJobRequest(BaseModel):
+    """A circuit for a backend, as `client.jobs.submit` and `client.submit` send it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"qasm": BELL_QASM, "shots": 1024, "backend_id": "qiskit_aer"}]
+        },
+    )
+
+    qasm: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
+    shots: int = Field(1024, ge=1, le=100_000, description="Shots (at most your tier's max_shots)")
+    backend_id: str = Field(
+        SDK_BACKEND,
+        min_length=1,
+        max_length=100,
+        description="A backend id (GET /api/v1/backends), or a name that resolves to one",
+    )
+    job_id: str | None = JOB_ID_FIELD
+    tags: Tags | None = TAGS_FIELD
+    metadata: Tags | None = Field(
+        None, max_length=10, description="Labels the client sends (`mitigation`): kept as tags"
+    )
+
+    @model_validator(mode="after")
+    def _few_labels(self) -> RuntimeJobRequest:
+        if len(self.labels or {}) > 10:
+            raise ValueError("`tags` and `metadata` together hold at most 10 labels")
+        return self
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        merged = {**(self.metadata or {}), **(self.tags or {})}
+        return merged or None
+
+    def as_execute(self) -> ExecuteRequest:
+        return ExecuteRequest(
+            qasm=self.qasm, shots=self.shots, job_id=self.job_id, tags=self.labels
+        )
+
+    def as_supplier_request(self, backend: str) -> SupplierExecuteRequest:
+        return SupplierExecuteRequest.model_validate(
+            {
+                "qasm": self.qasm,
+                "backend": backend,
+                "shots": self.shots,
+                "job_id": self.job_id,
+                "tags": self.labels,
+            }
+        )
+
+
+class RuntimeJobListQuery(BaseModel):
+    """`client.jobs.list`'s query parameters (`backend_id` for `backend`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=1000)
+    status: str | None = Field(None, max_length=20)
+    backend_id: str | None = Field(None, min_length=1, max_length=100)
+
+    def listing(self) -> dict[str, Any]:
+        """The parameters of `JobListQuery` this query gives."""
+        given = {
+            "limit": self.limit,
+            "cursor": self.cursor,
+            "status": self.status,
+            "backend": self.backend_id,
+        }
+        return {k: v for k, v in given.items() if v is not None}

@@ -43,13 +43,15 @@ from shared.jobs.schemas import (
     JobResults,
     JobStatusResponse,
     ResultMetadata,
+    RuntimeJobRequest,
+    SyncResult,
     owned,
 )
 from shared.jobs.submit import QUEUED_MESSAGE, Submissions
 from shared.jobs.supplier_tasks import SupplierTasks
 from shared.jobs.worker import Worker
 from shared.ledger.service import Ledger
-from shared.suppliers.backends import public_id
+from shared.suppliers.backends import find, public_id
 from shared.suppliers.registry import SupplierRegistry
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,30 @@ class JobService:
         self.run_child = self._submissions.run_child
         self.in_request = self._submissions.in_request
         self.run = self._worker.run
+
+    def submit_to_backend(self, principal: Principal, request: RuntimeJobRequest) -> JobAccepted:
+        """`request`'s circuit on its `backend_id`: the local simulator's queue (`submit`), or
+        a supplier's backend (`submit_to_supplier`). Raises `NotFound` BACKEND_NOT_FOUND for
+        an unknown backend, and what those raise."""
+        backend = find(request.backend_id)
+        if backend.local:
+            return self.submit(principal, request.as_execute())
+        supplier_request = request.as_supplier_request(backend.name)
+        return self.submit_to_supplier(principal, backend.supplier, supplier_request)
+
+    def ran(self, principal: Principal, job_id: str) -> SyncResult | JobAccepted:
+        """`execute_sync`'s answer for the caller's job `job_id` made by an earlier attempt of
+        the same request: its counts once completed, else the job to poll (its status says
+        failed, for a failed one). Raises `NotFound` when there is no such job."""
+        try:
+            done = self.results(principal, job_id)
+        except Conflict as exc:
+            if exc.error_code != "JOB_NOT_COMPLETE":
+                raise
+            return self.accepted(principal, job_id)
+        return SyncResult(
+            job_id=done.job_id, status=done.status, counts=done.counts, metadata=done.metadata
+        )
 
     def accepted(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> JobAccepted:
         """The submit's answer for the caller's job `job_id` of `kind`, as the job stands now

@@ -190,9 +190,15 @@ class NetworkService:
         self._start(job, [circuit.qasm for circuit in req.circuits], orchestrations)
         return self._wait(principal, job.job_id)
 
-    def get(self, principal: Principal, job_id: str) -> dict[str, Any]:
-        """The job's status and, once it ended, its results (per circuit for a batch)."""
-        return self._view(self._get(principal, job_id))
+    def get(
+        self, principal: Principal, job_id: str, *, include_failed: bool = True
+    ) -> dict[str, Any]:
+        """The job's status and, once it ended, its results (per circuit for a batch; without
+        the circuits that failed when not `include_failed`)."""
+        view = self._view(self._get(principal, job_id))
+        if not include_failed and isinstance(view.get("circuits"), list):
+            view["circuits"] = [c for c in view["circuits"] if c.get("status") != "failed"]
+        return view
 
     def cancel(
         self, principal: Principal, job_id: str, orchestrations: Orchestrations

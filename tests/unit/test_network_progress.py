@@ -40,9 +40,7 @@ def test_a_failed_run_with_a_backend_left_is_not_finished_until_the_next_ends() 
 
     assert ordered.runs_finished([run(0, 0, JobStatus.FAILED)]) == 0
     assert ordered.runs_finished([run(0, 0, JobStatus.FAILED), run(0, 1, JobStatus.QUEUED)]) == 0
-    assert (
-        ordered.runs_finished([run(0, 0, JobStatus.FAILED), run(0, 1, JobStatus.FAILED)]) == 1
-    )
+    assert ordered.runs_finished([run(0, 0, JobStatus.FAILED), run(0, 1, JobStatus.FAILED)]) == 1
     assert ordered.runs_finished([run(0, 0, JobStatus.COMPLETED)]) == 1
 
 
