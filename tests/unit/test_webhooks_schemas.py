@@ -1,21 +1,13 @@
-"""`shared.webhooks.models`: what a subscriber may ask for, and what the API shows of a
-subscription and its deliveries."""
+"""`shared.webhooks.schemas` (over `shared.webhooks.models`' stored types): what a subscriber
+may ask for, and what the API shows of a subscription and its deliveries."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from shared.webhooks.models import (
-    EVENT_TYPES,
-    Attempt,
-    CreateWebhookRequest,
-    DeliveriesQuery,
-    Subscription,
-    delivery_view,
-    masked,
-    view,
-)
+from shared.webhooks.models import EVENT_TYPES, Attempt, Subscription, masked
+from shared.webhooks.schemas import CreateWebhookRequest, DeliveriesQuery, delivery_view, view
 
 SECRET = "whsec_abcdefghijklmnop1234"
 SUBSCRIPTION = Subscription(
