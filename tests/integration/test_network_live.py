@@ -20,24 +20,9 @@ from shared.network.schemas import NetworkExecuteRequest
 from shared.network.service import Accepted
 from shared.services import Services
 from tests.circuits import BELL
+from tests.orchestrations import NoOrchestrations
 
 BACKENDS = ["qiskit_aer", "braket_iqm_garnet", "ionq_simulator"]
-
-
-class NoOrchestrations:
-    """The test plays the orchestration: it calls the activities itself."""
-
-    def start(self, name: str, instance_id: str, payload: dict[str, Any]) -> None:
-        pass
-
-    def terminate(self, instance_id: str, reason: str) -> None:
-        pass
-
-
-@pytest.fixture
-def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A submit waits a second at most for its network job (the test runs the job after)."""
-    monkeypatch.setenv("QCOS_SYNC_TIMEOUT_SECONDS", "1")
 
 
 @pytest.fixture

@@ -18,21 +18,7 @@ from shared.network.schemas import (
 from shared.network.service import Accepted
 from shared.services import Services
 from tests.circuits import BELL, GHZ3
-
-
-class NoOrchestrations:
-    """The test plays the orchestration: it calls the activities itself."""
-
-    def start(self, name: str, instance_id: str, payload: dict[str, Any]) -> None:
-        self.payload = payload
-
-    def terminate(self, instance_id: str, reason: str) -> None:
-        pass
-
-
-@pytest.fixture
-def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QCOS_SYNC_TIMEOUT_SECONDS", "1")
+from tests.orchestrations import NoOrchestrations
 
 
 @pytest.fixture
