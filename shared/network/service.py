@@ -67,6 +67,7 @@ from shared.network.schemas import (
 )
 from shared.orchestration.client import Orchestrations
 from shared.orchestration.network_job import ORCHESTRATOR
+from shared.pricing.book import cost_model
 from shared.storage import LOST, Lost, until_written
 from shared.suppliers.backends import Backend, all_backends, find, of_job
 from shared.suppliers.base import DeviceKind
@@ -861,6 +862,7 @@ class NetworkService:
     def _info(self, backend: Backend, load: Mapping[str, int]) -> BackendInfo:
         target = backend.target
         mode = "local" if target is None else self._suppliers.mode(backend.supplier).value
+        cost = cost_model(target) if target else None
         return BackendInfo(
             id=backend.id,
             supplier=backend.supplier,
@@ -874,7 +876,7 @@ class NetworkService:
             successor=backend.successor,
             queue_depth=load.get(backend.id, 0),
             mode=mode,
-            price=target.cost.to_dict() if target and target.cost else None,
+            price=cost.to_dict() if cost else None,
         )
 
 
