@@ -82,6 +82,12 @@ class LimitExceeded(BadRequest):
     code = "LIMIT_EXCEEDED"
 
 
+class CircuitDoesNotFit(BadRequest):
+    """The circuit cannot run on the chosen backend (qubits, an operation it lacks)."""
+
+    code = "CIRCUIT_DOES_NOT_FIT"
+
+
 class Unauthorized(ApiError):
     status = 401
     code = "UNAUTHORIZED"

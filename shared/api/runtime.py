@@ -47,6 +47,7 @@ from shared.network.schemas import (
     SupplierEstimateQuery,
 )
 from shared.orchestration.client import DurableOrchestrations
+from shared.pricing.listing import providers
 from shared.services import services
 from shared.suppliers.catalog import supplier
 
@@ -268,12 +269,12 @@ def sdk_braket_backends(req: func.HttpRequest) -> func.HttpResponse:
 
 @AZURE_TARGETS.route(bp)
 def sdk_azure_targets(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, AZURE_TARGETS, lambda ctx: services().suppliers.providers("azure_quantum"))
+    return handle(req, AZURE_TARGETS, lambda ctx: providers("azure_quantum"))
 
 
 @AZURE_BACKENDS.route(bp)
 def sdk_azure_backends(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, AZURE_BACKENDS, lambda ctx: services().suppliers.providers("azure_quantum"))
+    return handle(req, AZURE_BACKENDS, lambda ctx: providers("azure_quantum"))
 
 
 @NETWORK_HEALTH.route(bp)

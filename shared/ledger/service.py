@@ -36,6 +36,7 @@ from shared.ledger.budgets import (
 from shared.ledger.evidence import build_bundle
 from shared.ledger.models import LedgerEntry, amount, shown_backend
 from shared.ledger.repository import LedgerRepository
+from shared.pricing.costs import Cost
 from shared.storage import Storage
 from shared.storage.clients import EVIDENCE_CONTAINER
 
@@ -44,7 +45,6 @@ __all__ = [  # the budget names are re-exported for their older importers
     "BudgetExceeded",
     "BudgetPeriod",
     "BudgetStatus",
-    "Cost",
     "Evidence",
     "Ledger",
     "UsageFilter",
@@ -56,16 +56,6 @@ logger = logging.getLogger(__name__)
 LOCAL_SUPPLIER = "local"
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # tenants and projects
 _EVIDENCE_ID = re.compile(r"^ev_[0-9]{8}_[0-9a-f]{16}$")
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What a charge amounts to: `cost` charged and `list_cost` by the price book."""
-
-    cost: Decimal
-    list_cost: Decimal
-    currency: str
-    price_source: str
 
 
 @dataclass(frozen=True)

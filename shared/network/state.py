@@ -37,6 +37,7 @@ from shared.network.schemas import (
     TopologyEdge,
     TopologyNode,
 )
+from shared.pricing.book import cost_model
 from shared.suppliers.backends import Backend, all_backends, find, of_job
 from shared.suppliers.base import DeviceKind
 from shared.suppliers.registry import SupplierRegistry
@@ -224,6 +225,7 @@ class NetworkState:
     def _info(self, backend: Backend, load: Mapping[str, int]) -> BackendInfo:
         target = backend.target
         mode = "local" if target is None else self._suppliers.mode(backend.supplier).value
+        cost = cost_model(target) if target else None
         return BackendInfo(
             id=backend.id,
             supplier=backend.supplier,
@@ -237,7 +239,7 @@ class NetworkState:
             successor=backend.successor,
             queue_depth=load.get(backend.id, 0),
             mode=mode,
-            price=target.cost.to_dict() if target and target.cost else None,
+            price=cost.to_dict() if cost else None,
         )
 
 

@@ -151,9 +151,10 @@ def test_listing_suppliers_imports_no_adapter() -> None:
     probe = (
         "import sys\n"
         "from shared.config import Settings\n"
+        "from shared.pricing.listing import providers\n"
         "from shared.suppliers.registry import SupplierRegistry\n"
         "reg = SupplierRegistry(Settings.from_env({}))\n"
-        "reg.list_suppliers(); reg.providers('braket'); reg.ibm_backends()\n"
+        "reg.list_suppliers(); providers('braket'); reg.ibm_backends()\n"
         "adapters = ('shared.suppliers.ibm', 'shared.suppliers.braket',"
         " 'shared.suppliers.azure_quantum')\n"
         "print(','.join(m for m in adapters if m in sys.modules))\n"
