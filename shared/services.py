@@ -21,6 +21,7 @@ from shared.network.listing import JobListing
 from shared.network.live import Live
 from shared.network.repository import NetworkRepository
 from shared.network.service import NetworkService
+from shared.pricing.book import pricebook
 from shared.rerank.service import KIND as RERANK
 from shared.rerank.service import RerankService, run_task
 from shared.storage import Storage
@@ -55,6 +56,7 @@ class Services:
         """The services for `settings`; `adapters` replaces suppliers' adapters."""
         processes.configure(settings.aer_processes)  # read when the processes are first made
         license.current()  # verified at start (and logged), not at the first request
+        pricebook()  # checked against the catalog at start: a broken book fails every start
         storage = Storage(settings.storage)
         repo = JobRepository(storage)
         estimator = Estimator(storage, repo, settings.worker_parallelism)

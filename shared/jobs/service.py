@@ -107,7 +107,6 @@ class JobService:
         self.check_source = self._submissions.check_source
         self.create_child = self._submissions.create_child
         self.run_child = self._submissions.run_child
-        self.in_request = self._submissions.in_request
         self.run = self._worker.run
 
     def submit_to_backend(self, principal: Principal, request: RuntimeJobRequest) -> JobAccepted:

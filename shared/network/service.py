@@ -30,6 +30,7 @@ from shared.config import Settings
 from shared.errors import ApiError, Conflict, ServiceUnavailable
 from shared.jobs.cancel import cancel_row
 from shared.jobs.estimates import Estimator
+from shared.jobs.inline import InRequest
 from shared.jobs.models import JobStatus
 from shared.jobs.repository import JobRepository, blob_stem
 from shared.jobs.schemas import owned
@@ -107,6 +108,7 @@ class NetworkService:
         self._planner = Planner(settings, repo, jobs, self.state, quotas)
         self._results = Results(job_repo)
         self._runs = Runs(repo, jobs, job_repo, quotas, self._results)
+        self._in_request = InRequest("network-direct")
 
     # -- the read side ----------------------------------------------------------------------------
 
@@ -262,7 +264,7 @@ class NetworkService:
         and polled by the queue. Past the bound the job to poll is returned and the run goes
         on; the job settles when it is next read (`_view`)."""
         self._record(job, [source])
-        run = self._jobs.in_request(self._runs.run_attempt, job, 0, 0)
+        run = self._in_request.submit(self._runs.run_attempt, job, 0, 0)
         try:
             run.result(timeout=self._settings.sync_timeout_seconds)
         except FutureTimeout:
