@@ -47,7 +47,7 @@ EVENTS = Operation(
     tag="network",
     description="Called by Azure Web PubSub, not by clients: CloudEvents in binary mode, each "
     "checked on its `ce-signature` (401 without a valid one). A `message` event is a client's "
-    "subscription frame; the answer is the acknowledgement the service hands back to the client.",
+    "subscription frame, acknowledged to the client before its connection joins its groups.",
 )
 EVENTS_VALIDATION = Operation(
     "OPTIONS",
