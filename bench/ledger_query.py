@@ -41,10 +41,10 @@ from decimal import Decimal
 from funchost.testing import Azurite
 from shared import clock, signing
 from shared.accounts.service import ADMIN
-from shared.api.ledger import EntryView, UsagePage
 from shared.config import get_settings
 from shared.ledger import focus
 from shared.ledger.models import LedgerEntry
+from shared.ledger.schemas import EntryView, UsagePage
 from shared.ledger.service import amount
 from shared.services import Services
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,21 @@ class BadRequest(ApiError):
     code = "BAD_REQUEST"
 
 
+Choice = TypeVar("Choice", bound=StrEnum)
+
+
+def parse_choice(kind: type[Choice], name: str, *, what: str, plural: str, code: str) -> Choice:
+    """The member of `kind` called `name` (case and surrounding spaces aside); 400 `code`
+    naming the choices otherwise ("Unknown strategy 'x'; strategies: fastest, ...")."""
+    try:
+        return kind(name.strip().lower())
+    except ValueError:
+        names = ", ".join(member.value for member in kind)
+        raise BadRequest(
+            f"Unknown {what} {name[:40]!r}; {plural}: {names}", error_code=code
+        ) from None
+
+
 class InvalidJson(BadRequest):
     code = "INVALID_JSON"
 
@@ -64,6 +80,12 @@ class LimitExceeded(BadRequest):
     """Over a limit; `error_code` names the limit (e.g. QUBIT_LIMIT_EXCEEDED)."""
 
     code = "LIMIT_EXCEEDED"
+
+
+class CircuitDoesNotFit(BadRequest):
+    """The circuit cannot run on the chosen backend (qubits, an operation it lacks)."""
+
+    code = "CIRCUIT_DOES_NOT_FIT"
 
 
 class Unauthorized(ApiError):

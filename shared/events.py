@@ -187,6 +187,6 @@ class Background:
                 self._handle(item)
             except Exception:  # this event is lost, not the next
                 self.failed += 1
-                logger.warning("%s: could not handle %s %s", self.name, item, exc_info=True)
+                logger.warning("%s: could not handle %s", self.name, item, exc_info=True)
             finally:
                 self._queue.task_done()

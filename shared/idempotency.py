@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as the IETF draft's examples
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as the IETF draft's examples
 _INLINE_MAX = 30_000  # characters kept in the row (a string property holds 32K UTF-16 units)
 _KEPT_HEADERS = ("Location", "Retry-After")
 _JOB_NAMESPACE = uuid.UUID("2b7c4f0e-5d1a-4c8e-9f3b-7a6d2e1c0b94")
@@ -126,7 +126,7 @@ class Idempotency:
 
     @staticmethod
     def check_key(key: str) -> None:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise BadRequest(
                 f"{HEADER} must be 1 to 255 visible ASCII characters",
                 error_code="INVALID_IDEMPOTENCY_KEY",

@@ -17,9 +17,11 @@ from shared.jobs.service import JobService
 from shared.ledger.repository import LedgerRepository
 from shared.ledger.service import Ledger
 from shared.legal import license
+from shared.network.listing import JobListing
 from shared.network.live import Live
 from shared.network.repository import NetworkRepository
 from shared.network.service import NetworkService
+from shared.pricing.book import pricebook
 from shared.rerank.service import KIND as RERANK
 from shared.rerank.service import RerankService, run_task
 from shared.storage import Storage
@@ -39,6 +41,7 @@ class Services:
     jobs: JobService
     suppliers: SupplierRegistry
     network: NetworkService
+    listing: JobListing  # the caller's jobs, v1 and v2 together
     quotas: Quotas
     ledger: Ledger
     idempotency: Idempotency
@@ -53,6 +56,7 @@ class Services:
         """The services for `settings`; `adapters` replaces suppliers' adapters."""
         processes.configure(settings.aer_processes)  # read when the processes are first made
         license.current()  # verified at start (and logged), not at the first request
+        pricebook()  # checked against the catalog at start: a broken book fails every start
         storage = Storage(settings.storage)
         repo = JobRepository(storage)
         estimator = Estimator(storage, repo, settings.worker_parallelism)
@@ -65,7 +69,7 @@ class Services:
         network_repo = NetworkRepository(storage)
         network = NetworkService(settings, network_repo, jobs, repo, suppliers, estimator, quotas)
         if settings.stream.configured:  # only the stream shows what it derives
-            Live(network_repo, repo, network.queue_load, network.backend_status).start()
+            Live(network_repo, repo, network.state.queue_load, network.state.backend_status).start()
         return cls(
             settings=settings,
             storage=storage,
@@ -73,6 +77,7 @@ class Services:
             jobs=jobs,
             suppliers=suppliers,
             network=network,
+            listing=JobListing(repo, network_repo),
             quotas=quotas,
             ledger=ledger,
             idempotency=Idempotency(

@@ -46,6 +46,13 @@ def reset_caches() -> None:
 
 
 @pytest.fixture
+def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request waits a second at most for what it runs (`QCOS_SYNC_TIMEOUT_SECONDS`); ask
+    for it before `services_env`, which reads the settings."""
+    monkeypatch.setenv("QCOS_SYNC_TIMEOUT_SECONDS", "1")
+
+
+@pytest.fixture
 def services_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("QCOS_ADMIN_API_KEY", ADMIN_KEY)

@@ -4,134 +4,30 @@ for the caller."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import timedelta
-from typing import Any, Literal
 
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field
 
-from shared import clock
+from shared.accounts.schemas import (
+    CreatedUserView,
+    CreateUserRequest,
+    IssuedKey,
+    KeyList,
+    KeyView,
+    Me,
+    UpdateUserRequest,
+    UsageQuery,
+    UsageView,
+    UserList,
+    UserListQuery,
+    UserView,
+    quota_view,
+)
 from shared.accounts.service import KeyInfo, User
-from shared.accounts.tiers import UNLIMITED, TierName
+from shared.accounts.tiers import UNLIMITED
 from shared.http import Auth, Operation, RequestContext, handle
 from shared.services import services
 
-_NAME = r"^[A-Za-z0-9._-]{1,64}$"
-
 bp = func.Blueprint()
-
-
-class CreateUserRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"email": "ada@example.com", "tier": "free"}]},
-    )
-
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    tier: TierName = TierName.FREE
-    tenant: str = Field("", pattern=r"^([A-Za-z0-9._-]{1,64})?$", description="The user's tenant")
-
-
-class UpdateUserRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"tier": "enterprise", "tenant": "acme"}]},
-    )
-
-    tier: TierName | None = Field(None, description="The new tier (from the next request)")
-    tenant: str | None = Field(
-        None, pattern=r"^([A-Za-z0-9._-]{1,64})?$", description='The new tenant; "" for none'
-    )
-
-
-class UserView(BaseModel):
-    user_id: str
-    email: str
-    tier: TierName
-    tenant: str
-    created_at: str
-
-
-class UserList(BaseModel):
-    users: list[UserView]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
-
-
-class UserListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    tier: TierName | None = Field(None, description="Only users of this tier")
-    tenant: str | None = Field(None, pattern=_NAME, description="Only users of this tenant")
-    page_size: int = Field(50, ge=1, le=500, description="Users per page")
-    cursor: str | None = Field(None, max_length=2000, description="`next_cursor` of a page")
-
-
-class CreatedUserView(BaseModel):
-    user_id: str
-    email: str
-    tier: TierName
-    tenant: str
-    api_key: str = Field(description="Shown once; only its hash is stored")
-
-
-class KeyView(BaseModel):
-    key_id: str = Field(description="The key's public id (what logs show)")
-    created_at: str
-    revoked: bool
-
-
-class KeyList(BaseModel):
-    keys: list[KeyView]
-
-
-class IssuedKey(KeyView):
-    api_key: str = Field(description="Shown once; only its hash is stored")
-
-
-class UsageQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    days: int = Field(30, ge=1, le=366, description="How many days back (UTC), today included")
-
-
-class QuotaView(BaseModel):
-    day: str
-    daily_limit: int | Literal["unlimited"] = Field(examples=[10, "unlimited"])
-    used: int = Field(description="Jobs reserved today (a job that never ran is given back)")
-    remaining: int | Literal["unlimited"] = Field(examples=[9, "unlimited"])
-    resets_at: str
-
-
-class UsageRow(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    currency: str
-    jobs: int
-    shots: int
-    cost: str = Field(description="Charged")
-    list_cost: str = Field(description="What the devices would have cost (for emulated runs)")
-
-
-class UsageView(BaseModel):
-    since: str
-    days: list[UsageRow] = Field(description="Per UTC day (`day`) and currency")
-    backends: list[UsageRow] = Field(description="Per backend (`backend`) and currency")
-    suppliers: list[UsageRow] = Field(description="Per supplier (`supplier`) and currency")
-    totals: list[UsageRow]
-    quota: QuotaView
-
-
-class Me(BaseModel):
-    user_id: str
-    email: str
-    tier: TierName
-    daily_job_limit: int | Literal["unlimited"] = Field(
-        description="Jobs per UTC day, or `unlimited`", examples=[1000, "unlimited"]
-    )
-    max_qubits: int
-    max_shots: int
-    jobs_today: int
-    jobs_total: int
 
 
 CREATE_USER = Operation(
@@ -238,7 +134,6 @@ ME = Operation(
 )
 
 
-
 def _azure_door(op: Operation) -> Operation:
     """`op` at `/api/v1` + its path too. The Functions host keeps `/admin/...` for its own
     admin API (it refuses app routes that begin with `admin` and answers those paths itself),
@@ -257,6 +152,7 @@ V1_UPDATE_USER = _azure_door(UPDATE_USER)
 V1_LIST_KEYS = _azure_door(LIST_KEYS)
 V1_ISSUE_KEY = _azure_door(ISSUE_KEY)
 V1_REVOKE_KEY = _azure_door(REVOKE_KEY)
+
 
 @CREATE_USER.route(bp)
 def create_user(req: func.HttpRequest) -> func.HttpResponse:
@@ -392,21 +288,10 @@ def _issue_key(ctx: RequestContext[None]) -> IssuedKey:
 def _usage(ctx: RequestContext[None]) -> UsageView:
     q: UsageQuery = ctx.query
     svc = services()
-    today = clock.utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    since = clock.iso(today - timedelta(days=q.days - 1))
-    found: dict[str, Any] = svc.ledger.user_usage(ctx.user.user_id, since)
+    since = q.since()
+    found = svc.ledger.user_usage(ctx.user.user_id, since)
     quota = svc.quotas.use(ctx.user.user_id, ctx.user.tier)
-    return UsageView(
-        since=since,
-        **found,
-        quota=QuotaView(
-            day=quota.day,
-            daily_limit=UNLIMITED if quota.limit is None else quota.limit,
-            used=quota.used,
-            remaining=UNLIMITED if quota.remaining is None else quota.remaining,
-            resets_at=quota.resets_at,
-        ),
-    )
+    return UsageView(since=since, **found, quota=quota_view(quota))
 
 
 def _me(ctx: RequestContext[None]) -> Me:

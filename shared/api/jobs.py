@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.errors import Conflict
 from shared.http import Operation, Reply, RequestContext, handle
 from shared.jobs.schemas import (
     ExecuteRequest,
@@ -157,17 +156,11 @@ def _submitted(ctx: RequestContext[ExecuteRequest], job_id: str) -> Reply:
 
 def _ran(ctx: RequestContext[ExecuteRequest], job_id: str) -> SyncResult | Reply:
     """`_run_sync`'s answer for its job `job_id`, made by an earlier attempt: the counts once
-    completed, else 202 with the job to poll (its status says failed, for a failed one).
-    Raises `NotFound` when there is no such job."""
-    try:
-        done = services().jobs.results(ctx.user, job_id)
-    except Conflict as exc:
-        if exc.error_code != "JOB_NOT_COMPLETE":
-            raise
-        return accepted_reply(services().jobs.accepted(ctx.user, job_id))
-    return SyncResult(
-        job_id=done.job_id, status=done.status, counts=done.counts, metadata=done.metadata
-    )
+    completed, else 202 with the job to poll. Raises `NotFound` when there is no such job."""
+    outcome = services().jobs.ran(ctx.user, job_id)
+    if isinstance(outcome, JobAccepted):
+        return accepted_reply(outcome)
+    return outcome
 
 
 def accepted_reply(accepted: JobAccepted, location: str | None = None) -> Reply:

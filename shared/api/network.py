@@ -12,7 +12,7 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from shared.http import Operation, Reply, RequestContext, handle, handle_async
 from shared.network.schemas import (
@@ -24,8 +24,10 @@ from shared.network.schemas import (
     CalibrationInfo,
     EstimateRequest,
     EstimateResult,
+    Metrics,
     NetworkBatchRequest,
     NetworkExecuteRequest,
+    NetworkJobCancelled,
     NetworkJobResult,
     NetworkStatus,
     QueueInfo,
@@ -38,20 +40,6 @@ from shared.services import services
 bp = df.Blueprint()
 
 _BASE = "/api/v2/network"
-
-
-class Metrics(BaseModel):
-    generated_at: str
-    last_hour: dict[str, Any] = Field(
-        description="jobs_by_status, jobs, throughput_per_minute, success_rate, shots_executed, "
-        "and per backend p50/p95 queue_time_ms and execution_time_ms"
-    )
-    last_day: dict[str, Any]
-
-
-class NetworkJobCancelled(BaseModel):
-    job_id: str
-    status: str = Field(examples=["cancelled"])
 
 
 def _op(method: str, path: str, summary: str, response: type[BaseModel], **kw: Any) -> Operation:

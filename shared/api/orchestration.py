@@ -25,14 +25,16 @@ def network_job(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
 
 @bp.activity_trigger(input_name="run")
 def network_run(run: dict) -> dict:
-    return services().network.run_slot(
+    outcome = services().network.run_slot(
         str(run["user_id"]), str(run["job_id"]), int(run["slot"]), int(run["attempt"])
     )
+    return outcome.to_dict()
 
 
 @bp.activity_trigger(input_name="runs")
 def network_poll(runs: dict) -> list:
-    return services().network.read_runs(str(runs["user_id"]), runs["runs"])
+    found = services().network.read_runs(str(runs["user_id"]), runs["runs"])
+    return [outcome.to_dict() for outcome in found]
 
 
 @bp.activity_trigger(input_name="outcomes")

@@ -12,45 +12,48 @@ and are not served.
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from shared.api import health as health_api
 from shared.api import jobs as jobs_api
 from shared.api import ledger as ledger_api
 from shared.api import network as network_api
 from shared.api import suppliers as suppliers_api
-from shared.errors import ValidationFailed
 from shared.http import Operation, Reply, RequestContext, handle, handle_async, validation_error
-from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import (
-    BELL_QASM,
-    JOB_ID_FIELD,
-    TAGS_FIELD,
-    ExecuteRequest,
+    SDK_BACKEND,
     JobList,
     JobListQuery,
-    SupplierExecuteRequest,
-    Tags,
+    RuntimeJobListQuery,
+    RuntimeJobRequest,
 )
-from shared.ledger.budgets import BudgetPeriod
-from shared.network.listing import JobListing
-from shared.network.repository import NetworkRepository
-from shared.network.schemas import BatchCircuit, EstimateRequest, NetworkBatchRequest
+from shared.ledger.schemas import (
+    BudgetCreateRequest,
+    BudgetView,
+    Chargeback,
+    ChargebackReportQuery,
+    UsageReportQuery,
+    budget_view,
+)
+from shared.network.schemas import (
+    BatchListQuery,
+    BatchResultsQuery,
+    RuntimeEstimateRequest,
+    SdkBatchRequest,
+    SupplierEstimateQuery,
+)
 from shared.orchestration.client import DurableOrchestrations
+from shared.pricing.listing import providers
 from shared.services import services
-from shared.suppliers.backends import backend_id, find, supplier_target
 from shared.suppliers.catalog import supplier
 
 bp = df.Blueprint()
 
 SDK = "softqcos-sdk 3.13"
-# The client's default backend for jobs and estimates
-SDK_BACKEND = "statevector_sim"
 
 # -- the caller's jobs ----------------------------------------------------------------------------
 
@@ -74,248 +77,13 @@ def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _listed(ctx: RequestContext[Any], query: JobListQuery) -> JobList:
-    storage = services().storage
-    listing = JobListing(JobRepository(storage), NetworkRepository(storage))
-    return listing.page(ctx.user.user_id, query)
+    return services().listing.page(ctx.user.user_id, query)
 
 
-# -- the client's requests ------------------------------------------------------------------------
-
-
-class RuntimeJobRequest(BaseModel):
-    """A circuit for a backend, as `client.jobs.submit` and `client.submit` send it."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"qasm": BELL_QASM, "shots": 1024, "backend_id": "qiskit_aer"}]
-        },
-    )
-
-    qasm: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
-    shots: int = Field(1024, ge=1, le=100_000, description="Shots (at most your tier's max_shots)")
-    backend_id: str = Field(
-        SDK_BACKEND,
-        min_length=1,
-        max_length=100,
-        description="A backend id (GET /api/v1/backends), or a name that resolves to one",
-    )
-    job_id: str | None = JOB_ID_FIELD
-    tags: Tags | None = TAGS_FIELD
-    metadata: Tags | None = Field(
-        None, max_length=10, description="Labels the client sends (`mitigation`): kept as tags"
-    )
-
-    @model_validator(mode="after")
-    def _few_labels(self) -> RuntimeJobRequest:
-        if len(self.labels or {}) > 10:
-            raise ValueError("`tags` and `metadata` together hold at most 10 labels")
-        return self
-
-    @property
-    def labels(self) -> dict[str, str] | None:
-        merged = {**(self.metadata or {}), **(self.tags or {})}
-        return merged or None
-
-    def as_execute(self) -> ExecuteRequest:
-        return ExecuteRequest(
-            qasm=self.qasm, shots=self.shots, job_id=self.job_id, tags=self.labels
-        )
-
-    def as_supplier_request(self, backend: str) -> SupplierExecuteRequest:
-        return SupplierExecuteRequest.model_validate(
-            {
-                "qasm": self.qasm,
-                "backend": backend,
-                "shots": self.shots,
-                "job_id": self.job_id,
-                "tags": self.labels,
-            }
-        )
-
-
-class RuntimeEstimateRequest(BaseModel):
-    """What `client.jobs.estimate` sends: the circuit with its own count of qubits and gates."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "qasm": BELL_QASM,
-                    "shots": 1000,
-                    "backend_id": "qiskit_aer",
-                    "qubits": 2,
-                    "gates": 2,
-                }
-            ]
-        },
-    )
-
-    qasm: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
-    shots: int = Field(1024, ge=1, le=100_000)
-    backend_id: str = Field(SDK_BACKEND, min_length=1, max_length=100)
-    qubits: int | None = Field(
-        None, ge=0, description="Accepted; the estimate sizes the circuit from `qasm` itself"
-    )
-    gates: int | None = Field(
-        None, ge=0, description="Accepted; the estimate sizes the circuit from `qasm` itself"
-    )
-
-    def as_estimate(self) -> EstimateRequest:
-        return EstimateRequest(
-            qasm=self.qasm, shots=self.shots, backends=[find(self.backend_id).id]
-        )
-
-
-class SupplierEstimateQuery(BaseModel):
-    """What `client.backends.{ibm,azure,braket}_estimate` sends, as query parameters: the
-    circuit, the backend under the supplier's own field name, and the shots."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    circuit: str = Field(min_length=1, max_length=16_000, description="OpenQASM 2.0 or 3")
-    backend: str | None = Field(None, min_length=1, max_length=100, description="IBM")
-    target: str | None = Field(None, min_length=1, max_length=100, description="Azure Quantum")
-    device: str | None = Field(None, min_length=1, max_length=100, description="AWS Braket")
-    shots: int = Field(1024, ge=1, le=100_000)
-
-    def named(self) -> str:
-        """The backend's name, given under exactly one of the three fields."""
-        given = [n for n in (self.backend, self.target, self.device) if n is not None]
-        if len(given) != 1:
-            raise ValidationFailed("Name the backend once: `backend`, `target` or `device`")
-        return given[0]
-
-
-class RuntimeJobListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=1000)
-    status: str | None = Field(None, max_length=20)
-    backend_id: str | None = Field(None, min_length=1, max_length=100)
-
-    def as_query(self) -> JobListQuery:
-        return _list_query(
-            limit=self.limit, cursor=self.cursor, status=self.status, backend=self.backend_id
-        )
-
-
-class UsageReportQuery(ledger_api.UsageQuery):
-    """`client.ledger.usage`'s names for the ledger's usage filters."""
-
-    since: str | None = Field(
-        None, alias="start_date", description="`from`: start (a date or ISO 8601), inclusive"
-    )
-    until: str | None = Field(
-        None, alias="end_date", description="`to`: end (a date or ISO 8601), exclusive"
-    )
-    tenant: str | None = Field(
-        None, alias="tenant_id", pattern=ledger_api.NAME_PATTERN, description="Only this tenant"
-    )
-    project: str | None = Field(
-        None, alias="project_id", max_length=256, description="Only this project"
-    )
-
-
-class ChargebackReportQuery(ledger_api.ChargebackQuery):
-    """`client.ledger.chargeback`'s query parameters."""
-
-    since: str | None = Field(None, alias="start_date", description="Start, inclusive")
-    until: str | None = Field(None, alias="end_date", description="End, exclusive")
-    tenant: str | None = Field(
-        None, alias="tenant_id", pattern=ledger_api.NAME_PATTERN, description="Only this tenant"
-    )
-    project_id: str | None = Field(None, max_length=256, description="Only this project")
-
-
-class BudgetCreateRequest(BaseModel):
-    """What `client.ledger.budget_create` sends: a budget for your tenant or one project."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"limit_usd": 500, "period": "monthly"}]},
-    )
-
-    limit_usd: Decimal = Field(ge=0, le=Decimal("1e9"), decimal_places=2, description="In USD")
-    period: BudgetPeriod = Field(BudgetPeriod.MONTHLY, description="daily or monthly (UTC)")
-    tenant_id: str | None = Field(
-        None, pattern=ledger_api.NAME_PATTERN, description="Your tenant (the admin: any tenant)"
-    )
-    project_id: str | None = Field(
-        None, pattern=ledger_api.NAME_PATTERN, description="A project of the tenant: its own budget"
-    )
-
-
-class SdkBatchJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    circuit: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
-    backend: str = Field(min_length=1, max_length=100, description="The same for every job")
-    shots: int = Field(1024, ge=1, le=100_000)
-
-
-class SdkBatchRequest(BaseModel):
-    """What `client.batch.submit` sends: circuits on one backend."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "SDK Batch",
-                    "jobs": [{"circuit": BELL_QASM, "backend": "qiskit_aer", "shots": 100}],
-                    "max_concurrent": 10,
-                }
-            ]
-        },
-    )
-
-    name: str = Field("SDK Batch", max_length=80, description="Names its circuits `<name> <i>`")
-    jobs: list[SdkBatchJob] = Field(min_length=1, max_length=100)
-    max_concurrent: int = Field(
-        10, ge=1, le=100, description="Accepted; the batch's runs all start at once"
-    )
-
-    def as_batch(self) -> NetworkBatchRequest:
-        """The network batch on the jobs' one backend; `ValidationFailed` when they name
-        several, `NotFound` BACKEND_NOT_FOUND for an unknown one."""
-        named = {find(job.backend).id for job in self.jobs}
-        if len(named) != 1:
-            raise ValidationFailed(
-                f"jobs: every job of a batch names the same backend (these name {len(named)})"
-            )
-        circuits = [
-            BatchCircuit(qasm=job.circuit, shots=job.shots, name=f"{self.name} {i}")
-            for i, job in enumerate(self.jobs)
-        ]
-        return NetworkBatchRequest.model_validate(
-            {"circuits": circuits, "backends": list(named), "strategy": "fastest"}
-        )
-
-
-class BatchListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=1000)
-    status: str | None = Field(None, max_length=20)
-
-    def as_query(self) -> JobListQuery:
-        return _list_query(limit=self.limit, cursor=self.cursor, status=self.status, type="batch")
-
-
-class BatchResultsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    include_failed: bool = Field(True, description="False: leave out the circuits that failed")
-
-
-def _list_query(**given: Any) -> JobListQuery:
+def _list_query(given: dict[str, Any]) -> JobListQuery:
     """A listing's query from a door's (its values checked as the listing checks them)."""
     try:
-        return JobListQuery.model_validate({k: v for k, v in given.items() if v is not None})
+        return JobListQuery.model_validate(given)
     except ValidationError as exc:  # each error named, as the door's own query's would be
         raise validation_error(exc, where="query") from None
 
@@ -437,7 +205,7 @@ def sdk_submit(req: func.HttpRequest) -> func.HttpResponse:
 
 @RUNTIME_LIST.route(bp)
 def sdk_list_jobs(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, RUNTIME_LIST, lambda ctx: _listed(ctx, ctx.query.as_query()))
+    return handle(req, RUNTIME_LIST, lambda ctx: _listed(ctx, _list_query(ctx.query.listing())))
 
 
 @RUNTIME_STATUS.route(bp)
@@ -501,14 +269,12 @@ def sdk_braket_backends(req: func.HttpRequest) -> func.HttpResponse:
 
 @AZURE_TARGETS.route(bp)
 def sdk_azure_targets(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, AZURE_TARGETS, lambda ctx: services().suppliers.providers("azure_quantum"))
+    return handle(req, AZURE_TARGETS, lambda ctx: providers("azure_quantum"))
 
 
 @AZURE_BACKENDS.route(bp)
 def sdk_azure_backends(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(
-        req, AZURE_BACKENDS, lambda ctx: services().suppliers.providers("azure_quantum")
-    )
+    return handle(req, AZURE_BACKENDS, lambda ctx: providers("azure_quantum"))
 
 
 @NETWORK_HEALTH.route(bp)
@@ -555,7 +321,7 @@ async def sdk_batch_submit(req: func.HttpRequest, client: Any) -> func.HttpRespo
 
 @BATCH_LIST.route(bp)
 def sdk_batch_list(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req, BATCH_LIST, lambda ctx: _listed(ctx, ctx.query.as_query()))
+    return handle(req, BATCH_LIST, lambda ctx: _listed(ctx, _list_query(ctx.query.listing())))
 
 
 @BATCH_STATUS.route(bp)
@@ -590,13 +356,7 @@ def _runtime_location(job_id: str) -> str:
 
 def _submit(ctx: RequestContext[RuntimeJobRequest]) -> Reply:
     """The circuit on `backend_id`: the local simulator's queue, or a supplier's backend."""
-    backend = find(ctx.body.backend_id)
-    jobs = services().jobs
-    if backend.local:
-        accepted = jobs.submit(ctx.user, ctx.body.as_execute())
-    else:
-        request = ctx.body.as_supplier_request(backend.name)
-        accepted = jobs.submit_to_supplier(ctx.user, backend.supplier, request)
+    accepted = services().jobs.submit_to_backend(ctx.user, ctx.body)
     return jobs_api.accepted_reply(accepted, _runtime_location(accepted.job_id))
 
 
@@ -616,9 +376,7 @@ def _cancel(ctx: RequestContext[None]) -> Any:
 
 def _supplier_estimate(ctx: RequestContext[None]) -> Any:
     q: SupplierEstimateQuery = ctx.query
-    target = supplier_target(supplier(ctx.params["supplier"]).id, q.named())
-    estimate = EstimateRequest(qasm=q.circuit, shots=q.shots, backends=[backend_id(target)])
-    return services().network.estimate(ctx.user, estimate)
+    return services().network.estimate(ctx.user, q.as_estimate(ctx.params["supplier"]))
 
 
 def _known_supplier(ctx: RequestContext[None]) -> RequestContext[None]:
@@ -627,31 +385,20 @@ def _known_supplier(ctx: RequestContext[None]) -> RequestContext[None]:
     return ctx
 
 
-def _chargeback(ctx: RequestContext[None]) -> ledger_api.Chargeback:
-    report = ledger_api.chargeback_report(ctx)
-    project = ctx.query.project_id
-    if project is not None:
-        report.groups = [g for g in report.groups if g.project == project]
-    return report
+def _chargeback(ctx: RequestContext[None]) -> Chargeback:
+    return ledger_api.chargeback_report(ctx, project=ctx.query.project_id)
 
 
-def _budget(ctx: RequestContext[BudgetCreateRequest]) -> ledger_api.BudgetView:
+def _budget(ctx: RequestContext[BudgetCreateRequest]) -> BudgetView:
     body = ctx.body
-    # 403 first: for anyone but the admin and enterprise users, and for another tenant
-    services().ledger.visible(ctx.user, body.tenant_id)
-    tenant = body.tenant_id or ctx.user.tenant
-    if body.project_id is None and not tenant:
-        raise ValidationFailed("you belong to no tenant: give `tenant_id` or `project_id`")
-    scope = f"project:{body.project_id}" if body.project_id else f"tenant:{tenant}"
-    status = services().ledger.put_budget(
+    status = services().ledger.put_usd_budget(
         ctx.user,
-        scope,
         period=body.period,
         limit=body.limit_usd,
-        currency="USD",
         tenant=body.tenant_id,
+        project=body.project_id,
     )
-    return ledger_api.budget_view(status)
+    return budget_view(status)
 
 
 def _batch_accepted(outcome: Any) -> Any:
@@ -663,7 +410,5 @@ def _batch_accepted(outcome: Any) -> Any:
 
 
 def _batch_results(ctx: RequestContext[None]) -> dict[str, Any]:
-    view = services().network.get(ctx.user, ctx.params["job_id"])
-    if not ctx.query.include_failed and isinstance(view.get("circuits"), list):
-        view["circuits"] = [c for c in view["circuits"] if c.get("status") != "failed"]
-    return view
+    job_id = ctx.params["job_id"]
+    return services().network.get(ctx.user, job_id, include_failed=ctx.query.include_failed)

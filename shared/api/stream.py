@@ -8,20 +8,12 @@ serves the reference's `ws://.../api/v2/network/stream` by proxying to the servi
 from __future__ import annotations
 
 import azure.functions as func
-from pydantic import BaseModel, Field
 
 from shared.http import Auth, Operation, RequestContext, handle
 from shared.services import services
+from shared.stream.schemas import StreamUrl
 
 bp = func.Blueprint()
-
-
-class StreamUrl(BaseModel):
-    url: str = Field(
-        examples=["wss://qcos.webpubsub.azure.com/client/hubs/qcos?access_token=eyJ..."],
-        description="The WebSocket URL to open within 5 minutes; the connection gets the "
-        "caller's job updates and backend changes without sending a subscription.",
-    )
 
 
 NEGOTIATE = Operation(
@@ -55,7 +47,7 @@ EVENTS = Operation(
     tag="network",
     description="Called by Azure Web PubSub, not by clients: CloudEvents in binary mode, each "
     "checked on its `ce-signature` (401 without a valid one). A `message` event is a client's "
-    "subscription frame; the answer is the acknowledgement the service hands back to the client.",
+    "subscription frame, acknowledged to the client before its connection joins its groups.",
 )
 EVENTS_VALIDATION = Operation(
     "OPTIONS",

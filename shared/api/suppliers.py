@@ -7,6 +7,7 @@ import azure.functions as func
 from shared.api.jobs import accepted_reply
 from shared.http import Operation, Reply, RequestContext, handle
 from shared.jobs.schemas import JobAccepted, SupplierExecuteRequest
+from shared.pricing.listing import providers
 from shared.services import services
 from shared.suppliers.schemas import BraketDeviceList, IBMBackendList, ProviderList, SupplierList
 
@@ -78,9 +79,7 @@ def list_suppliers(req: func.HttpRequest) -> func.HttpResponse:
 
 @PROVIDERS.route(bp)
 def list_providers(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(
-        req, PROVIDERS, lambda ctx: services().suppliers.providers(ctx.params["supplier"])
-    )
+    return handle(req, PROVIDERS, lambda ctx: providers(ctx.params["supplier"]))
 
 
 @SUPPLIER_EXECUTE.route(bp)

@@ -8,7 +8,7 @@ import azure.functions as func
 from shared.http import Operation, Reply, RequestContext, handle
 from shared.services import services
 from shared.storage.clients import WEBHOOK_DELIVERIES_QUEUE
-from shared.webhooks.models import (
+from shared.webhooks.schemas import (
     CreateWebhookRequest,
     DeliveriesQuery,
     DeliveryList,

@@ -31,11 +31,12 @@ def shape_of(circuit: Any, operations: int) -> Shape:
     instructions are counted by kind, then scaled up to `operations` (gate definitions and loop
     bodies keep the top level's mix)."""
     n = int(circuit.num_qubits)
-    one = multi = measured = 0
+    one = multi = measured = free = 0
     starts = [0] * max(n, 1)  # gates whose span starts (+1) and ends (-1) at each cut
     for instruction in circuit.data:
         name = instruction.operation.name
-        if name in _FREE:
+        if name in _FREE:  # costs nothing, but `operations` counts it
+            free += 1
             continue
         if name == "measure":
             measured += 1
@@ -47,7 +48,7 @@ def shape_of(circuit: Any, operations: int) -> Shape:
         multi += 1
         starts[min(indices)] += 1
         starts[max(indices)] -= 1
-    top = one + multi + measured
+    top = one + multi + measured + free
     scale = operations / top if top and operations > top else 1.0
     bond, crossing = 0, 0
     for cut in range(n - 1):  # between qubits cut and cut + 1

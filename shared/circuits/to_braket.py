@@ -53,8 +53,7 @@ from shared.circuits.bitorder import (
     probabilities_to_counts,
     with_measurements,
 )
-from shared.errors import one_line
-from shared.suppliers.base import CircuitDoesNotFit
+from shared.errors import CircuitDoesNotFit, one_line
 
 # qiskit name -> Braket OpenQASM name, for the gates every gate-model Braket device accepts.
 BRAKET_GATES: dict[str, str] = {

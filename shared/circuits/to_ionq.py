@@ -37,8 +37,7 @@ from shared.circuits.bitorder import (
     qiskit_key,
     with_measurements,
 )
-from shared.errors import one_line
-from shared.suppliers.base import CircuitDoesNotFit
+from shared.errors import CircuitDoesNotFit, one_line
 
 # qiskit's name -> IonQ's, for the gates written {"gate", "target"} (and "rotation").
 _SINGLE_QUBIT = {

@@ -1,4 +1,4 @@
-"""What a job costs and its one charge in the ledger.
+"""What a job costs (`shared.pricing.costs`, for the job's row) and its one charge in the ledger.
 
 A completed job's row carries its charge (`Job.charge`, written with the completion), so its
 ledger entry can be made from the row alone, by whoever gets there: the run that completed it,
@@ -17,18 +17,15 @@ from decimal import Decimal
 from shared import clock
 from shared.circuits import ParsedCircuit
 from shared.config import Settings
-from shared.errors import ApiError
 from shared.jobs.models import Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.ledger.budgets import BudgetHold
 from shared.ledger.models import LedgerEntry
-from shared.ledger.service import Cost, Ledger, amount, charge_entry
-from shared.suppliers.base import Mode
-from shared.suppliers.catalog import supplier as find_supplier
+from shared.ledger.service import Ledger, amount, charge_entry
+from shared.pricing.costs import FREE, Cost, finished_job_cost, job_cost
 
 logger = logging.getLogger(__name__)
 
-FREE = Cost(Decimal(0), Decimal(0), "USD", "local simulator: free")
 OWED_GRACE_SECONDS = 60  # an owed charge older than this was left by a process that died
 
 
@@ -64,38 +61,32 @@ class Metering:
         self._ledger = ledger
 
     def cost(self, job: Job, parsed: ParsedCircuit, run_seconds: float | None = None) -> Cost:
-        """What `job` costs: nothing on the local simulator or an emulation; a cloud device's
-        price book price (for `run_seconds` when the supplier reported them). `list_cost` is
-        the device's price either way."""
-        if job.supplier is None:
-            return FREE
-        from shared.network.estimates import device_price
-
-        target = find_supplier(job.supplier).target(job.backend)
-        listed = device_price(
-            target,
+        """What `job` costs (`shared.pricing.costs.job_cost`): nothing on the local simulator
+        or an emulation; a cloud device's price book price (for `run_seconds` when the supplier
+        reported them). `list_cost` is the device's price either way."""
+        return job_cost(
+            job.supplier,
+            job.backend,
             parsed,
             job.shots,
+            job.mode,
             statevector_max_qubits=self._settings.limits.statevector_max_qubits,
             run_seconds=run_seconds,
         )
-        if listed is None:
-            return Cost(Decimal(0), Decimal(0), "USD", f"{target.name}: not in the price book")
-        list_cost = Decimal(repr(listed.amount))
-        charged = list_cost if job.mode == Mode.CLOUD else Decimal(0)
-        return Cost(charged, list_cost, listed.currency, f"pricebook {listed.pricebook_version}")
 
     def price(self, job: Job, parsed: ParsedCircuit, execution_time_ms: float | None) -> Cost:
-        """What a finished circuit job is charged (`cost`, for the time a cloud supplier
-        reported); a circuit that cannot be mapped for a list price is charged nothing."""
-        run_seconds = None
-        if job.mode == Mode.CLOUD and execution_time_ms:
-            run_seconds = execution_time_ms / 1000.0
-        try:
-            return self.cost(job, parsed, run_seconds)
-        except ApiError as exc:
-            logger.warning("job %s: no list price (%s)", job.job_id, exc.error_code)
-            return Cost(Decimal(0), Decimal(0), "USD", f"unpriced: {exc.error_code}")
+        """What a finished circuit job is charged (`shared.pricing.costs.finished_job_cost`);
+        a circuit that cannot be mapped for a list price is charged nothing."""
+        return finished_job_cost(
+            job.job_id,
+            job.supplier,
+            job.backend,
+            parsed,
+            job.shots,
+            job.mode,
+            statevector_max_qubits=self._settings.limits.statevector_max_qubits,
+            execution_time_ms=execution_time_ms,
+        )
 
     def charge(self, job: Job) -> None:
         """Put the completed job's charge in the ledger (once, whoever calls) and count it

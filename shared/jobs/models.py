@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from shared.storage import rows
 
 
 class JobStatus(StrEnum):
@@ -127,22 +129,9 @@ class Job:
         return str(json.loads(self.tags).get("project", "")) if self.tags else ""
 
     def to_entity(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("etag")
-        entity = {k: v for k, v in data.items() if v is not None}
-        entity["PartitionKey"] = entity.pop("user_id")
-        entity["RowKey"] = entity.pop("job_id")
-        entity["status"] = self.status.value
-        return entity
+        return rows.to_entity(self, partition="user_id", key="job_id")
 
     @classmethod
     def from_entity(cls, entity: Any) -> Job:
-        names = {f.name for f in fields(cls)} - {"user_id", "job_id", "status", "etag"}
-        values = {k: entity[k] for k in names if k in entity}
-        return cls(
-            user_id=str(entity["PartitionKey"]),
-            job_id=str(entity["RowKey"]),
-            status=JobStatus(str(entity["status"])),
-            etag=getattr(entity, "metadata", {}).get("etag"),
-            **values,
-        )
+        convert = {"status": lambda value: JobStatus(str(value))}
+        return rows.from_entity(cls, entity, partition="user_id", key="job_id", convert=convert)

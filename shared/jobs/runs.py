@@ -25,7 +25,8 @@ from shared.jobs.models import Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import ResultMetadata, SyncResult
 from shared.ledger.budgets import BudgetHold
-from shared.ledger.service import Cost, Ledger
+from shared.ledger.service import Ledger
+from shared.pricing.costs import Cost
 from shared.suppliers import aer
 from shared.suppliers.backends import public_id
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -14,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.errors import NotFound
 from shared.jobs.models import Job, JobStatus
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -24,6 +26,18 @@ def is_job_id(text: str) -> bool:
     """True when `text` is an id a job can have (others are never sent to storage, which
     answers some of them with a 400)."""
     return _JOB_ID.match(text) is not None
+
+
+Found = TypeVar("Found")
+
+
+def owned(job_id: str, read: Callable[[str], Found | None]) -> Found:
+    """The caller's job `job_id`, as `read(job_id)` finds it among the caller's own; 404
+    JOB_NOT_FOUND when it is not there or `job_id` is not a job id (never read)."""
+    found = read(job_id) if is_job_id(job_id) else None
+    if found is None:
+        raise NotFound(f"Job {job_id[:100]} not found", error_code="JOB_NOT_FOUND")
+    return found
 
 
 BELL_QASM = (
@@ -305,3 +319,82 @@ class JobSummary(BaseModel):
 class JobList(BaseModel):
     jobs: list[JobSummary] = Field(description="Newest first")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; None: last")
+
+
+# -- the same requests as softqcos-sdk's `client.jobs` sends them ---------------------------------
+
+# The client's default backend for jobs and estimates
+SDK_BACKEND = "statevector_sim"
+
+
+class RuntimeJobRequest(BaseModel):
+    """A circuit for a backend, as `client.jobs.submit` and `client.submit` send it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"qasm": BELL_QASM, "shots": 1024, "backend_id": "qiskit_aer"}]
+        },
+    )
+
+    qasm: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
+    shots: int = Field(1024, ge=1, le=100_000, description="Shots (at most your tier's max_shots)")
+    backend_id: str = Field(
+        SDK_BACKEND,
+        min_length=1,
+        max_length=100,
+        description="A backend id (GET /api/v1/backends), or a name that resolves to one",
+    )
+    job_id: str | None = JOB_ID_FIELD
+    tags: Tags | None = TAGS_FIELD
+    metadata: Tags | None = Field(
+        None, max_length=10, description="Labels the client sends (`mitigation`): kept as tags"
+    )
+
+    @model_validator(mode="after")
+    def _few_labels(self) -> RuntimeJobRequest:
+        if len(self.labels or {}) > 10:
+            raise ValueError("`tags` and `metadata` together hold at most 10 labels")
+        return self
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        merged = {**(self.metadata or {}), **(self.tags or {})}
+        return merged or None
+
+    def as_execute(self) -> ExecuteRequest:
+        return ExecuteRequest(
+            qasm=self.qasm, shots=self.shots, job_id=self.job_id, tags=self.labels
+        )
+
+    def as_supplier_request(self, backend: str) -> SupplierExecuteRequest:
+        return SupplierExecuteRequest.model_validate(
+            {
+                "qasm": self.qasm,
+                "backend": backend,
+                "shots": self.shots,
+                "job_id": self.job_id,
+                "tags": self.labels,
+            }
+        )
+
+
+class RuntimeJobListQuery(BaseModel):
+    """`client.jobs.list`'s query parameters (`backend_id` for `backend`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=1000)
+    status: str | None = Field(None, max_length=20)
+    backend_id: str | None = Field(None, min_length=1, max_length=100)
+
+    def listing(self) -> dict[str, Any]:
+        """The parameters of `JobListQuery` this query gives."""
+        given = {
+            "limit": self.limit,
+            "cursor": self.cursor,
+            "status": self.status,
+            "backend": self.backend_id,
+        }
+        return {k: v for k, v in given.items() if v is not None}

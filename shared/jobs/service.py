@@ -26,7 +26,8 @@ from shared import clock
 from shared.accounts.quota import HOLD_SECONDS, Quotas
 from shared.accounts.service import Principal
 from shared.config import Settings
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict
+from shared.jobs.cancel import cancel_row
 from shared.jobs.estimates import Estimator
 from shared.jobs.messages import JobMessage
 from shared.jobs.metering import Metering
@@ -42,14 +43,15 @@ from shared.jobs.schemas import (
     JobResults,
     JobStatusResponse,
     ResultMetadata,
-    is_job_id,
+    RuntimeJobRequest,
+    SyncResult,
+    owned,
 )
 from shared.jobs.submit import QUEUED_MESSAGE, Submissions
 from shared.jobs.supplier_tasks import SupplierTasks
 from shared.jobs.worker import Worker
 from shared.ledger.service import Ledger
-from shared.storage import LOST, Lost, until_written
-from shared.suppliers.backends import public_id
+from shared.suppliers.backends import find, public_id
 from shared.suppliers.registry import SupplierRegistry
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,30 @@ class JobService:
         self.run_child = self._submissions.run_child
         self.run = self._worker.run
 
+    def submit_to_backend(self, principal: Principal, request: RuntimeJobRequest) -> JobAccepted:
+        """`request`'s circuit on its `backend_id`: the local simulator's queue (`submit`), or
+        a supplier's backend (`submit_to_supplier`). Raises `NotFound` BACKEND_NOT_FOUND for
+        an unknown backend, and what those raise."""
+        backend = find(request.backend_id)
+        if backend.local:
+            return self.submit(principal, request.as_execute())
+        supplier_request = request.as_supplier_request(backend.name)
+        return self.submit_to_supplier(principal, backend.supplier, supplier_request)
+
+    def ran(self, principal: Principal, job_id: str) -> SyncResult | JobAccepted:
+        """`execute_sync`'s answer for the caller's job `job_id` made by an earlier attempt of
+        the same request: its counts once completed, else the job to poll (its status says
+        failed, for a failed one). Raises `NotFound` when there is no such job."""
+        try:
+            done = self.results(principal, job_id)
+        except Conflict as exc:
+            if exc.error_code != "JOB_NOT_COMPLETE":
+                raise
+            return self.accepted(principal, job_id)
+        return SyncResult(
+            job_id=done.job_id, status=done.status, counts=done.counts, metadata=done.metadata
+        )
+
     def accepted(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> JobAccepted:
         """The submit's answer for the caller's job `job_id` of `kind`, as the job stands now
         (for a retry of the request that made it). Raises `NotFound` when there is none."""
@@ -162,29 +188,16 @@ class JobService:
         JOB_NOT_CANCELLABLE for a finished job, and the supplier's 503 when it cannot be
         reached."""
 
-        def attempt(n: int) -> None | Lost:
-            job = self._get(principal, job_id, kind)
-            if job.status is JobStatus.CANCELLED:
-                return None
+        def at_supplier(job: Job) -> None:
             if self._supplier_tasks.running(job):
                 self._supplier_tasks.cancel(job)
-            elif job.status.terminal:
-                raise Conflict(
-                    f"Job {job_id} is {job.status.value} and can no longer be cancelled",
-                    error_code="JOB_NOT_CANCELLABLE",
-                )
-            if not self._repo.update(
-                job, {"status": JobStatus.CANCELLED, "completed_at": clock.now_iso()}
-            ):
-                return LOST
+
+        job, cancelled = cancel_row(
+            job_id, lambda: self._get(principal, job_id, kind), self._repo.update, at_supplier
+        )
+        if cancelled:
             logger.info("job %s cancelled", job_id)
             self._runs.release(job)
-            return None
-
-        until_written(
-            attempt,
-            busy=lambda: RuntimeError(f"could not cancel job {job_id}: too much contention"),
-        )
         return JobCancelled(job_id=job_id, status=JobStatus.CANCELLED.value)
 
     def usage(self, user_id: str) -> Usage:
@@ -206,10 +219,12 @@ class JobService:
 
     def _get(self, principal: Principal, job_id: str, kind: str = CIRCUIT) -> Job:
         """The caller's job of `kind` (each API sees only its own kind of job)."""
-        job = self._repo.get(principal.user_id, job_id) if is_job_id(job_id) else None
-        if job is None or job.kind != kind:
-            raise NotFound(f"Job {job_id[:100]} not found", error_code="JOB_NOT_FOUND")
-        return job
+
+        def read(found_id: str) -> Job | None:
+            job = self._repo.get(principal.user_id, found_id)
+            return job if job is not None and job.kind == kind else None
+
+        return owned(job_id, read)
 
     def settle(self, network_job_exists: Callable[[str, str], bool]) -> int:
         """Charge completed jobs a dead process left owed, and give back quota held for jobs

@@ -16,7 +16,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -27,6 +27,7 @@ from shared.circuits import CircuitLimits, ParsedCircuit, Source, check_source, 
 from shared.config import Settings
 from shared.errors import ApiError, Conflict, LimitExceeded, ValidationFailed
 from shared.jobs.estimates import Estimator
+from shared.jobs.inline import InRequest
 from shared.jobs.messages import Delivery, JobMessage
 from shared.jobs.metering import Metering
 from shared.jobs.models import Job, JobStatus
@@ -82,7 +83,7 @@ class Submissions:
         self._runs = runs
         self._worker = worker
         self._tasks = tasks
-        self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="execute-sync")
+        self._in_request = InRequest("execute-sync")
 
     def submit(self, principal: Principal, req: ExecuteRequest) -> JobAccepted:
         """Accept a job for the queue: circuit blob, then the row, then the message.
@@ -236,9 +237,7 @@ class Submissions:
         job.enqueued, job.enqueued_at = True, job.created_at  # no message: it runs right here
         job.owed = True  # no message backs it: the timer charges it if this process dies
         # The run and its completion keep the request's log fields and span (a copy each).
-        future = self._sync_pool.submit(
-            contextvars.copy_context().run, self._runs.simulate, job, parsed
-        )
+        future = self._in_request.submit(self._runs.simulate, job, parsed)
         try:
             outcome = future.result(timeout=self._settings.sync_timeout_seconds)
         except FutureTimeout:

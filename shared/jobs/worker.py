@@ -18,11 +18,12 @@ from shared import clock, telemetry
 from shared.config import Settings
 from shared.errors import ApiError
 from shared.jobs.messages import Delivery, JobMessage, MalformedMessage
-from shared.jobs.metering import FREE, Metering
+from shared.jobs.metering import Metering
 from shared.jobs.models import CIRCUIT, Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.jobs.runs import Runs, TaskRunner, describe, failure, permanent
 from shared.jobs.supplier_tasks import SupplierTasks
+from shared.pricing.costs import FREE
 from shared.storage import LOST, Lost, until_written
 
 logger = logging.getLogger(__name__)

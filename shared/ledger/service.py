@@ -36,6 +36,7 @@ from shared.ledger.budgets import (
 from shared.ledger.evidence import build_bundle
 from shared.ledger.models import LedgerEntry, amount, shown_backend
 from shared.ledger.repository import LedgerRepository
+from shared.pricing.costs import Cost
 from shared.storage import Storage
 from shared.storage.clients import EVIDENCE_CONTAINER
 
@@ -44,9 +45,9 @@ __all__ = [  # the budget names are re-exported for their older importers
     "BudgetExceeded",
     "BudgetPeriod",
     "BudgetStatus",
-    "Cost",
     "Evidence",
     "Ledger",
+    "UsageFilter",
     "amount",
 ]
 
@@ -58,13 +59,15 @@ _EVIDENCE_ID = re.compile(r"^ev_[0-9]{8}_[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True)
-class Cost:
-    """What a charge amounts to: `cost` charged and `list_cost` by the price book."""
+class UsageFilter:
+    """Which entries a usage report or a chargeback holds: those charged in [since, until),
+    and, when given, of `tenant`, of `project` and of `backend` (by any of its names)."""
 
-    cost: Decimal
-    list_cost: Decimal
-    currency: str
-    price_source: str
+    since: str
+    until: str
+    tenant: str | None = None
+    project: str | None = None
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,13 +194,45 @@ class Ledger:
             return {"tenant": principal.tenant}
         return {"user_id": principal.user_id}
 
+    def _filters(self, principal: Principal, wanted: UsageFilter) -> dict[str, str]:
+        """The repository's filters for the entries of `wanted` that `principal` may see
+        (`visible`: raises `Forbidden` as it does)."""
+        filters = self.visible(principal, wanted.tenant)
+        filters |= {"since": wanted.since, "until": wanted.until}
+        if wanted.project is not None:
+            filters["project"] = wanted.project
+        if wanted.backend is not None:
+            filters["backend"] = wanted.backend
+        return filters
+
+    # -- usage ----------------------------------------------------------------------------------
+
+    def usage(self, principal: Principal, wanted: UsageFilter) -> list[LedgerEntry]:
+        """Every entry of `wanted` the caller may see, oldest first (then by user and chain
+        position). Raises `Forbidden(LEDGER_FORBIDDEN)` as `visible` does."""
+        entries = self.repo.entries(**self._filters(principal, wanted))
+        return sorted(entries, key=lambda e: (e.time, e.user_id, e.seq))
+
+    def usage_page(
+        self, principal: Principal, wanted: UsageFilter, page_size: int, cursor: str | None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        """One page of `usage` in storage order (user, then job id), and the cursor of the
+        next page (None on the last)."""
+        return self.repo.page(page_size, cursor, **self._filters(principal, wanted))
+
     # -- chargeback -----------------------------------------------------------------------------
 
     def chargeback(
-        self, principal: Principal, since: str, until: str, tenant: str | None = None
+        self,
+        principal: Principal,
+        since: str,
+        until: str,
+        tenant: str | None = None,
+        project: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Cost per (tenant, project, currency) over [since, until)."""
-        filters = self.visible(principal, tenant) | {"since": since, "until": until}
+        """Cost per (tenant, project, currency) over [since, until), of `project` only when
+        given."""
+        filters = self._filters(principal, UsageFilter(since, until, tenant, project))
         groups: dict[tuple[str, str, str], dict[str, Any]] = {}
         for entry in self.repo.entries(**filters):
             _add(groups.setdefault((entry.tenant, entry.project, entry.currency), _zero()), entry)
@@ -324,6 +359,28 @@ class Ledger:
             owner, project, period=period, limit=limit, currency=currency
         )
         return self._status(budget)
+
+    def put_usd_budget(
+        self,
+        principal: Principal,
+        *,
+        period: BudgetPeriod,
+        limit: Decimal,
+        tenant: str | None = None,
+        project: str | None = None,
+    ) -> BudgetStatus:
+        """Set a USD budget the way softqcos-sdk asks for one: of `project` when given (within
+        `tenant`, else the caller's tenant), else of `tenant`, else of the caller's tenant.
+        Raises `Forbidden` first (as `visible`), then `ValidationFailed` when there is no
+        tenant to name."""
+        self.visible(principal, tenant)  # 403 before anything else
+        owner = tenant or principal.tenant
+        if project is None and not owner:
+            raise ValidationFailed("you belong to no tenant: give `tenant_id` or `project_id`")
+        scope = f"project:{project}" if project else f"tenant:{owner}"
+        return self.put_budget(
+            principal, scope, period=period, limit=limit, currency="USD", tenant=tenant
+        )
 
     def budgets(self, principal: Principal) -> list[BudgetStatus]:
         """The budgets the caller may see, with what was spent and what is reserved in their

@@ -1,1 +1,2 @@
-"""The network API: backend catalog, routing, result aggregation, price book and estimates."""
+"""The network API: backend catalog, routing, result aggregation and estimates (priced by
+`shared.pricing`)."""

@@ -47,7 +47,7 @@ from enum import StrEnum
 from itertools import combinations
 
 from shared.circuits.bitorder import probabilities_to_counts
-from shared.errors import LimitExceeded, ValidationFailed
+from shared.errors import LimitExceeded, ValidationFailed, parse_choice
 
 MAX_RESULTS = 64
 MAX_BITSTRINGS = 2**16  # distinct bitstrings in one result
@@ -61,6 +61,13 @@ class Method(StrEnum):
     MAJORITY_VOTE = "majority_vote"
     CONFIDENCE_WEIGHTED = "confidence_weighted"
     MEDIAN = "median"
+
+
+def parse(name: str) -> Method:
+    """The method called `name`; 400 INVALID_AGGREGATION_METHOD for any other."""
+    return parse_choice(
+        Method, name, what="aggregation method", plural="methods", code="INVALID_AGGREGATION_METHOD"
+    )
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ For each backend, `estimate` answers:
 
 - `fits` and `reasons`: the submit-time checks (`shared.suppliers.fit.check_fits`, or the local
   simulator's `aer.check_runnable`), then the mapping to the device itself (connectivity,
-  basis), which is what `calibration.on_device` does.
-- `fidelity`: the estimated success probability after layout (`calibration.on_device`); 1.0 on
+  basis), which is what `emulation.on_device` does.
+- `fidelity`: the estimated success probability after layout (`emulation.on_device`); 1.0 on
   an ideal simulator.
 - `device_run_s`: the real device's time: shots x (one shot's critical path + the repetition
   delay) for a QPU; for a simulator, the local simulator's estimate stands in.
@@ -14,7 +14,7 @@ For each backend, `estimate` answers:
 - `wait_s`: this gateway's open jobs on the backend, in waves of the worker's parallelism,
   times the measured mean job time. The supplier's own queue is not read.
 - `cost`: what this run costs (nothing when emulated or local), and `device_cost`: what the
-  real device would cost (`pricing.price` on the price book's entry).
+  real device would cost (`shared.pricing.costs.estimated_prices`, by the price book).
 """
 
 from __future__ import annotations
@@ -26,16 +26,13 @@ from dataclasses import dataclass, replace
 from shared.circuits import ParsedCircuit
 from shared.config import Limits
 from shared.errors import ApiError
-from shared.network.calibration import OnDevice, on_device
-from shared.network.pricing import GateCounts, Price, gate_counts, price
+from shared.pricing.costs import LOCAL_PRICE, estimated_prices
+from shared.pricing.devices import device_seconds
+from shared.pricing.formulas import GateCounts, Price, gate_counts
 from shared.suppliers import aer, emulation
 from shared.suppliers.backends import Backend
-from shared.suppliers.base import DeviceKind, Mode, Target
+from shared.suppliers.base import DeviceKind, Mode
 from shared.suppliers.fit import check_fits
-
-# IBM's documented default repetition delay between shots; the other QPUs' data files give
-# none, so their per-shot time is the circuit's alone.
-_REP_DELAY_S = {"ibm_quantum": 250e-6}
 
 
 @dataclass(frozen=True)
@@ -129,33 +126,28 @@ def _one(
                 statevector_max_qubits=limits.statevector_max_qubits,
                 max_run_seconds=limits.max_run_seconds,
             )
-            free = Price(0.0, "USD", "free: the gateway's own simulator", "this gateway", "", "")
             return replace(
                 result,
                 fits=True,
                 fidelity=1.0,
                 run_s=round(sim_s, 6),
                 device_run_s=round(sim_s, 6),
-                cost=free,
-                device_cost=free,
+                cost=LOCAL_PRICE,
+                device_cost=LOCAL_PRICE,
             )
         check_fits(target, parsed, shots, mode=Mode(mode), limits=limits)
-        mapped = on_device(target, parsed)
+        mapped = emulation.on_device(target, parsed)
     except ApiError as exc:
         return replace(result, reasons=(f"{exc.error_code}: {exc.detail}",))
     if target.kind is DeviceKind.SIMULATOR:
         device_s = emulated_s = sim_s
     else:
-        device_s = _device_seconds(target, mapped, shots)
+        device_s = device_seconds(target, mapped, shots)
         emulated_s = emulation.estimated_seconds(target, parsed, shots, limits=limits)
-    device_cost = None
-    if target.cost is not None:
-        device_cost = price(target.cost, shots=shots, gates=gates, run_seconds=device_s)
-    cost, run_s = device_cost, device_s
-    if mode == Mode.EMULATED:
-        run_s = emulated_s
-        if device_cost is not None:
-            cost = replace(device_cost, amount=0.0, formula="emulated: free")
+    cost, device_cost = estimated_prices(
+        target, mode, shots=shots, gates=gates, run_seconds=device_s
+    )
+    run_s = emulated_s if mode == Mode.EMULATED else device_s
     return replace(
         result,
         fits=True,
@@ -165,31 +157,3 @@ def _one(
         cost=cost,
         device_cost=device_cost,
     )
-
-
-def _device_seconds(target: Target, mapped: OnDevice, shots: int) -> float:
-    """How long `shots` of a circuit mapped onto a QPU take on it."""
-    return shots * (mapped.shot_seconds + _REP_DELAY_S.get(target.supplier, 0.0))
-
-
-def device_price(
-    target: Target,
-    parsed: ParsedCircuit,
-    shots: int,
-    *,
-    statevector_max_qubits: int,
-    run_seconds: float | None = None,
-) -> Price | None:
-    """What `shots` of `parsed` cost on `target`'s device by the price book (None when the
-    book has no price for it). Time-priced targets bill `run_seconds` when the supplier
-    reported them, else the run time the device is estimated to take. Raises `ApiError` when
-    the circuit cannot be mapped onto the device."""
-    if target.cost is None:
-        return None
-    if run_seconds is None:
-        if target.kind is DeviceKind.SIMULATOR:
-            ns = aer.estimated_ns(parsed, shots, statevector_max_qubits=statevector_max_qubits)
-            run_seconds = ns / 1e9
-        else:
-            run_seconds = _device_seconds(target, on_device(target, parsed), shots)
-    return price(target.cost, shots=shots, gates=gate_counts(parsed), run_seconds=run_seconds)

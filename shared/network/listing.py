@@ -22,7 +22,7 @@ from shared.errors import NotFound, ValidationFailed
 from shared.jobs.models import CIRCUIT, Job, JobStatus
 from shared.jobs.repository import JobRepository
 from shared.jobs.schemas import JobList, JobListQuery, JobSummary
-from shared.network.repository import NetworkJob, NetworkRepository
+from shared.network.repository import RUNNING, JobKind, NetworkJob, NetworkRepository
 from shared.suppliers.backends import find, of_job
 
 # (created_at, job id, table): the order of a listing, newest first; unique per caller
@@ -121,11 +121,11 @@ def _network_job(job: NetworkJob, runs: Sequence[Job]) -> JobSummary:
     backends = list(dict.fromkeys(b for slot in job.slots for b in slot.backends))
     return JobSummary(
         job_id=job.job_id,
-        type="batch" if job.kind == "batch" else "network",
+        type="batch" if job.kind is JobKind.BATCH else "network",
         status=_network_status(job, runs),
         backend=backends[0] if len(backends) == 1 else None,
         backends=backends,
-        strategy=job.strategy,
+        strategy=job.strategy.value,
         shots=sum(g.shots for g in job.groups),
         created_at=job.created_at,
         completed_at=job.completed_at,
@@ -139,10 +139,10 @@ def _network_status(job: NetworkJob, runs: Sequence[Job]) -> str:
     row is settled at its next read)."""
     if job.status.terminal or not runs:
         return job.status.value
-    if job.kind == "direct" and runs[0].status.terminal:
+    if job.kind is JobKind.DIRECT and runs[0].status.terminal:
         completed = runs[0].status is JobStatus.COMPLETED
         return (JobStatus.COMPLETED if completed else JobStatus.FAILED).value
-    return "running"
+    return RUNNING
 
 
 def _matches(summary: JobSummary, query: JobListQuery, backend: str | None) -> bool:

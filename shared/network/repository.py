@@ -15,18 +15,21 @@ its row moves only from queued:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from shared import events
 from shared.jobs.models import Job, JobStatus, run_id, run_of
+from shared.network.strategies import Strategy
 from shared.storage import (
     LOST,
     Lost,
     Storage,
     get_or_none,
     insert_new,
+    rows,
     until_written,
     update_row,
     write_if_unchanged,
@@ -72,13 +75,24 @@ class Slot:
     backends: list[str]
 
 
+class JobKind(StrEnum):
+    """How a network job runs: `direct` (one run, in the request), `single` (one circuit on
+    backends in order, falling over), `all` (one circuit on every backend at once) or `batch`
+    (several circuits, each by the strategy)."""
+
+    DIRECT = "direct"
+    SINGLE = "single"
+    ALL = "all"
+    BATCH = "batch"
+
+
 @dataclass
 class NetworkJob:
     user_id: str
     job_id: str
     status: JobStatus
-    kind: str  # "direct" (one run, in the request), "single" (ordered), "all" or "batch"
-    strategy: str
+    kind: JobKind
+    strategy: Strategy
     created_at: str
     groups: list[Group]
     slots: list[Slot]
@@ -99,6 +113,11 @@ class NetworkJob:
     @property
     def keys(self) -> tuple[str, str]:
         return self.user_id, self.job_id
+
+    @property
+    def fans_out(self) -> bool:
+        """Each circuit runs on every backend at once (strategy `all`)."""
+        return self.strategy is Strategy.ALL
 
     def child_id(self, slot: int, attempt: int) -> str:
         return run_id(self.job_id, slot, attempt)
@@ -125,29 +144,20 @@ class NetworkJob:
         )
 
     def to_entity(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("etag")
-        entity = {k: v for k, v in data.items() if v is not None}
-        entity["PartitionKey"] = entity.pop("user_id")
-        entity["RowKey"] = entity.pop("job_id")
-        entity["status"] = self.status.value
-        entity["groups"] = json.dumps(data["groups"], separators=(",", ":"))
-        entity["slots"] = json.dumps(data["slots"], separators=(",", ":"))
-        return entity
+        return rows.to_entity(
+            self, partition="user_id", key="job_id", json_fields=("groups", "slots")
+        )
 
     @classmethod
     def from_entity(cls, entity: Any) -> NetworkJob:
-        skip = {"user_id", "job_id", "status", "etag", "groups", "slots"}
-        names = {f.name for f in fields(cls)} - skip
-        return cls(
-            user_id=str(entity["PartitionKey"]),
-            job_id=str(entity["RowKey"]),
-            status=JobStatus(str(entity["status"])),
-            groups=[Group(**g) for g in json.loads(entity["groups"])],
-            slots=[Slot(**s) for s in json.loads(entity["slots"])],
-            etag=getattr(entity, "metadata", {}).get("etag"),
-            **{k: entity[k] for k in names if k in entity},
-        )
+        convert: dict[str, Callable[[Any], Any]] = {
+            "status": lambda value: JobStatus(str(value)),
+            "kind": lambda value: JobKind(str(value)),
+            "strategy": lambda value: Strategy(str(value)),
+            "groups": lambda text: [Group(**g) for g in json.loads(text)],
+            "slots": lambda text: [Slot(**s) for s in json.loads(text)],
+        }
+        return rows.from_entity(cls, entity, partition="user_id", key="job_id", convert=convert)
 
 
 class NetworkRepository:

@@ -10,7 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.jobs.schemas import BELL_QASM
+from shared.errors import ValidationFailed
+from shared.jobs.schemas import BELL_QASM, SDK_BACKEND
+from shared.suppliers.backends import backend_id, find, supplier_target
+from shared.suppliers.catalog import supplier
 
 MAX_BACKENDS_LISTED = 32
 
@@ -291,14 +294,20 @@ class EstimateResult(BaseModel):
     )
 
 
-class NetworkJobResult(BaseModel):
-    """A network job. Single-backend strategies fill `backend` and `counts`; `all` fills
-    `results` (one entry per backend: `completed` with its counts, or `skipped` with the
-    reason when the backend is unavailable, counts null), `aggregated_counts`,
-    `aggregation_confidence`, `weights` and `failed` (every backend that gave no counts, and
-    why); a batch fills `circuits`."""
+class RunProgress(BaseModel):
+    runs_started: int = Field(description="Runs whose job exists (one per backend tried)")
+    runs_finished: int = Field(description="Slots whose run ended with nothing to fall over to")
+    runs_planned: int = Field(description="One per backend of `all`, one per circuit otherwise")
 
-    model_config = ConfigDict(extra="allow")
+
+class NetworkJobResult(BaseModel):
+    """A network job. While it runs, `progress`. Single-backend strategies fill `backend` and
+    `counts`; `all` fills `results` (one entry per backend: `completed` with its counts, or
+    `skipped` with the reason when the backend is unavailable, counts null),
+    `aggregated_counts`, `aggregation_confidence`, `weights` and `failed` (every backend that
+    gave no counts, and why); a batch fills `circuits`."""
+
+    model_config = ConfigDict(extra="forbid")
 
     job_id: str
     status: str = Field(description="queued, running, completed, failed or cancelled")
@@ -306,3 +315,167 @@ class NetworkJobResult(BaseModel):
     created_at: str
     completed_at: str | None = None
     error: dict[str, str] | None = None
+    progress: RunProgress | None = None
+    backend: str | None = Field(None, description="Single-backend strategies: where it ran")
+    counts: dict[str, int] | None = None
+    mode: str | None = Field(None, description="local, emulated or cloud")
+    run_job_id: str | None = Field(None, description="The run's own job (a v1 job)")
+    queue_time_s: float | None = None
+    execution_time_s: float | None = None
+    results: list[dict[str, Any]] | None = Field(None, description="`all`: each backend's run")
+    aggregated_counts: dict[str, int] | None = None
+    aggregation_confidence: float | None = None
+    weights: dict[str, float] | None = None
+    aggregation_method: str | None = None
+    distributions: dict[str, dict[str, float]] | None = Field(
+        None, description="Each backend's distribution, when they agree too little"
+    )
+    failed: list[dict[str, Any]] | None = Field(
+        None, description="Every backend that gave no counts, and why"
+    )
+    circuits: list[dict[str, Any]] | None = Field(None, description="A batch: each circuit's")
+
+
+class NetworkJobCancelled(BaseModel):
+    job_id: str
+    status: str = Field(examples=["cancelled"])
+
+
+class Metrics(BaseModel):
+    generated_at: str
+    last_hour: dict[str, Any] = Field(
+        description="jobs_by_status, jobs, throughput_per_minute, success_rate, shots_executed, "
+        "and per backend p50/p95 queue_time_ms and execution_time_ms"
+    )
+    last_day: dict[str, Any]
+
+
+# -- the same requests as softqcos-sdk sends them (`client.jobs.estimate`, `client.backends`'
+# estimates, `client.batch`) -----------------------------------------------------------------------
+
+
+class RuntimeEstimateRequest(BaseModel):
+    """What `client.jobs.estimate` sends: the circuit with its own count of qubits and gates."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "qasm": BELL_QASM,
+                    "shots": 1000,
+                    "backend_id": "qiskit_aer",
+                    "qubits": 2,
+                    "gates": 2,
+                }
+            ]
+        },
+    )
+
+    qasm: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
+    shots: int = Field(1024, ge=1, le=100_000)
+    backend_id: str = Field(SDK_BACKEND, min_length=1, max_length=100)
+    qubits: int | None = Field(
+        None, ge=0, description="Accepted; the estimate sizes the circuit from `qasm` itself"
+    )
+    gates: int | None = Field(
+        None, ge=0, description="Accepted; the estimate sizes the circuit from `qasm` itself"
+    )
+
+    def as_estimate(self) -> EstimateRequest:
+        """The estimate on `backend_id`'s backend (`NotFound` BACKEND_NOT_FOUND for none)."""
+        return EstimateRequest(
+            qasm=self.qasm, shots=self.shots, backends=[find(self.backend_id).id]
+        )
+
+
+class SupplierEstimateQuery(BaseModel):
+    """What `client.backends.{ibm,azure,braket}_estimate` sends, as query parameters: the
+    circuit, the backend under the supplier's own field name, and the shots."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    circuit: str = Field(min_length=1, max_length=16_000, description="OpenQASM 2.0 or 3")
+    backend: str | None = Field(None, min_length=1, max_length=100, description="IBM")
+    target: str | None = Field(None, min_length=1, max_length=100, description="Azure Quantum")
+    device: str | None = Field(None, min_length=1, max_length=100, description="AWS Braket")
+    shots: int = Field(1024, ge=1, le=100_000)
+
+    def named(self) -> str:
+        """The backend's name, given under exactly one of the three fields."""
+        given = [n for n in (self.backend, self.target, self.device) if n is not None]
+        if len(given) != 1:
+            raise ValidationFailed("Name the backend once: `backend`, `target` or `device`")
+        return given[0]
+
+    def as_estimate(self, supplier_name: str) -> EstimateRequest:
+        """The estimate on the backend of supplier `supplier_name` this query names
+        (`NotFound` SUPPLIER_NOT_FOUND or BACKEND_NOT_FOUND for none)."""
+        target = supplier_target(supplier(supplier_name).id, self.named())
+        return EstimateRequest(qasm=self.circuit, shots=self.shots, backends=[backend_id(target)])
+
+
+class SdkBatchJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    circuit: str = Field(min_length=1, description="OpenQASM 2.0 or 3 source")
+    backend: str = Field(min_length=1, max_length=100, description="The same for every job")
+    shots: int = Field(1024, ge=1, le=100_000)
+
+
+class SdkBatchRequest(BaseModel):
+    """What `client.batch.submit` sends: circuits on one backend."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "SDK Batch",
+                    "jobs": [{"circuit": BELL_QASM, "backend": "qiskit_aer", "shots": 100}],
+                    "max_concurrent": 10,
+                }
+            ]
+        },
+    )
+
+    name: str = Field("SDK Batch", max_length=80, description="Names its circuits `<name> <i>`")
+    jobs: list[SdkBatchJob] = Field(min_length=1, max_length=100)
+    max_concurrent: int = Field(
+        10, ge=1, le=100, description="Accepted; the batch's runs all start at once"
+    )
+
+    def as_batch(self) -> NetworkBatchRequest:
+        """The network batch on the jobs' one backend; `ValidationFailed` when they name
+        several, `NotFound` BACKEND_NOT_FOUND for an unknown one."""
+        named = {find(job.backend).id for job in self.jobs}
+        if len(named) != 1:
+            raise ValidationFailed(
+                f"jobs: every job of a batch names the same backend (these name {len(named)})"
+            )
+        circuits = [
+            BatchCircuit(qasm=job.circuit, shots=job.shots, name=f"{self.name} {i}")
+            for i, job in enumerate(self.jobs)
+        ]
+        return NetworkBatchRequest.model_validate(
+            {"circuits": circuits, "backends": list(named), "strategy": "fastest"}
+        )
+
+
+class BatchListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=1000)
+    status: str | None = Field(None, max_length=20)
+
+    def listing(self) -> dict[str, Any]:
+        """The parameters of `JobListQuery` this query gives: batches only."""
+        given = {"limit": self.limit, "cursor": self.cursor, "status": self.status}
+        return {k: v for k, v in given.items() if v is not None} | {"type": "batch"}
+
+
+class BatchResultsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_failed: bool = Field(True, description="False: leave out the circuits that failed")

@@ -6,7 +6,7 @@ choice never depends on the order the catalog lists backends in.
 - `fastest`: the lowest estimated wait plus run time (as the run happens now: emulated or in
   the cloud).
 - `best_fidelity`: the highest estimated success probability of this circuit on the backend,
-  from its calibration after layout (`calibration.on_device`); then the fastest.
+  from its calibration after layout (`emulation.on_device`); then the fastest.
 - `cost_optimized`: the lowest cost of this run, then the lowest cost of the real device (so
   that, emulated, it picks the backend that would be cheapest in the cloud), then the fastest.
   Credit-priced (HQC) backends rank after those priced in USD: credits are not converted.
@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from shared.errors import ApiError, BadRequest, ServiceUnavailable
+from shared.errors import ApiError, CircuitDoesNotFit, ServiceUnavailable, parse_choice
 from shared.network.estimates import BackendEstimate
-from shared.suppliers.base import CircuitDoesNotFit
 
 
 class Strategy(StrEnum):
@@ -41,13 +40,9 @@ class NoBackends(ServiceUnavailable):
 
 def parse(name: str) -> Strategy:
     """The strategy called `name`; 400 INVALID_STRATEGY for any other."""
-    try:
-        return Strategy(name.strip().lower())
-    except ValueError:
-        names = ", ".join(s.value for s in Strategy)
-        raise BadRequest(
-            f"Unknown strategy {name[:40]!r}; strategies: {names}", error_code="INVALID_STRATEGY"
-        ) from None
+    return parse_choice(
+        Strategy, name, what="strategy", plural="strategies", code="INVALID_STRATEGY"
+    )
 
 
 def choose(

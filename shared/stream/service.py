@@ -3,10 +3,10 @@
 A client's connection reaches the hub either plainly, with no user (funchost's proxy for the
 reference's URL, locally), or with a negotiated URL whose token names the user and joins its
 groups. Either way its first text frame is a subscription: the service posts it to our event
-handler as a `message` CloudEvent, and the handler checks the key, adds the connection to the
-groups of its topics (`user.<user_id>`, `backend_status`) and answers the acknowledgement,
-which the service hands back to the client as a text frame. A bad frame, key or topic gets an
-error frame and the connection is closed.
+handler as a `message` CloudEvent, and the handler checks the key, sends the acknowledgement
+to the connection, then adds the connection to the groups of its topics (`user.<user_id>`,
+`backend_status`): the acknowledgement is the first frame a subscribed client gets. A bad
+frame, key or topic gets an error frame and the connection is closed.
 
 Job and backend events go to those groups (`publisher.Publisher`): one send per event,
 whatever the number of connections.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -59,10 +58,6 @@ def signature_valid(key: str, connection_id: str, header: str | None) -> bool:
         if scheme.lower() == "sha256":
             found |= hmac.compare_digest(digest.strip().lower(), expected)
     return found
-
-
-def _json(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class Stream:
@@ -160,14 +155,14 @@ class Stream:
         except messages.FrameError as error:
             self._refuse(connection_id, error)
             return HandlerAnswer(204)
+        # The acknowledgement first, then the groups: nothing the groups carry can reach the
+        # client before it (an answer's body would be delivered after the joins).
         client = self.client()
+        ack = messages.subscribed(subscription.topics)
+        client.send_to_connection(connection_id, ack, content_type="application/json")
         for group in messages.groups_for(principal.user_id, subscription.topics):
             client.add_connection_to_group(group, connection_id)
-        return HandlerAnswer(
-            200,
-            _json(messages.subscribed(subscription.topics)),
-            {"Content-Type": "application/json", "ce-connectionState": SUBSCRIBED},
-        )
+        return HandlerAnswer(204, headers={"ce-connectionState": SUBSCRIBED})
 
     def _refuse(self, connection_id: str, error: messages.FrameError) -> None:
         """The error frame, then the close: in that order on the connection."""

@@ -62,10 +62,9 @@ from shared.circuits.bitorder import (
 )
 from shared.circuits.to_ionq import counts_from_histogram, to_ionq
 from shared.config import Settings
-from shared.errors import ApiError, one_line
+from shared.errors import ApiError, CircuitDoesNotFit, one_line
 from shared.suppliers import emulation
 from shared.suppliers.base import (
-    CircuitDoesNotFit,
     EmulatedRun,
     SubmitRequest,
     SupplierRejected,

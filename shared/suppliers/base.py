@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from shared.circuits import ParsedCircuit
-from shared.errors import ApiError, BadRequest, ServiceUnavailable, one_line
+from shared.errors import ApiError, ServiceUnavailable, one_line
 
 
 class Mode(StrEnum):
@@ -69,42 +69,6 @@ def map_status(table: Mapping[str, SupplierState], raw: object) -> SupplierState
 
 
 @dataclass(frozen=True)
-class CostModel:
-    """How the supplier prices a task: one entry of the price book (`data/pricebook.json`, read
-    by `shared.suppliers.pricebook`), the only place prices live.
-
-    A task costs `per_task` (`per_task_error_mitigation` instead, when error mitigation is on
-    and the entry has one) + shots x (`per_shot` + `per_1q_gate_shot` x N1q + `per_2q_gate_shot`
-    x N2q + `per_measure_shot` x Nm) + `per_minute` x billed seconds / 60, where the billed
-    seconds are the run's, rounded up to a multiple of `increment_seconds` (when set) and at
-    least `minimum_seconds`. `formula == "free"` marks a free target. `shared.network.pricing`
-    computes a task's price from this.
-    """
-
-    unit: str  # the currency: "USD", or "HQC" (Quantinuum credits)
-    per_task: float = 0.0
-    per_task_error_mitigation: float = 0.0  # replaces per_task with error mitigation; 0: none
-    per_shot: float = 0.0
-    per_1q_gate_shot: float = 0.0
-    per_2q_gate_shot: float = 0.0
-    per_measure_shot: float = 0.0
-    per_minute: float = 0.0  # of QPU or simulator time
-    minimum_seconds: float = 0.0  # time billed at least
-    increment_seconds: float = 0.0  # time billed in multiples of this; 0: as measured
-    formula: str = ""  # in words, e.g. "0.30 USD per task + 0.08 USD per shot"; or "free"
-    source: str = ""  # the public page the price was read from
-    as_of: str = ""  # the date it was read
-    version: str = ""  # the price book's version
-
-    @property
-    def free(self) -> bool:
-        return self.formula == "free"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class Target:
     """One backend of a supplier, as the catalog describes it.
 
@@ -132,7 +96,6 @@ class Target:
     region: str = ""
     available: bool = True  # False: retired or offline at the supplier, listed for reference
     calibration: str = ""
-    cost: CostModel | None = None
     emulation_max_qubits: int | None = None  # the local stand-in's limit, when it has its own
 
     @property
@@ -229,12 +192,6 @@ class SupplierRejected(ApiError):
 
     status = 502
     code = "SUPPLIER_ERROR"
-
-
-class CircuitDoesNotFit(BadRequest):
-    """The circuit cannot run on the chosen backend (qubits, an operation it lacks)."""
-
-    code = "CIRCUIT_DOES_NOT_FIT"
 
 
 _SECRET_PATTERNS = (

@@ -53,9 +53,9 @@ from typing import TYPE_CHECKING, Any
 from shared.circuits import ParsedCircuit
 from shared.circuits.to_braket import counts_from_outcomes, counts_from_results, to_braket
 from shared.config import Settings
+from shared.errors import CircuitDoesNotFit
 from shared.suppliers import emulation
 from shared.suppliers.base import (
-    CircuitDoesNotFit,
     EmulatedRun,
     SubmitRequest,
     SupplierRejected,

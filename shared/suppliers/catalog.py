@@ -5,9 +5,8 @@ native gates and coupling from that file, so a device's figures live in one plac
 name the `qiskit_ibm_runtime.fake_provider` snapshot their emulation uses (`fake_<name>`); a test
 checks that their qubits and gates agree with it. Reading the catalog imports no supplier SDK.
 
-Prices are not in the catalog files: each target's `cost` comes from the price book
-(`shared.suppliers.pricebook`, `data/pricebook.json`), the one source of prices. A target the
-book does not price, or a book entry that prices no catalog target, is an error at load.
+Prices are not in the catalog: each target's is in the price book (`shared.pricing.book`),
+the one source of prices, which checks when it loads that it prices every catalog target.
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ from typing import Any
 
 from shared.errors import NotFound
 from shared.suppliers.base import DeviceKind, Provider, Target
-from shared.suppliers.emulation import DATA_DIR, load_device
-from shared.suppliers.pricebook import PriceBook, pricebook
+from shared.suppliers.devices import DATA_DIR, load_device
 
 SUPPLIER_IDS = ("azure_quantum", "ibm_quantum", "braket")
 
@@ -48,7 +46,7 @@ class SupplierInfo:
         )
 
 
-def _target(supplier: str, provider: str, data: dict[str, Any], book: PriceBook) -> Target:
+def _target(supplier: str, provider: str, data: dict[str, Any]) -> Target:
     if "cost" in data:
         raise ValueError(f"{supplier}/{data['name']}: prices live in the price book only")
     calibration = str(data.get("calibration", ""))
@@ -81,12 +79,11 @@ def _target(supplier: str, provider: str, data: dict[str, Any], book: PriceBook)
         region=str(data.get("region", "")),
         available=bool(data.get("available", True)),
         calibration=calibration,
-        cost=book.cost(supplier, provider, str(data["name"])),
         emulation_max_qubits=data.get("emulation_max_qubits"),
     )
 
 
-def _supplier(data: dict[str, Any], book: PriceBook) -> SupplierInfo:
+def _supplier(data: dict[str, Any]) -> SupplierInfo:
     supplier_id = str(data["id"])
     if "cost" in data:
         raise ValueError(f"{supplier_id}: prices live in the price book only")
@@ -95,7 +92,7 @@ def _supplier(data: dict[str, Any], book: PriceBook) -> SupplierInfo:
             id=str(p["id"]),
             name=str(p["name"]),
             description=str(p["description"]),
-            targets=tuple(_target(supplier_id, p["id"], t, book) for t in p["targets"]),
+            targets=tuple(_target(supplier_id, p["id"], t) for t in p["targets"]),
         )
         for p in data["providers"]
     )
@@ -107,43 +104,18 @@ def _supplier(data: dict[str, Any], book: PriceBook) -> SupplierInfo:
     )
 
 
-def load_catalog(book: PriceBook | None = None) -> dict[str, SupplierInfo]:
-    """Every supplier, in `SUPPLIER_IDS` order, priced from `book` (the price book by default).
-
-    `ValueError` when a target has no price in the book (or two), or when a book entry prices
-    no catalog target (a typo, or a target since removed)."""
-    book = pricebook() if book is None else book
+def load_catalog() -> dict[str, SupplierInfo]:
+    """Every supplier, in `SUPPLIER_IDS` order."""
     found = {}
     for supplier_id in SUPPLIER_IDS:
         path = DATA_DIR / "catalog" / f"{supplier_id}.json"
-        found[supplier_id] = _supplier(json.loads(path.read_text(encoding="utf-8")), book)
-    _check_prices(found, book)
+        found[supplier_id] = _supplier(json.loads(path.read_text(encoding="utf-8")))
     return found
-
-
-def _check_prices(found: dict[str, SupplierInfo], book: PriceBook) -> None:
-    """Every book entry names catalog targets and providers only, and prices some target."""
-    used = {
-        book.entry_for(t.supplier, t.provider, t.name).id
-        for s in found.values()
-        for t in s.targets()
-    }
-    for entry in book.entries:
-        info = found.get(entry.supplier)
-        targets = {t.name.lower() for t in info.targets()} if info else set()
-        providers = {p.id.lower() for p in info.providers} if info else set()
-        stray = sorted((set(entry.targets) - targets) | (set(entry.providers) - providers))
-        if stray:
-            raise ValueError(
-                f"Price book entry {entry.id}: {entry.supplier} has no {', '.join(stray)}"
-            )
-        if entry.id not in used:
-            raise ValueError(f"Price book entry {entry.id} prices no catalog target")
 
 
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, SupplierInfo]:
-    """Every supplier, in `SUPPLIER_IDS` order, priced (read once per process)."""
+    """Every supplier, in `SUPPLIER_IDS` order (read once per process)."""
     return load_catalog()
 
 

@@ -1,9 +1,9 @@
 """Calibrated emulation: a device's native gates, connectivity and error rates, on Aer.
 
 One mechanism for every noisy emulated target. A device is a qiskit `Target` with per-gate
-errors and durations and per-qubit T1/T2: IBM's comes from the `fake_provider` backend of the
-same name (a real calibration snapshot), every other QPU's from a data file under
-`shared/suppliers/data/devices/` that names its source and date (`device_target`).
+errors and durations and per-qubit T1/T2 (`shared.suppliers.devices`): IBM's comes from the
+`fake_provider` backend of the same name (a real calibration snapshot), every other QPU's from a
+data file under `shared/suppliers/data/devices/` that names its source and date.
 
 A run transpiles the circuit to the device (its gates and coupling map), keeps only the physical
 qubits the circuit uses, and builds the noise model of that sub-device alone: gate errors
@@ -14,124 +14,37 @@ qubits used) and transpiled circuits per (device, circuit hash).
 
 Ideal simulator targets run on the local Aer simulator (`shared.suppliers.aer`), and syntax
 checkers validate the circuit against the device and return all-zero counts, as the real ones do.
+
+`on_device` maps a circuit to the device (the emulation's own transpile: layout, routing,
+basis) and reads, for the physical qubits it landed on:
+
+- the estimated success probability, ESP = prod over gates (1 - gate error) x prod over
+  measurements (1 - readout error): the chance that no error happens in a shot. It is the
+  fidelity `best_fidelity` ranks by and `weighted_average` weights by.
+- the duration of one shot: the critical path through the gates' durations (each qubit's
+  clock advances by each gate it takes part in; a gate starts when all its qubits are free),
+  which the price of a time-billed device (`shared.pricing`) is estimated from.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from shared.circuits import ParsedCircuit
 from shared.config import Limits
-from shared.errors import one_line
+from shared.errors import CircuitDoesNotFit, one_line
 from shared.suppliers import aer
-from shared.suppliers.base import CircuitDoesNotFit, DeviceKind, EmulatedRun, Target
+from shared.suppliers.base import DeviceKind, EmulatedRun, Target
+from shared.suppliers.devices import device_target, fake_backend, load_device
 
-DATA_DIR = Path(__file__).parent / "data"
-DEVICES_DIR = DATA_DIR / "devices"
 _CACHE_SIZE = 128
-# Gates that are frames, not pulses: no error, no duration.
-_VIRTUAL_GATES = frozenset({"rz", "p", "u1", "id", "delay"})
-
-
-@dataclass(frozen=True)
-class DeviceData:
-    """A QPU's published figures (medians applied to every qubit and pair)."""
-
-    name: str
-    source: str
-    as_of: str
-    num_qubits: int
-    gates_1q: tuple[str, ...]
-    gates_2q: tuple[str, ...]
-    edges: tuple[tuple[int, int], ...] | None  # None: all-to-all
-    error_1q: float
-    error_2q: float
-    readout_error: float
-    time_1q_s: float
-    time_2q_s: float
-    readout_time_s: float
-    t1_s: float
-    t2_s: float
-    notes: str = ""
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> DeviceData:
-        edges = data.get("edges")
-        return cls(
-            name=str(data["name"]),
-            source=str(data["source"]),
-            as_of=str(data["as_of"]),
-            num_qubits=int(data["num_qubits"]),
-            gates_1q=tuple(data["gates_1q"]),
-            gates_2q=tuple(data["gates_2q"]),
-            edges=None if edges is None else tuple((int(a), int(b)) for a, b in edges),
-            error_1q=float(data["error_1q"]),
-            error_2q=float(data["error_2q"]),
-            readout_error=float(data["readout_error"]),
-            time_1q_s=float(data["time_1q_s"]),
-            time_2q_s=float(data["time_2q_s"]),
-            readout_time_s=float(data["readout_time_s"]),
-            t1_s=float(data["t1_s"]),
-            t2_s=float(data["t2_s"]),
-            notes=str(data.get("notes", "")),
-        )
-
-
-@lru_cache(maxsize=64)
-def load_device(file_name: str) -> DeviceData:
-    """The device data file `file_name` (e.g. `ionq_aria_1.json`) from `DEVICES_DIR`."""
-    path = (DEVICES_DIR / file_name).resolve()
-    if path.parent != DEVICES_DIR.resolve():
-        raise ValueError(f"not a device data file: {file_name}")
-    return DeviceData.from_json(json.loads(path.read_text(encoding="utf-8")))
-
-
-def device_target(data: DeviceData) -> Any:
-    """A qiskit `Target` with `data`'s gates, coupling, errors, durations and T1/T2."""
-    from qiskit.circuit import Measure, Parameter
-    from qiskit.circuit.library import get_standard_gate_name_mapping
-    from qiskit.transpiler import InstructionProperties, QubitProperties, Target
-
-    gates = get_standard_gate_name_mapping()
-    n = data.num_qubits
-    target = Target(
-        num_qubits=n,
-        dt=None,
-        qubit_properties=[QubitProperties(t1=data.t1_s, t2=data.t2_s) for _ in range(n)],
-    )
-    for name in data.gates_1q:
-        virtual = name in _VIRTUAL_GATES
-        props = InstructionProperties(
-            error=0.0 if virtual else data.error_1q, duration=0.0 if virtual else data.time_1q_s
-        )
-        target.add_instruction(_gate(gates, name, Parameter), {(q,): props for q in range(n)})
-    pairs = data.edges if data.edges is not None else _all_pairs(n)
-    both_ways = {p for a, b in pairs for p in ((a, b), (b, a))}
-    for name in data.gates_2q:
-        props = InstructionProperties(error=data.error_2q, duration=data.time_2q_s)
-        target.add_instruction(_gate(gates, name, Parameter), {pair: props for pair in both_ways})
-    readout = InstructionProperties(error=data.readout_error, duration=data.readout_time_s)
-    target.add_instruction(Measure(), {(q,): readout for q in range(n)})
-    return target
-
-
-def _gate(gates: dict[str, Any], name: str, parameter: Any) -> Any:
-    gate = gates[name]
-    if gate.params:  # a parameterised gate is added with free parameters
-        gate = type(gate)(*(parameter(f"{name}_{i}") for i in range(len(gate.params))))
-    return gate
-
-
-def _all_pairs(n: int) -> tuple[tuple[int, int], ...]:
-    return tuple((a, b) for a in range(n) for b in range(a + 1, n))
+_NOT_GATES = frozenset({"barrier", "delay"})  # no error, no time of their own
 
 
 class NoisyDevice:
@@ -431,12 +344,68 @@ def target_device(target: Target) -> NoisyDevice:
     IBM's snapshot (`fake_<name>`) or the target's device data file."""
     calibration = target.calibration
     if calibration.startswith("fake_"):
-        from shared.suppliers.ibm import fake_backend
-
         return noisy_device(calibration, lambda: fake_backend(calibration).target)
     if not calibration.endswith(".json"):
         raise ValueError(f"{target.name} has no calibration to emulate")
     return noisy_device(calibration, lambda: device_target(load_device(calibration)))
+
+
+@dataclass(frozen=True)
+class OnDevice:
+    """A circuit mapped to a device."""
+
+    fidelity: float  # the estimated success probability (module docstring)
+    shot_seconds: float  # one shot's duration, readout included
+    physical_qubits: tuple[int, ...]
+    two_qubit_gates: int
+
+
+def on_device(target: Target, parsed: ParsedCircuit) -> OnDevice:
+    """`parsed` mapped to `target`'s device. Raises `CircuitDoesNotFit` when it cannot be
+    mapped (too wide, a gate with no route to the device's basis or coupling)."""
+    if target.kind is DeviceKind.SIMULATOR or not target.calibration:
+        return OnDevice(1.0, 0.0, tuple(range(parsed.num_qubits)), 0)
+    device = target_device(target)
+    compact, physical = device.transpile(parsed)
+    props = device.target
+    log_success = 0.0
+    clocks = [0.0] * len(physical)
+    two_qubit = 0
+    for instruction in compact.data:
+        name = instruction.operation.name
+        local = [compact.find_bit(q).index for q in instruction.qubits]
+        if name == "barrier":
+            level = max((clocks[i] for i in local), default=0.0)
+            for i in local:
+                clocks[i] = level
+            continue
+        if name in _NOT_GATES:
+            continue
+        found = _properties(props, name, tuple(physical[i] for i in local))
+        error = (found.error if found is not None else None) or 0.0
+        if error >= 1.0:
+            raise CircuitDoesNotFit(f"{target.name}: {name} on {local} always fails")
+        log_success += math.log1p(-error)
+        start = max((clocks[i] for i in local), default=0.0)
+        duration = (found.duration if found is not None else None) or 0.0
+        for i in local:
+            clocks[i] = start + duration
+        two_qubit += len(local) == 2
+    return OnDevice(
+        fidelity=math.exp(log_success),
+        shot_seconds=max(clocks, default=0.0),
+        physical_qubits=physical,
+        two_qubit_gates=two_qubit,
+    )
+
+
+def _properties(target: Any, name: str, qargs: tuple[int, ...]) -> Any:
+    if name not in target.operation_names:
+        return None
+    entries = target[name]
+    if not entries or None in entries:  # a global instruction: no figures per qubit
+        return None
+    return entries.get(qargs) or entries.get(tuple(reversed(qargs)))
 
 
 # --- how a noisy run runs, and how long it takes --------------------------------------------

@@ -14,9 +14,9 @@ from __future__ import annotations
 from shared.circuits import ParsedCircuit
 from shared.circuits.bitorder import MidCircuitMeasurement, clbit_sources
 from shared.config import Limits
-from shared.errors import LimitExceeded
+from shared.errors import CircuitDoesNotFit, LimitExceeded
 from shared.suppliers import aer, emulation
-from shared.suppliers.base import CircuitDoesNotFit, DeviceKind, Mode, Target
+from shared.suppliers.base import DeviceKind, Mode, Target
 
 
 def check_fits(

@@ -10,9 +10,9 @@ classical register, in the circuit's declaration order) joined shot by shot, las
 leftmost, as `qiskit.result.Result.get_counts()` writes them.
 
 Emulated (no token): the `qiskit_ibm_runtime.fake_provider` backend the catalog names
-(`calibration: "fake_brisbane"`), built once per process, lends its `Target` (a real calibration
-snapshot) to `emulation.emulate_target`, which transpiles the circuit to it and runs it on the
-noise model of the qubits it uses.
+(`calibration: "fake_brisbane"`; `shared.suppliers.devices.fake_backend`, built once per
+process) lends its `Target` (a real calibration snapshot) to `emulation.emulate_target`, which
+transpiles the circuit to it and runs it on the noise model of the qubits it uses.
 
 Errors are sorted in one place, `supplier_error`. qiskit-ibm-runtime wraps `requests` errors,
 often more than once and sometimes dropping the status code on the way (a 503 arrives as a
@@ -40,10 +40,9 @@ from typing import Any
 from shared.circuits import ParsedCircuit
 from shared.circuits.bitorder import with_measurements
 from shared.config import Settings
-from shared.errors import ApiError, one_line
+from shared.errors import ApiError, CircuitDoesNotFit, one_line
 from shared.suppliers import emulation
 from shared.suppliers.base import (
-    CircuitDoesNotFit,
     EmulatedRun,
     SubmitRequest,
     SupplierRejected,
@@ -284,34 +283,6 @@ def _instant(value: object) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-
-
-_fake_backends: dict[str, Any] = {}
-_fake_backends_lock = threading.Lock()
-
-
-def fake_backend(name: str) -> Any:
-    """The process's one instance of the `qiskit_ibm_runtime.fake_provider` backend called
-    `name` (`fake_brisbane`). Raises `ValueError` when the package has none by that name."""
-    with _fake_backends_lock:
-        backend = _fake_backends.get(name)
-        if backend is None:
-            backend = _fake_backends[name] = _fake_backend_class(name)()
-        return backend
-
-
-def _fake_backend_class(name: str) -> type:
-    from qiskit_ibm_runtime import fake_provider
-    from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
-
-    for value in vars(fake_provider).values():
-        if (
-            isinstance(value, type)
-            and issubclass(value, FakeBackendV2)
-            and getattr(value, "backend_name", None) == name
-        ):
-            return value
-    raise ValueError(f"qiskit-ibm-runtime has no fake backend named {name!r}")
 
 
 @contextmanager

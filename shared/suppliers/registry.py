@@ -36,8 +36,6 @@ from shared.suppliers.schemas import (
     BraketDeviceList,
     IBMBackend,
     IBMBackendList,
-    ProviderInfo,
-    ProviderList,
     SupplierList,
     SupplierSummary,
     target_status,
@@ -196,12 +194,6 @@ class SupplierRegistry:
                 )
             )
         return SupplierList(suppliers=summaries)
-
-    @staticmethod
-    def providers(supplier_id: str) -> ProviderList:
-        """`NotFound` SUPPLIER_NOT_FOUND for an unknown supplier."""
-        info = supplier(supplier_id)
-        return ProviderList(providers=[ProviderInfo.of(p) for p in info.providers])
 
     def ibm_backends(self) -> IBMBackendList:
         mode = self.mode("ibm_quantum").value

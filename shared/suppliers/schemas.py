@@ -1,4 +1,8 @@
-"""Response models of the supplier listings (the OpenAPI spec is generated from these)."""
+"""Response models of the supplier listings (the OpenAPI spec is generated from these).
+
+A provider's and its targets' prices are filled in by `shared.pricing.listing`: the catalog
+carries none.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.suppliers.base import CostModel, Provider, Target
+from shared.suppliers.base import Target
 
 
 class SupplierSummary(BaseModel):
@@ -42,22 +46,6 @@ class TargetInfo(BaseModel):
         description="The target's price-book entry (null: not priced)"
     )
 
-    @classmethod
-    def of(cls, target: Target) -> TargetInfo:
-        return cls(
-            name=target.name,
-            kind=target.kind.value,
-            gate_model=target.gate_model,
-            num_qubits=target.num_qubits,
-            status=target_status(target),
-            native_gates=list(target.native_gates),
-            connectivity=connectivity_of(target),
-            mid_circuit_measurement=target.mid_circuit_measurement,
-            description=target.description,
-            emulation=emulation_of(target),
-            cost_model=target.cost.to_dict() if target.cost else None,
-        )
-
 
 class ProviderInfo(BaseModel):
     id: str = Field(examples=["ionq"])
@@ -78,19 +66,6 @@ class ProviderInfo(BaseModel):
     target_details: list[TargetInfo] = Field(
         description="Each target in `targets`' order: qubits, gates, kind, status, price"
     )
-
-    @classmethod
-    def of(cls, provider: Provider) -> ProviderInfo:
-        paid = [t.cost for t in provider.targets if t.cost and not t.cost.free]
-        return cls(
-            id=provider.id,
-            name=provider.name,
-            num_qubits=provider.num_qubits,
-            targets=[t.name for t in provider.targets],
-            description=provider.description,
-            cost_model=cost_model_of(paid[0]) if paid else "free",
-            target_details=[TargetInfo.of(t) for t in provider.targets],
-        )
 
 
 class ProviderList(BaseModel):
@@ -122,17 +97,6 @@ class BraketDevice(BaseModel):
 
 class BraketDeviceList(BaseModel):
     devices: list[BraketDevice]
-
-
-def cost_model_of(cost: CostModel) -> str:
-    """The reference's name for how `cost` bills (`ProviderInfo.cost_model`)."""
-    if cost.unit == "HQC":
-        return "hqc_credits"
-    if cost.per_1q_gate_shot or cost.per_2q_gate_shot:
-        return "per_aqt"
-    if cost.per_minute:
-        return "per_minute"
-    return "per_task_per_shot"
 
 
 def connectivity_of(target: Target) -> str:

@@ -1,11 +1,10 @@
-"""Subscriptions and delivery attempts (domain), and the API's request and answer models."""
+"""Subscriptions and delivery attempts (the API's request and answer models are in
+`shared.webhooks.schemas`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 # Every status change of the subscriber's own jobs, v1 jobs and v2 network jobs alike
 # (`data.kind` tells them apart).
@@ -52,98 +51,3 @@ class Attempt:
 def masked(secret: str) -> str:
     """What every read after the first shows of a secret."""
     return f"{secret[:6]}...{secret[-4:]}" if len(secret) > 16 else "..."
-
-
-class CreateWebhookRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "url": "https://ci.example.com/hooks/qcos",
-                    "events": ["job.completed", "job.failed"],
-                    "description": "CI",
-                }
-            ]
-        },
-    )
-
-    url: str = Field(
-        min_length=1,
-        max_length=MAX_URL_LENGTH,
-        description="https URL of the receiver; it must resolve to public addresses only",
-    )
-    events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
-    description: str = Field("", max_length=MAX_DESCRIPTION_LENGTH)
-    secret: str | None = Field(
-        None,
-        min_length=16,
-        max_length=128,
-        description="Your signing secret; unset: one is made and answered once",
-    )
-
-
-class WebhookView(BaseModel):
-    id: str
-    url: str
-    events: list[str]
-    description: str
-    secret: str = Field(description="Masked; the whole secret is answered once, at creation")
-    created_at: str
-    active: bool = True
-
-
-class WebhookList(BaseModel):
-    webhooks: list[WebhookView]
-    count: int
-    events: list[str] = Field(description="The event catalog")
-
-
-class DeliveriesQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(50, ge=1, le=200)
-
-
-class DeliveryView(BaseModel):
-    delivery_id: str
-    event_id: str
-    event: str
-    attempt: int
-    outcome: str = Field(description="delivered, retrying (another attempt is queued) or failed")
-    status_code: int | None = Field(description="The receiver's HTTP status; null when none")
-    duration_ms: int
-    error: str | None
-    at: str
-
-
-class DeliveryList(BaseModel):
-    webhook_id: str
-    deliveries: list[DeliveryView] = Field(description="Newest first")
-    count: int
-
-
-def view(subscription: Subscription, *, reveal: bool = False) -> WebhookView:
-    secret = subscription.secret
-    return WebhookView(
-        id=subscription.webhook_id,
-        url=subscription.url,
-        events=list(subscription.events),
-        description=subscription.description,
-        secret=secret if reveal else masked(secret),
-        created_at=subscription.created_at,
-    )
-
-
-def delivery_view(attempt: Attempt) -> DeliveryView:
-    return DeliveryView(
-        delivery_id=attempt.delivery_id,
-        event_id=attempt.event_id,
-        event=attempt.event_type,
-        attempt=attempt.attempt,
-        outcome=attempt.outcome,
-        status_code=attempt.status_code,
-        duration_ms=attempt.duration_ms,
-        error=attempt.error,
-        at=attempt.at,
-    )

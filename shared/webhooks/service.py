@@ -25,19 +25,16 @@ from shared.config import WebhookSettings
 from shared.errors import Conflict, LimitExceeded, NotFound
 from shared.webhooks import signing, urls
 from shared.webhooks.dispatcher import Dispatcher
-from shared.webhooks.models import (
-    EVENT_TYPES,
-    Attempt,
+from shared.webhooks.models import EVENT_TYPES, Attempt, Outcome, Subscription
+from shared.webhooks.repository import WebhookRepository
+from shared.webhooks.schemas import (
     CreateWebhookRequest,
     DeliveryList,
-    Outcome,
-    Subscription,
     WebhookList,
     WebhookView,
     delivery_view,
     view,
 )
-from shared.webhooks.repository import WebhookRepository
 
 logger = logging.getLogger(__name__)
 

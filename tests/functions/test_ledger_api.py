@@ -34,8 +34,9 @@ from shared.ledger import focus
 from shared.ledger.chain import verify_chain
 from shared.ledger.evidence import verify_bundle
 from shared.ledger.models import GENESIS
-from shared.ledger.service import Cost, charge_entry
+from shared.ledger.service import charge_entry
 from shared.ledger.verify import main as verify_main
+from shared.pricing.costs import Cost
 from shared.services import Services
 from shared.storage.clients import LEDGER_TABLE
 from shared.suppliers.base import EmulatedRun, SubmitRequest, Target, TaskState

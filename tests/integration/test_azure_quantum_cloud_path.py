@@ -22,9 +22,9 @@ from requests import PreparedRequest
 
 from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
 from shared.config import AzureQuantumSettings, Settings, SupplierSettings
+from shared.errors import CircuitDoesNotFit
 from shared.suppliers.azure_quantum import AzureQuantum, azure_job_id
 from shared.suppliers.base import (
-    CircuitDoesNotFit,
     SubmitRequest,
     SupplierRejected,
     SupplierState,

@@ -20,24 +20,9 @@ from shared.network.schemas import NetworkExecuteRequest
 from shared.network.service import Accepted
 from shared.services import Services
 from tests.circuits import BELL
+from tests.orchestrations import NoOrchestrations
 
 BACKENDS = ["qiskit_aer", "braket_iqm_garnet", "ionq_simulator"]
-
-
-class NoOrchestrations:
-    """The test plays the orchestration: it calls the activities itself."""
-
-    def start(self, name: str, instance_id: str, payload: dict[str, Any]) -> None:
-        pass
-
-    def terminate(self, instance_id: str, reason: str) -> None:
-        pass
-
-
-@pytest.fixture
-def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A submit waits a second at most for its network job (the test runs the job after)."""
-    monkeypatch.setenv("QCOS_SYNC_TIMEOUT_SECONDS", "1")
 
 
 @pytest.fixture
@@ -46,8 +31,8 @@ def live(short_wait: None, services_env: Services) -> Iterator[Live]:
     running = Live(
         NetworkRepository(services_env.storage),
         JobRepository(services_env.storage),
-        network.queue_load,
-        network.backend_status,
+        network.state.queue_load,
+        network.state.backend_status,
         refresh_seconds=0.05,
     ).start()
     yield running
@@ -104,7 +89,7 @@ def test_a_backends_queue_depth_is_published_when_jobs_come_and_go(
 ) -> None:
     user = make_user("professional")
     principal = services_env.accounts.authenticate(user.api_key)
-    before = services_env.network.queue_load(0.0).get("qiskit_aer", 0)
+    before = services_env.network.state.queue_load(0.0).get("qiskit_aer", 0)
 
     # when two jobs are queued on the local simulator (the queue function is not running)
     for _ in range(2):

@@ -27,6 +27,7 @@ from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
 from shared.circuits.bitorder import probabilities_to_counts
 from shared.circuits.to_ionq import counts_from_histogram, to_ionq
 from shared.config import Settings
+from shared.errors import CircuitDoesNotFit
 from shared.suppliers import azure_quantum
 from shared.suppliers.azure_quantum import (
     FORMATS,
@@ -37,13 +38,7 @@ from shared.suppliers.azure_quantum import (
     managed_identity,
     supplier_error,
 )
-from shared.suppliers.base import (
-    CircuitDoesNotFit,
-    SupplierRejected,
-    SupplierState,
-    SupplierUnavailable,
-    map_status,
-)
+from shared.suppliers.base import SupplierRejected, SupplierState, SupplierUnavailable, map_status
 from shared.suppliers.catalog import supplier
 from tests.circuits import BELL
 

@@ -26,14 +26,9 @@ from shared.circuits.to_braket import (
     to_braket,
 )
 from shared.config import Settings
+from shared.errors import CircuitDoesNotFit
 from shared.suppliers import aer
-from shared.suppliers.base import (
-    CircuitDoesNotFit,
-    SupplierRejected,
-    SupplierState,
-    SupplierUnavailable,
-    map_status,
-)
+from shared.suppliers.base import SupplierRejected, SupplierState, SupplierUnavailable, map_status
 from shared.suppliers.braket import STATUS_MAP, Braket, sort_error
 from shared.suppliers.catalog import supplier
 

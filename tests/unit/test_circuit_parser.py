@@ -621,7 +621,10 @@ ONE_QUBIT = {2: V2 + "qreg q[1];\n", 3: V3 + "qubit[1] q;\n"}
         # 200 KB of unary minus: 111 s and 1.5 GB in the OpenQASM 3 parser before this bound
         ("-" * 200_000 + "1", "line 4, column 0: the statement has more than 64 operators"),
         ("+".join(["1"] * 60_000), "line 4, column 0: the statement has more than 64 operators"),
-        ("-(" * 40 + "-" * 30 + "1" + ")" * 40, "line 4, column 0: the statement has more than 64 operators"),  # noqa: E501
+        (
+            "-(" * 40 + "-" * 30 + "1" + ")" * 40,
+            "line 4, column 0: the statement has more than 64 operators",
+        ),
     ],
     ids=["unary-minus-chain", "plus-chain", "bracketed-minus-chain"],
 )

@@ -131,3 +131,23 @@ def test_a_key_vault_reference_azure_could_not_resolve_is_read_as_unset() -> Non
     assert settings.suppliers.braket.region == "us-east-1"  # the default
     resolved = Settings.from_env({"QCOS_ADMIN_API_KEY": "  qcos_admin_" + "a" * 40 + " "})
     assert resolved.admin_api_key == "qcos_admin_" + "a" * 40
+
+
+def test_a_choice_is_read_whatever_its_case_and_any_other_is_a_400_naming_the_choices() -> None:
+    from enum import StrEnum
+
+    from shared.errors import BadRequest, parse_choice
+
+    class Flavour(StrEnum):
+        PLAIN = "plain"
+        SALTED = "salted"
+
+    assert parse_choice(Flavour, " Salted ", what="flavour", plural="flavours", code="X") is (
+        Flavour.SALTED
+    )
+    with pytest.raises(BadRequest) as refused:
+        parse_choice(Flavour, "sweet" * 20, what="flavour", plural="flavours", code="BAD_FLAVOUR")
+    assert refused.value.error_code == "BAD_FLAVOUR"
+    assert refused.value.detail == (
+        f"Unknown flavour {('sweet' * 20)[:40]!r}; flavours: plain, salted"
+    )

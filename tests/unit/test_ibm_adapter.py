@@ -42,10 +42,10 @@ from shared.suppliers.base import (
     map_status,
 )
 from shared.suppliers.catalog import supplier
+from shared.suppliers.devices import fake_backend
 from shared.suppliers.ibm import (
     STATUS_MAP,
     IBMQuantum,
-    fake_backend,
     job_reason,
     sampler_counts,
     supplier_error,

@@ -18,7 +18,7 @@ from shared.ledger.focus import (
     to_csv,
 )
 from shared.ledger.models import GENESIS, LedgerEntry
-from shared.suppliers.pricebook import CURRENCIES
+from shared.pricing.book import CURRENCIES
 
 
 def charge(**fields: Any) -> LedgerEntry:

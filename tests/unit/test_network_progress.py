@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from shared.jobs.models import Job, JobStatus, network_job_of, run_id, run_of
-from shared.network.repository import NetworkJob, Slot
+from shared.network.repository import JobKind, NetworkJob, Slot
+from shared.network.strategies import Strategy
 
 JOB_ID = str(uuid.UUID(int=7))
 
@@ -15,8 +16,8 @@ def job(*slots: list[str]) -> NetworkJob:
         user_id="u1",
         job_id=JOB_ID,
         status=JobStatus.QUEUED,
-        kind="single" if len(slots) == 1 else "all",
-        strategy="ordered",
+        kind=JobKind.SINGLE if len(slots) == 1 else JobKind.ALL,
+        strategy=Strategy.ORDERED if len(slots) == 1 else Strategy.ALL,
         created_at="2026-01-01T00:00:00Z",
         groups=[],
         slots=[Slot(0, backends) for backends in slots],
@@ -40,9 +41,7 @@ def test_a_failed_run_with_a_backend_left_is_not_finished_until_the_next_ends() 
 
     assert ordered.runs_finished([run(0, 0, JobStatus.FAILED)]) == 0
     assert ordered.runs_finished([run(0, 0, JobStatus.FAILED), run(0, 1, JobStatus.QUEUED)]) == 0
-    assert (
-        ordered.runs_finished([run(0, 0, JobStatus.FAILED), run(0, 1, JobStatus.FAILED)]) == 1
-    )
+    assert ordered.runs_finished([run(0, 0, JobStatus.FAILED), run(0, 1, JobStatus.FAILED)]) == 1
     assert ordered.runs_finished([run(0, 0, JobStatus.COMPLETED)]) == 1
 
 

@@ -1,4 +1,4 @@
-"""The price book (`shared/suppliers/data/pricebook.json`) and `shared.network.pricing`.
+"""The price book (`shared/pricing/data/pricebook.json`) and `shared.pricing.formulas`.
 
 The worked examples of the Network API v2 issue are here as written there: IonQ Forte on
 Braket, 1000 shots = 80.30 USD; IonQ on Azure, Bell (1 H, 1 CX), 1000 shots = 13.61 USD
@@ -14,10 +14,9 @@ from dataclasses import replace
 import pytest
 
 from shared.circuits import CircuitLimits, ParsedCircuit, parse_circuit
-from shared.network.pricing import GateCounts, gate_counts, price
-from shared.suppliers.base import CostModel
-from shared.suppliers.catalog import catalog, load_catalog, supplier
-from shared.suppliers.pricebook import PRICEBOOK_PATH, parse_pricebook, pricebook
+from shared.pricing.book import PRICEBOOK_PATH, CostModel, cost_model, parse_pricebook, pricebook
+from shared.pricing.formulas import GateCounts, gate_counts, price
+from shared.suppliers.catalog import catalog, supplier
 from tests.circuits import BELL
 
 V2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
@@ -29,7 +28,7 @@ def parsed(qasm: str) -> ParsedCircuit:
 
 
 def cost_of(supplier_id: str, target: str) -> CostModel:
-    cost = supplier(supplier_id).target(target).cost
+    cost = cost_model(supplier(supplier_id).target(target))
     assert cost is not None
     return cost
 
@@ -170,7 +169,7 @@ def test_the_price_book_has_a_date_version_and_a_description() -> None:
 def test_every_catalog_target_has_a_price_with_its_source_date_and_book_version() -> None:
     for info in catalog().values():
         for target in info.targets():
-            cost = target.cost
+            cost = cost_model(target)
             assert cost is not None, target.name
             assert cost.unit in ("USD", "HQC"), target.name
             assert cost.formula and cost.source and cost.as_of, target.name
@@ -184,7 +183,7 @@ def test_a_catalog_target_without_a_price_is_an_error_at_load() -> None:
     raw["entries"] = [e for e in raw["entries"] if e["id"] != "braket/ionq/forte"]
     # when / then
     with pytest.raises(ValueError, match="forte-1: no price"):
-        load_catalog(parse_pricebook(raw))
+        parse_pricebook(raw)
 
 
 def test_a_price_for_a_target_the_catalog_lacks_is_an_error_at_load() -> None:
@@ -193,7 +192,7 @@ def test_a_price_for_a_target_the_catalog_lacks_is_an_error_at_load() -> None:
     raw["entries"][0]["targets"].append("ionq.qpu.harmony")
     # when / then
     with pytest.raises(ValueError, match="ionq.qpu.harmony"):
-        load_catalog(parse_pricebook(raw))
+        parse_pricebook(raw)
 
 
 @pytest.mark.parametrize(
@@ -212,7 +211,7 @@ def test_a_malformed_price_book_is_refused(change: dict[str, object]) -> None:
 
 
 def test_the_catalog_files_carry_no_prices() -> None:
-    from shared.suppliers.emulation import DATA_DIR
+    from shared.suppliers.devices import DATA_DIR
 
     for path in sorted((DATA_DIR / "catalog").glob("*.json")):
         assert '"cost"' not in path.read_text(encoding="utf-8"), path.name

@@ -8,8 +8,8 @@ import pytest
 
 from shared.errors import ApiError
 from shared.network.estimates import BackendEstimate
-from shared.network.pricing import Price
 from shared.network.strategies import Strategy, choose, every_choice, parse
+from shared.pricing.formulas import Price
 from shared.suppliers.backends import find
 
 

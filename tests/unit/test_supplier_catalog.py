@@ -8,7 +8,7 @@ import pytest
 
 from shared.suppliers.base import DeviceKind, SupplierState, map_status, sanitise
 from shared.suppliers.catalog import SUPPLIER_IDS, catalog, supplier
-from shared.suppliers.emulation import DEVICES_DIR, load_device
+from shared.suppliers.devices import DEVICES_DIR, load_device
 
 
 def test_every_emulated_qpu_names_a_device_file_with_its_source_and_date() -> None:

@@ -2,7 +2,8 @@
 
 `gate_counts(parsed)` counts what the per-gate formulas need (IonQ's AQT and Quantinuum's HQC
 on Azure Quantum); `price(cost, ...)` applies a target's `CostModel` (its price book entry,
-`Target.cost`) to a task and writes the formula out with the task's numbers filled in.
+`shared.pricing.book.cost_model(target)`) to a task and writes the formula out with the task's
+numbers filled in.
 
 Arithmetic is decimal: each rate is taken as the decimal the price book writes (never a binary
 float's expansion), so 97.50 + 1.195 is 98.695 exactly. Only the final amount is rounded, half
@@ -17,8 +18,8 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from shared.circuits import ParsedCircuit
+from shared.pricing.book import CostModel
 from shared.suppliers.aer import has_measurement
-from shared.suppliers.base import CostModel
 
 # IonQ's published rule: a gate on k >= 3 qubits (a multi-controlled gate) bills as
 # 6 x (k - 2) two-qubit gates; Azure Quantum's IonQ pricing counts gates the same way.
