@@ -12,10 +12,11 @@ Reading the README
 What `...` means
     Outside a string, `...` stands for elided members of an object (`{"id": "x", ...}`,
     `{...}`) or elements of an array (`[...]`). Inside a string it stands for elided text, and
-    so does the run of letters and digits written next to it (`"5d0c..."` is some id, its
-    `5d0c` only a sample); any other digits in such a string stand for some digits
-    (`ev_20261121_9f0c...`: the date varies), the rest of it is literal (`qcos_9b1e..._...`
-    checks the `qcos_<id>_<secret>` form).
+    so do the runs of letters and digits written next to it (`"5d0c..."` is some id, its
+    `5d0c` only a sample; `"whsec_...k3Zw"` a masked secret, its last four only a sample);
+    any other digits in such a string stand for some digits (`ev_20261121_9f0c...`: the date
+    varies), the rest of it is literal (`qcos_9b1e..._...` checks the `qcos_<id>_<secret>`
+    form).
 
 What is compared (`Matcher`)
     - Keys: every key shown must be there; an object without `...` must have no other keys.
@@ -29,6 +30,7 @@ What is compared (`Matcher`)
     - `true`, `false`, `null`: literal.
     - A text answer (not JSON): line by line, with `...` as above and every number as some
       number.
+    - No answer shown: none printed (an error's body would be), and exit status 0.
 
 Placeholders
     A shown string with `...` that matched an actual value binds that value: a later command
@@ -51,6 +53,9 @@ README_URL = "http://127.0.0.1:7071"
 # Every address the README writes for the gateway of `make run`: a command's are replaced by the
 # test's gateway (a URL in a script a command runs too), and the answers' by `README_URL`.
 README_URLS = (README_URL, "http://localhost:7071")
+# The webhook receiver the README has a reader run beside it (`python3 -m http.server`); the test
+# runs one, on another port where 8000 is taken, and its address is replaced the same way.
+RECEIVER_URL = "http://127.0.0.1:8000"
 ELIDED = "\u2026elided\u2026"  # the key (in an object) or element (in an array) `...` became
 
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
@@ -74,6 +79,7 @@ VARYING_NUMBERS = frozenset(
         "processing_time_seconds",
         "scoring_seconds",
         "solve_seconds",
+        "duration_ms",
         "estimated_wait_s",
         "estimated_run_s",
         # drawn from samples
@@ -250,12 +256,12 @@ def json_pattern(shown: str) -> Any:
 
 def elided_text(shown: str) -> re.Pattern[str]:
     """A string or line with `...`: the pattern it stands for (see the module's docstring)."""
-    parts = re.split(r"([A-Za-z0-9]*\.\.\.|\d+)", shown)
+    parts = re.split(r"([A-Za-z0-9]*\.\.\.[A-Za-z0-9]*|\d+)", shown)
     regex = ""
     for n, part in enumerate(parts):
         if n % 2 == 0:
             regex += re.escape(part)
-        elif part.endswith("..."):
+        elif "..." in part:
             regex += ".*?"
         else:
             regex += r"-?\d+(\.\d+)?"
@@ -389,20 +395,26 @@ class Ran:
 class Session:
     """A reader's shell session in `cwd`: each command runs in bash after the variable
     assignments and exports the README made before it (`ADMIN=...`, `KEY=...`, `export KEY`),
-    with the README's addresses replaced by the gateway's and the placeholders of earlier
-    answers by their values."""
+    with the README's addresses replaced by the gateway's (`url`) and the receiver's
+    (`receiver_url`), and the placeholders of earlier answers by their values."""
 
-    def __init__(self, cwd: Path, url: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, cwd: Path, url: str, env: dict[str, str], receiver_url: str = RECEIVER_URL
+    ) -> None:
         self.cwd = cwd
         self.url = url
         self.env = env
         self.assignments: list[str] = []
         self.bindings: dict[str, str] = {}
+        self._to_session = {**dict.fromkeys(README_URLS, url), RECEIVER_URL: receiver_url}
+        self._to_readme = {url: README_URL, receiver_url: RECEIVER_URL}
+
+    def as_readme(self, answer: str) -> str:
+        """`answer` with this session's addresses written as the README writes them."""
+        return _replace(answer, self._to_readme)
 
     def expand(self, command: str) -> str:
-        text = command
-        for url in README_URLS:
-            text = text.replace(url, self.url)
+        text = _replace(command, self._to_session)
         for shown in sorted(self.bindings, key=len, reverse=True):
             text = text.replace(shown, self.bindings[shown])
         if "..." in text:
@@ -425,6 +437,13 @@ class Session:
         return Ran(done.returncode, done.stdout, done.stderr)
 
 
+def _replace(text: str, table: dict[str, str]) -> str:
+    """Each key of `table` in `text` replaced by its value, in one pass: a replacement is not
+    replaced again (the test's receiver may listen on the port the README gives the gateway)."""
+    keys = sorted(table, key=len, reverse=True)
+    return re.sub("|".join(map(re.escape, keys)), lambda found: table[found[0]], text)
+
+
 def is_read(command: str) -> bool:
     """A GET (no method but GET, no body): asking again is what a reader does while it waits."""
     method = re.search(r"-X\s+([A-Z]+)", command)
@@ -433,7 +452,8 @@ def is_read(command: str) -> bool:
 
 
 def pending(answer: str) -> bool:
-    """Whether `answer` is a job's that has not ended yet (queued or running)."""
+    """Whether `answer` is of something not done yet: a job's that has not ended (queued or
+    running), or a webhook's delivery log before the queue function's first attempt."""
     try:
         body = json.loads(answer)
     except ValueError:
@@ -443,23 +463,27 @@ def pending(answer: str) -> bool:
     if not isinstance(body, dict):
         return False
     # results asked for before the job completed: JOB_NOT_COMPLETE
-    return body.get("status") in PENDING or body.get("error_code") == "JOB_NOT_COMPLETE"
+    if body.get("status") in PENDING or body.get("error_code") == "JOB_NOT_COMPLETE":
+        return True
+    return body.get("deliveries") == []
 
 
 def check(session: Session, example: Example, wait_s: float = 120) -> list[str]:
     """Run `example` in `session` and compare its answer with what the README shows; a read
-    that answers a job still queued or running is asked again until it matches, the job ends,
-    or `wait_s` passes, as a reader asks again while a job runs. The problems
-    found, or none (then the placeholders it bound are the session's)."""
+    that answers something not done yet (`pending`: a job still queued or running, a delivery
+    log still empty) is asked again until it matches, that is done, or `wait_s` passes, as a
+    reader asks again while a job runs. The problems found, or none (then the placeholders it
+    bound are the session's)."""
     deadline = time.monotonic() + wait_s
     while True:
         ran = session.run(example.command)
-        answer = ran.stdout.replace(session.url, README_URL)  # links in answers
+        answer = session.as_readme(ran.stdout)  # links in answers
         matcher = Matcher()
         if ran.returncode != 0:
             matcher.problems.append(f"exit status {ran.returncode}: {ran.stderr[-2000:]}")
         elif not example.shown:
-            pass  # shows nothing: its exit status is what a reader relies on
+            if answer.strip():  # an assignment, a download, a DELETE's 204: no body
+                matcher.problems.append(f"the README shows no answer, it printed {answer!r}")
         elif example.shown.startswith(("{", "[")):
             try:
                 actual = json.loads(answer)

@@ -4,8 +4,9 @@ The examples run in order, with bash and the real `curl`, as one reader's shell 
 variables the README sets (`ADMIN`, `KEY`, `BELL`, `PUBLIC_KEY`) are set again before each
 later command, and an id the README elides (`5d0c...`) is the one the answer above it gave.
 Each answer is compared with what the README shows it answers (`readme_session`'s docstring
-says how `...`, ids, times and measured numbers are read). A read (a GET) is asked again until
-it matches or two minutes pass, as a reader asks again while a job runs.
+says how `...`, ids, times and measured numbers are read). A read (a GET) that answers a job
+still queued or running, or a webhook's delivery log still empty, is asked again until it
+matches or two minutes pass, as a reader asks again while a job runs.
 
 What stands in for `make run`: the test starts Azurite and funchost itself (as the other e2e
 tests do), with an admin key that it also writes to `.qcos/admin-key` (mode 600) in the
@@ -17,6 +18,13 @@ written there. The gateway listens on a free port: `http://127.0.0.1:7071` (or
 here-document too (the vendor client's script, fed to `.venv/bin/python -`, which has
 softqcos-sdk from requirements-dev.txt).
 
+The webhook example's receiver is what the README has a reader run, `python3 -m http.server`
+(`SimpleHTTPRequestHandler`, which answers a `POST` with 501), on a thread, on 127.0.0.1:8000
+where that port is free (else on a free one, and `http://127.0.0.1:8000` is replaced as the
+gateway's address is). The host gets what `local.settings.json.example` sets for it,
+`QCOS_WEBHOOKS_ALLOW_LOOPBACK=true`, and one retry, 10 minutes after the first attempt, so the
+delivery log the README reads holds that first attempt alone.
+
 No credentials of any supplier are given to the app, so every supplier runs emulated, as the
 README's examples say. The README's other code blocks are no shell sessions: the ```python
 block (the published client) is replayed by `test_published_client.py`, the rate-limit headers
@@ -27,13 +35,16 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from funchost.testing import Azurite, FuncHost
-from tests.e2e.readme_session import Session, check, read_readme
+from tests.e2e.readme_session import RECEIVER_URL, Session, check, read_readme
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -52,7 +63,21 @@ EXCLUDED = {
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python3 -m http.server` on a thread: its URL, `RECEIVER_URL` where its port was free."""
+    handler = partial(SimpleHTTPRequestHandler, directory=tmp_path_factory.mktemp("receiver"))
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", int(RECEIVER_URL.rsplit(":", 1)[1])), handler)
+    except OSError:  # taken
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory, receiver: str) -> Iterator[Session]:
     folder = tmp_path_factory.mktemp("reader")
     admin_key = "qcos_admin_" + secrets.token_hex(20)
     key_file = folder / ".qcos" / "admin-key"
@@ -65,9 +90,11 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         settings = {
             "AzureWebJobsStorage": storage.connection_string,
             "QCOS_ADMIN_API_KEY": admin_key,
+            "QCOS_WEBHOOKS_ALLOW_LOOPBACK": "true",
+            "QCOS_WEBHOOKS_RETRY_SECONDS": "600",
         }
         with FuncHost(ROOT, env=settings) as host:
-            yield Session(folder, host.url, dict(os.environ))
+            yield Session(folder, host.url, dict(os.environ), receiver)
 
 
 def test_the_readme_lists_no_command_without_its_output_but_the_excluded_ones() -> None:
