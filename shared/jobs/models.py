@@ -32,6 +32,8 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+# The statuses a job (v1 or network) never leaves, by value (what events and rows carry)
+TERMINAL_STATUSES = frozenset(status.value for status in JobStatus if status.terminal)
 BACKEND_AER = "qiskit_aer"
 # What a job runs: a circuit, or a task of another kind (`JobService` runs it with the runner
 # registered for its kind; its request is the payload blob, in `circuit_blob`).

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from shared import events
 from shared.events import Background, Event
-from shared.jobs.models import JobStatus, run_of
+from shared.jobs.models import TERMINAL_STATUSES, JobStatus, run_of
 from shared.jobs.repository import JobRepository
 from shared.network.repository import RUNNING, NetworkRepository
 from shared.storage import calls
@@ -32,7 +32,7 @@ REFRESH_SECONDS = 1.0
 
 
 def _run_ended(event: Event) -> bool:
-    return event.status in (s.value for s in JobStatus if s.terminal)
+    return event.status in TERMINAL_STATUSES
 
 
 def _first_run_started(event: Event) -> bool:

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Protocol
 
 from shared.events import Background, Event
+from shared.jobs.models import TERMINAL_STATUSES
 from shared.stream import messages
 
 QUEUE_SIZE = Background.QUEUE_SIZE
 ENDED_REMEMBERED = 10_000  # the latest jobs whose terminal update was sent
-_TERMINAL = ("completed", "failed", "cancelled")
 
 
 class GroupSender(Protocol):
@@ -50,7 +50,7 @@ class Publisher(Background):
         """True for a job's non-terminal update after its terminal one (remembers terminals)."""
         if event.kind == "backend":
             return False
-        if event.status in _TERMINAL:
+        if event.status in TERMINAL_STATUSES:
             self._ended[event.id] = None
             self._ended.move_to_end(event.id)
             if len(self._ended) > ENDED_REMEMBERED:

@@ -16,11 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from softqcos_sdk.api.webhooks import WebhooksAPI
 from funchost.testing import Azurite, FuncHost
 from tests.circuits import BELL
 from tests.e2e.gateway import key_headers, new_key, submit
+from tests.receivers import Receiver, receiving
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "qcos_admin_" + "w" * 40
@@ -38,65 +36,10 @@ EVERY_STATUS = ["job.queued", "job.processing", "job.completed"]
 WAIT_SECONDS = 60.0
 
 
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: str
-    at: float
-
-
-@dataclass
-class Receiver:
-    """Records every POST; answers `statuses` in turn, then 200."""
-
-    port: int = 0
-    statuses: list[int] = field(default_factory=list)
-    received: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/qcos"
-
-    def got(self) -> list[Received]:
-        with self.lock:
-            return list(self.received)
-
-    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while len(found := self.got()) < count:
-            assert time.monotonic() < deadline, f"{len(found)} of {count} deliveries: {found}"
-            time.sleep(0.1)
-        return found
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-            with state.lock:
-                state.received.append(
-                    Received(self.path, dict(self.headers), body, time.monotonic())
-                )
-                status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with receiving("/qcos") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,8 @@ failing receiver is tried again and every attempt is in the log."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import azure.functions as func
@@ -23,52 +20,13 @@ from shared.storage.clients import WEBHOOK_DELIVERIES_QUEUE
 from shared.webhooks import signing
 from tests.circuits import BELL
 from tests.conftest import reset_caches
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: str
-
-
-@dataclass
-class Receiver:
-    """A local HTTP server that records every POST and answers `statuses` in turn (then 200)."""
-
-    statuses: list[int] = field(default_factory=list)
-    received: list[Received] = field(default_factory=list)
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+from tests.receivers import Receiver, receiving
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-            with lock:
-                state.received.append(Received(dict(self.headers), body))
-                status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with receiving("/hook") as running:
+        yield running
 
 
 @pytest.fixture

@@ -203,17 +203,9 @@
   // -- reading ----------------------------------------------------------------------------------
 
   function refresh(generation) {
-    Promise.all([loadJobs(generation), loadBackends(generation), loadSpend(generation)])
-      .then(() => {
-        if (generation === state.generation) {
-          showError(null);
-        }
-      })
-      .catch((error) => {
-        if (generation === state.generation) {
-          failed(error);
-        }
-      });
+    quietly(generation, (g) =>
+      Promise.all([loadJobs(g), loadBackends(g), loadSpend(g)])
+    );
   }
 
   function quietly(generation, load) {
